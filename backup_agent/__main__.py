@@ -1,0 +1,5 @@
+"""`python -m backup_agent` runs the same CLI as the `backup-agent` script."""
+
+from backup_agent.cli import app
+
+app(prog_name="backup-agent")

@@ -1,0 +1,169 @@
+"""`backup-agent backup`: dump, compress, checksum, keep locally, upload, prune.
+
+Order matters for "nothing is lost": the data is complete and published locally before
+anything is uploaded; retention runs only after everything else succeeded.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from backup_agent import local_store, s3_store
+from backup_agent.actions.prune import prune_local
+from backup_agent.dump import dump_database
+from backup_agent.errors import S3Error
+from backup_agent.lock import directory_lock
+from backup_agent.manifest import build_manifest, render
+from backup_agent.naming import backup_name, checksum_name, manifest_name, s3_key
+from backup_agent.settings import Settings
+
+log = logging.getLogger(__name__)
+
+GZIP_CONTENT_TYPE = "application/gzip"
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass(frozen=True)
+class S3Location:
+    bucket: str
+    key: str
+
+    @property
+    def uri(self) -> str:
+        return f"s3://{self.bucket}/{self.key}"
+
+
+@dataclass
+class BackupResult:
+    status: str  # "success", or "warning" when S3 was skipped
+    name: str
+    path: Path
+    database: str
+    size_bytes: int
+    uncompressed_bytes: int
+    sha256: str
+    started_at: str
+    duration_seconds: float
+    s3: S3Location | None = None
+    warnings: list[str] = field(default_factory=list)
+    pruned: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        result = asdict(self)
+        result["path"] = str(self.path)
+        result["s3"] = {"bucket": self.s3.bucket, "key": self.s3.key, "uri": self.s3.uri} \
+            if self.s3 else None
+        return result
+
+
+def _free_name(directory: Path, clock: Callable[[], datetime]) -> tuple[str, datetime]:
+    """Return a name not yet taken; two runs within one second get different names."""
+    for _ in range(3):
+        moment = clock()
+        name = backup_name(moment)
+        if not (directory / name).exists():
+            return name, moment
+        time.sleep(1)
+    return name, moment  # publish() refuses to overwrite, with a clear message
+
+
+def _s3_client(settings: Settings, warnings: list[str]) -> Any:
+    """Return an S3 client, or None (with a warning) when S3 is not configured."""
+    if not settings.s3.bucket:
+        warnings.append("S3_BUCKET is not set: the backup is kept locally only "
+                        "(set S3_BUCKET and AWS credentials for off-site copies)")
+        return None
+    session = s3_store.make_session(settings.s3)
+    if not s3_store.has_credentials(session):
+        warnings.append(f"S3_BUCKET={settings.s3.bucket} but no AWS credentials were found: "
+                        "the backup is kept locally only (set AWS_ACCESS_KEY_ID and "
+                        "AWS_SECRET_ACCESS_KEY)")
+        return None
+    return s3_store.make_client(settings.s3, session)
+
+
+def upload(client: Any, settings: Settings, directory: Path, name: str, sha256: str,
+           created: datetime, hostname: str) -> S3Location:
+    """Upload data, checksum and manifest (last: it marks the backup complete); confirm."""
+    bucket = settings.s3.bucket
+    assert bucket
+    metadata = {"created": created.isoformat(), "hostname": hostname, "sha256": sha256,
+                "tool": local_store.AGENT_NAME}
+    files = [(name, GZIP_CONTENT_TYPE), (checksum_name(name), "text/plain"),
+             (manifest_name(name), "application/json")]
+    endpoint = getattr(getattr(client, "meta", None), "endpoint_url", None)
+    try:
+        for file_name, content_type in files:
+            s3_store.upload_file(client, bucket=bucket, key=s3_key(settings.s3.prefix, file_name),
+                                 path=directory / file_name, metadata=metadata,
+                                 content_type=content_type)
+        key = s3_key(settings.s3.prefix, name)
+        stored = s3_store.head(client, bucket=bucket, key=key)
+    except Exception as error:  # noqa: BLE001 - translate_error re-raises what it does not know
+        raise s3_store.translate_error(error, bucket=bucket, action="upload the backup",
+                                       endpoint=endpoint) from None
+    expected_size = (directory / name).stat().st_size
+    if stored is None or stored.get("ContentLength") != expected_size \
+            or stored.get("Metadata", {}).get("sha256") != sha256:
+        raise S3Error(f"s3://{bucket}/{key} does not match the local backup after upload "
+                      "(size or checksum differ): the local copy is kept; run again")
+    if stored.get("ServerSideEncryption") not in (s3_store.SERVER_SIDE_ENCRYPTION, "aws:kms"):
+        raise S3Error(f"s3://{bucket}/{key} is not encrypted at rest: enable default "
+                      "encryption on the bucket (pulumi up) and run again")
+    return S3Location(bucket=bucket, key=key)
+
+
+def run_backup(settings: Settings, *, clock: Callable[[], datetime] = utc_now,
+               hostname: str | None = None) -> BackupResult:
+    """Make one backup; return what happened. Raise a BackupAgentError on failure."""
+    directory = settings.backup_directory
+    hostname = hostname or socket.gethostname()
+    local_store.check_writable_directory(directory)
+    with directory_lock(directory, purpose="backup"):
+        warnings: list[str] = []
+        client = _s3_client(settings, warnings)
+        name, started = _free_name(directory, clock)
+        started_monotonic = time.monotonic()
+        with local_store.temporary_file(directory, name) as (temporary, handle):
+            try:
+                dump = dump_database(settings.postgres, handle)
+                handle.flush()
+                os.fsync(handle.fileno())
+            except OSError as error:
+                raise local_store.storage_error(error, directory) from None
+            finished = clock()
+            manifest = build_manifest(name=name, database=settings.postgres.database, dump=dump,
+                                      started=started, finished=finished, hostname=hostname)
+            local_store.write_small_file(directory / checksum_name(name),
+                                         local_store.checksum_line(dump.stream.sha256, name))
+            local_store.write_small_file(directory / manifest_name(name), render(manifest))
+            local_store.publish(temporary, directory / name)
+        log.info("wrote %s (%d bytes, sha256 %s)", directory / name,
+                 dump.stream.compressed_bytes, dump.stream.sha256)
+        result = BackupResult(
+            status="success", name=name, path=directory / name,
+            database=settings.postgres.database, size_bytes=dump.stream.compressed_bytes,
+            uncompressed_bytes=dump.stream.uncompressed_bytes, sha256=dump.stream.sha256,
+            started_at=started.isoformat(), duration_seconds=0.0, warnings=warnings)
+        if client is not None:
+            result.s3 = upload(client, settings, directory, name, dump.stream.sha256, started,
+                               hostname)
+            log.info("uploaded to %s (SSE %s, size and checksum confirmed)", result.s3.uri,
+                     s3_store.SERVER_SIDE_ENCRYPTION)
+        for warning in warnings:
+            log.warning("%s", warning)
+        result.pruned = [backup.name for backup in prune_local(settings, dry_run=False)]
+        result.duration_seconds = round(time.monotonic() - started_monotonic, 3)
+        result.status = "warning" if warnings else "success"
+        return result

@@ -1,0 +1,43 @@
+"""`backup-agent prune`: keep the KEEP_LOCAL newest of the agent's own local backups.
+
+Only backups with our manifest are counted or deleted; the guide's old script's backups,
+stray files, directories and symlinks are never touched.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from backup_agent import local_store
+from backup_agent.local_store import LocalBackup
+from backup_agent.lock import directory_lock
+from backup_agent.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+def prune_local(settings: Settings, *, dry_run: bool) -> list[LocalBackup]:
+    """Delete (or with dry_run, only name) the backups beyond KEEP_LOCAL; caller holds the lock."""
+    backups = local_store.scan(settings.backup_directory)
+    doomed = local_store.backups_to_prune(backups, settings.keep_local)
+    for backup in doomed:
+        if dry_run:
+            log.info("would delete %s and its sidecars", backup.path)
+        else:
+            local_store.delete_backup(backup)
+            log.info("deleted %s and its sidecars (KEEP_LOCAL=%d)", backup.path,
+                     settings.keep_local)
+    foreign = [backup for backup in backups if not backup.made_by_agent]
+    if foreign:
+        log.info("left %d backup(s) without a backup-agent manifest alone (made by another "
+                 "tool; delete them by hand when no longer needed)", len(foreign))
+    return doomed
+
+
+def run_prune(settings: Settings, *, dry_run: bool) -> list[LocalBackup]:
+    """Prune under the directory lock; a dry run only reads, so it takes no lock."""
+    if dry_run:
+        return prune_local(settings, dry_run=True)
+    local_store.check_writable_directory(settings.backup_directory)
+    with directory_lock(settings.backup_directory, purpose="prune"):
+        return prune_local(settings, dry_run=dry_run)

@@ -1,0 +1,272 @@
+"""The `backup-agent` command line: parse, resolve settings, call an action, render.
+
+This is the only module that prints. Errors are shown here once, as one line on stderr
+with a documented exit code; a traceback only with `backup-agent --debug ...`.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import signal
+import sys
+import traceback
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from types import FrameType
+from typing import Annotated, Any
+
+import typer
+
+from backup_agent import __version__
+from backup_agent.actions.backup import run_backup
+from backup_agent.actions.list import Where, run_list
+from backup_agent.actions.prune import run_prune
+from backup_agent.errors import BackupAgentError, ExitCode, InterruptedRunError
+from backup_agent.report import (
+    append_step_summary,
+    backup_markdown,
+    backup_summary,
+    backup_table,
+    failure_markdown,
+)
+from backup_agent.settings import Settings, resolve_settings
+
+app = typer.Typer(
+    name="backup-agent",
+    help="Back up a PostgreSQL database to local disk and S3; list, prune and restore.",
+    no_args_is_help=True,
+    add_completion=False,
+    # Tracebacks with locals would print passwords: we render errors ourselves.
+    pretty_exceptions_enable=False,
+    pretty_exceptions_show_locals=False,
+)
+log = logging.getLogger("backup_agent")
+
+CONNECTION = "Database"
+STORAGE = "Storage"
+
+EnvFileOption = Annotated[Path | None, typer.Option(
+    "--env-file", envvar="BACKUP_AGENT_ENV_FILE", rich_help_panel=CONNECTION,
+    help="Dotenv file (e.g. /opt/dorami/.env.production) read for any setting the flags and "
+         "environment leave unset, POSTGRES_PASSWORD and AWS keys included. Not exported.")]
+HostOption = Annotated[str | None, typer.Option(
+    "--host", envvar="POSTGRES_HOST", rich_help_panel=CONNECTION,
+    help="Database host; unset: the local socket (or the container's).")]
+PortOption = Annotated[str | None, typer.Option(
+    "--port", envvar="POSTGRES_PORT", rich_help_panel=CONNECTION, help="Database port.")]
+UserOption = Annotated[str | None, typer.Option(
+    "--user", envvar="POSTGRES_USER", rich_help_panel=CONNECTION,
+    help="Database user (default: postgres). The password is read only from POSTGRES_PASSWORD "
+         "(environment or --env-file), never a flag, so it stays out of `ps`.")]
+DatabaseOption = Annotated[str | None, typer.Option(
+    "--db", envvar="POSTGRES_DB", rich_help_panel=CONNECTION,
+    help="Database to back up (default: the user's name).")]
+ContainerOption = Annotated[str | None, typer.Option(
+    "--container", envvar="POSTGRES_CONTAINER", rich_help_panel=CONNECTION,
+    help="Run pg_dump/psql inside this docker container (docker exec -i).")]
+BinDirectoryOption = Annotated[str | None, typer.Option(
+    "--pg-bindir", envvar="PG_BINDIR", rich_help_panel=CONNECTION,
+    help="Directory holding pg_dump and psql (default: found on PATH); the client must not be "
+         "older than the server.")]
+BackupDirectoryOption = Annotated[str | None, typer.Option(
+    "--backup-dir", envvar="BACKUP_DIR", rich_help_panel=STORAGE,
+    help="Local backup directory (default: /opt/dorami/backups).")]
+KeepLocalOption = Annotated[str | None, typer.Option(
+    "--keep-local", envvar="KEEP_LOCAL", rich_help_panel=STORAGE,
+    help="How many of the agent's backups to keep locally (default: 7).")]
+BucketOption = Annotated[str | None, typer.Option(
+    "--s3-bucket", envvar="S3_BUCKET", rich_help_panel=STORAGE,
+    help="S3 bucket for off-site copies; unset: local only (with a warning). Credentials, "
+         "region and endpoint come from the standard AWS variables "
+         "(AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_REGION, AWS_ENDPOINT_URL_S3, ...).")]
+PrefixOption = Annotated[str | None, typer.Option(
+    "--s3-prefix", envvar="S3_PREFIX", rich_help_panel=STORAGE,
+    help="Key prefix in the bucket (default: backups/).")]
+JsonOption = Annotated[bool, typer.Option(
+    "--json", help="Print one JSON result on stdout (logs stay on stderr).")]
+
+
+@dataclass
+class RunState:
+    debug: bool = False
+    secrets: tuple[str, ...] = ()
+
+
+STATE = RunState()
+
+
+class _MaskSecrets(logging.Filter):
+    """Replace every known secret in a log record (defence in depth: none should be there)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = mask(record.getMessage())
+        record.msg, record.args = message, None
+        return True
+
+
+def mask(text: str) -> str:
+    for secret in STATE.secrets:
+        text = text.replace(secret, "****")
+    return text
+
+
+def _environment_secrets() -> list[str]:
+    names = ("POSTGRES_PASSWORD", "PGPASSWORD", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN")
+    return [os.environ[name] for name in names if os.environ.get(name)]
+
+
+def _remember_secrets(settings: Settings) -> None:
+    found = {*STATE.secrets, *settings.secrets(), *_environment_secrets()}
+    # Longest first, so a secret that contains another is masked whole.
+    STATE.secrets = tuple(sorted((secret for secret in found if len(secret) >= 4),
+                                 key=len, reverse=True))
+
+
+def _configure_logging(*, debug: bool) -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("backup-agent: %(message)s"))
+    handler.addFilter(_MaskSecrets())
+    root = logging.getLogger()
+    root.handlers = [handler]
+    root.setLevel(logging.WARNING)
+    log.setLevel(logging.DEBUG if debug else logging.INFO)
+
+
+def _raise_interrupted(signal_number: int, frame: FrameType | None) -> None:
+    raise InterruptedRunError(f"stopped by signal {signal.Signals(signal_number).name}: "
+                              "temporary files removed, nothing published")
+
+
+def _version_callback(value: bool) -> None:
+    if value:
+        typer.echo(f"backup-agent {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main(
+    debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks and each command run.")]
+    = False,
+    version: Annotated[bool, typer.Option("--version", callback=_version_callback,
+                                          is_eager=True, help="Print the version and exit.")]
+    = False,
+) -> None:
+    """Back up a PostgreSQL database to local disk and S3; list and prune backups.
+
+    Settings come from flags, then environment variables, then --env-file, then defaults.
+    Exit codes: 0 ok (or warning), 1 unexpected, 2 usage/config, 3 database, 4 local storage,
+    5 S3, 6 locked, 7 client tool missing or too old, 130 interrupted.
+    """
+    STATE.debug = debug
+    STATE.secrets = tuple(_environment_secrets())
+    _configure_logging(debug=debug)
+    signal.signal(signal.SIGTERM, _raise_interrupted)
+
+
+def _settings(env_file: Path | None, **flags: str | None) -> Settings:
+    settings = resolve_settings(flags, os.environ, env_file)
+    _remember_secrets(settings)
+    return settings
+
+
+@contextmanager
+def _reported(command: str, *, as_json: bool) -> Iterator[None]:
+    """Turn any failure into one line on stderr (and JSON/step summary), then exit."""
+    try:
+        yield
+    # Every failure, expected or not, ends as one line: this is the one place that shows them.
+    except (BackupAgentError, KeyboardInterrupt, Exception) as error:  # noqa: BLE001
+        if isinstance(error, BackupAgentError):
+            code, message = error.exit_code, str(error)
+        elif isinstance(error, KeyboardInterrupt):
+            code, message = ExitCode.INTERRUPTED, "interrupted: temporary files removed"
+        else:
+            code = ExitCode.UNEXPECTED
+            message = (f"unexpected {type(error).__name__}: {error} (rerun with --debug for "
+                       "the traceback, and please report it)")
+        message = mask(message)
+        if STATE.debug:
+            sys.stderr.write(mask("".join(traceback.format_exception(error))))
+        typer.echo(f"backup-agent: error: {message}", err=True)
+        if as_json:
+            typer.echo(json.dumps({"command": command, "status": "failure", "error": message,
+                                   "exit_code": int(code)}))
+        append_step_summary(mask(failure_markdown(command, message, int(code))))
+        raise typer.Exit(int(code)) from None
+
+
+def _print_json(payload: dict[str, Any]) -> None:
+    typer.echo(mask(json.dumps(payload, indent=2, default=str)))
+
+
+@app.command()
+def backup(
+    env_file: EnvFileOption = None, host: HostOption = None, port: PortOption = None,
+    user: UserOption = None, db: DatabaseOption = None, container: ContainerOption = None,
+    pg_bindir: BinDirectoryOption = None, backup_dir: BackupDirectoryOption = None,
+    keep_local: KeepLocalOption = None, s3_bucket: BucketOption = None,
+    s3_prefix: PrefixOption = None, as_json: JsonOption = False,
+) -> None:
+    """Dump the database, compress and checksum it, keep it locally, upload it, prune.
+
+    Writes BACKUP_DIR/db_backup_YYYYMMDD_HHMMSS.sql.gz with .sha256 and .manifest.json
+    sidecars; with S3_BUCKET, uploads all three to s3://BUCKET/PREFIX/YYYY/MM/.
+    """
+    with _reported("backup", as_json=as_json):
+        settings = _settings(
+            env_file=env_file, POSTGRES_HOST=host, POSTGRES_PORT=port, POSTGRES_USER=user,
+            POSTGRES_DB=db, POSTGRES_CONTAINER=container, PG_BINDIR=pg_bindir,
+            BACKUP_DIR=backup_dir, KEEP_LOCAL=keep_local, S3_BUCKET=s3_bucket,
+            S3_PREFIX=s3_prefix)
+        result = run_backup(settings)
+        typer.echo(mask(backup_summary(result)), err=True)
+        append_step_summary(mask(backup_markdown(result)))
+        if as_json:
+            _print_json({"command": "backup", **result.to_dict()})
+
+
+@app.command("list")
+def list_backups(
+    where: Annotated[Where, typer.Argument(help="Which backups to show.")] = Where.ALL,
+    env_file: EnvFileOption = None, backup_dir: BackupDirectoryOption = None,
+    s3_bucket: BucketOption = None, s3_prefix: PrefixOption = None, as_json: JsonOption = False,
+) -> None:
+    """List backups (local, in S3, or both), newest first."""
+    with _reported("list", as_json=as_json):
+        settings = _settings(env_file=env_file, BACKUP_DIR=backup_dir, S3_BUCKET=s3_bucket,
+                             S3_PREFIX=s3_prefix)
+        result = run_list(settings, where)
+        for warning in result.warnings:
+            log.warning("%s", warning)
+        if as_json:
+            _print_json({"command": "list", "where": where.value, "warnings": result.warnings,
+                         "backups": [backup.to_dict() for backup in result.backups]})
+        elif result.backups:
+            typer.echo(backup_table(result.backups, datetime.now(UTC)))
+        else:
+            typer.echo(f"no backups found ({where.value})")
+
+
+@app.command()
+def prune(
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Only show what would go.")] = False,
+    env_file: EnvFileOption = None, backup_dir: BackupDirectoryOption = None,
+    keep_local: KeepLocalOption = None, as_json: JsonOption = False,
+) -> None:
+    """Keep the KEEP_LOCAL newest local backups made by backup-agent; delete older ones."""
+    with _reported("prune", as_json=as_json):
+        settings = _settings(env_file=env_file, BACKUP_DIR=backup_dir, KEEP_LOCAL=keep_local)
+        doomed = run_prune(settings, dry_run=dry_run)
+        verb = "would delete" if dry_run else "deleted"
+        if as_json:
+            _print_json({"command": "prune", "dry_run": dry_run,
+                         "deleted" if not dry_run else "would_delete":
+                             [backup.name for backup in doomed]})
+        else:
+            typer.echo(f"{verb} {len(doomed)} backup(s), keeping the {settings.keep_local} "
+                       "newest" + "".join(f"\n  {backup.path}" for backup in doomed))

@@ -1,0 +1,72 @@
+"""Stream bytes through gzip-compatible compression and SHA-256 in one pass.
+
+ISA-L (the `isal` package) writes ordinary gzip, readable by `gunzip`, several times faster
+than zlib; its threaded writer compresses on another core while this thread keeps reading
+pg_dump's output. Memory is bounded by the block size times the queue length.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+from dataclasses import dataclass
+from typing import BinaryIO
+
+from isal import igzip_threaded
+
+READ_CHUNK_BYTES = 1024 * 1024
+# ISA-L levels run 0-3; 2 gives output close to gzip -6 at a fraction of its CPU time.
+DEFAULT_LEVEL = 2
+DEFAULT_THREADS = 1
+# Enough of the uncompressed end to find pg_dump's closing line.
+TAIL_BYTES = 8192
+
+
+@dataclass(frozen=True)
+class StreamResult:
+    compressed_bytes: int
+    uncompressed_bytes: int
+    sha256: str
+    tail: bytes  # the last TAIL_BYTES of the uncompressed stream
+
+
+class HashingWriter(io.RawIOBase):
+    """A write-only file that hashes and counts what passes through to `target`."""
+
+    def __init__(self, target: BinaryIO) -> None:
+        super().__init__()
+        self._target = target
+        self._hash = hashlib.sha256()
+        self.size = 0
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, data: bytes | bytearray | memoryview) -> int:  # type: ignore[override]
+        self._hash.update(data)
+        self._target.write(data)
+        self.size += len(data)
+        return len(data)
+
+    def flush(self) -> None:
+        self._target.flush()
+
+    def hexdigest(self) -> str:
+        return self._hash.hexdigest()
+
+
+def compress_stream(source: BinaryIO, target: BinaryIO, *, level: int = DEFAULT_LEVEL,
+                    threads: int = DEFAULT_THREADS) -> StreamResult:
+    """Compress everything `source` yields into `target`; return sizes, digest and tail."""
+    hashing = HashingWriter(target)
+    tail = b""
+    uncompressed = 0
+    with igzip_threaded.open(  # type: ignore[no-untyped-call]
+            hashing, "wb", compresslevel=level, threads=threads) as compressor:
+        while chunk := source.read(READ_CHUNK_BYTES):
+            compressor.write(chunk)
+            uncompressed += len(chunk)
+            tail = (tail + chunk[-TAIL_BYTES:])[-TAIL_BYTES:]
+    hashing.flush()
+    return StreamResult(compressed_bytes=hashing.size, uncompressed_bytes=uncompressed,
+                        sha256=hashing.hexdigest(), tail=tail)

@@ -1,0 +1,72 @@
+"""The one module that starts external processes.
+
+Commands arrive as argv lists built elsewhere; secrets arrive only in `environment`.
+A program that does not exist becomes a ToolMissingError with a fix, not a traceback.
+"""
+
+from __future__ import annotations
+
+import logging
+import shlex
+import subprocess
+from collections.abc import Mapping, Sequence
+from typing import IO
+
+from backup_agent.errors import ToolMissingError
+
+log = logging.getLogger(__name__)
+
+
+def describe(command: Sequence[str]) -> str:
+    """Return a command as a shell-quoted line for logs (argv holds no secrets by design)."""
+    return shlex.join(command)
+
+
+def _missing_program(command: Sequence[str]) -> ToolMissingError:
+    program = command[0]
+    if program == "docker":
+        return ToolMissingError("docker not found on PATH: install the docker CLI, or unset "
+                                "POSTGRES_CONTAINER to run the PostgreSQL clients directly")
+    return ToolMissingError(
+        f"{program} not found: install the PostgreSQL client (the same major version as the "
+        "server or newer), set PG_BINDIR to its bin directory, or set POSTGRES_CONTAINER to "
+        "run it inside the database container")
+
+
+def spawn(
+    command: Sequence[str],
+    *,
+    environment: Mapping[str, str],
+    stdin: int | IO[bytes] | None = subprocess.DEVNULL,
+    stdout: int | IO[bytes] | None = subprocess.PIPE,
+    stderr: int | IO[bytes] | None = subprocess.PIPE,
+) -> subprocess.Popen[bytes]:
+    """Start `command` and return the process; raise ToolMissingError if it does not exist."""
+    log.debug("running %s", describe(command))
+    try:
+        return subprocess.Popen(list(command), env=dict(environment), stdin=stdin,
+                                stdout=stdout, stderr=stderr)
+    except FileNotFoundError:
+        raise _missing_program(command) from None
+    except PermissionError:
+        raise ToolMissingError(f"{command[0]} is not executable: fix its permissions or "
+                               "PG_BINDIR") from None
+
+
+def run(
+    command: Sequence[str],
+    *,
+    environment: Mapping[str, str],
+    input_text: str | None = None,
+    timeout: float | None = 60,
+) -> subprocess.CompletedProcess[str]:
+    """Run `command` to completion and return its text output (not checked)."""
+    log.debug("running %s", describe(command))
+    try:
+        return subprocess.run(list(command), env=dict(environment), input=input_text,
+                              capture_output=True, text=True, timeout=timeout, check=False)
+    except FileNotFoundError:
+        raise _missing_program(command) from None
+    except PermissionError:
+        raise ToolMissingError(f"{command[0]} is not executable: fix its permissions or "
+                               "PG_BINDIR") from None

@@ -1,0 +1,166 @@
+"""The backup directory: what is in it, how a backup is published, and what retention removes.
+
+A backup is visible under its final name only once it is complete: data written to a hidden
+temporary file, fsynced and checked; then its `.sha256` and manifest are put in place; then
+the data file is renamed (without replacing anything) and the directory fsynced. So a
+`db_backup_*.sql.gz` is always a whole backup, and a crash leaves at most a hidden temp file.
+"""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any, BinaryIO
+
+from backup_agent.errors import LocalStorageError
+from backup_agent.naming import checksum_name, created_at, manifest_name
+
+TEMPORARY_PREFIX = ".tmp-"
+AGENT_NAME = "backup-agent"
+
+
+@dataclass(frozen=True)
+class LocalBackup:
+    name: str
+    path: Path
+    size: int
+    created: datetime
+    has_checksum: bool
+    manifest: dict[str, Any] | None
+
+    @property
+    def made_by_agent(self) -> bool:
+        """True when our manifest says we wrote it (the guide's old script wrote none)."""
+        return bool(self.manifest) and self.manifest.get("tool") == AGENT_NAME  # type: ignore[union-attr]
+
+
+def storage_error(error: OSError, directory: Path) -> LocalStorageError:
+    """Return a one-line error with a fix for a failed write in `directory`."""
+    if error.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
+        return LocalStorageError(f"no space left writing to {directory} ({error.strerror}): "
+                                 "free disk space or lower KEEP_LOCAL, then run again")
+    if error.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+        return LocalStorageError(f"cannot write to {directory} ({error.strerror}): "
+                                 "fix its owner/permissions or set BACKUP_DIR")
+    return LocalStorageError(f"cannot write to {directory}: {error.strerror or error}")
+
+
+def check_writable_directory(directory: Path) -> None:
+    """Raise LocalStorageError unless `directory` exists and we may create files in it."""
+    if not directory.is_dir():
+        raise LocalStorageError(f"backup directory {directory} does not exist: create it "
+                                f"(mkdir -p {directory}) or set BACKUP_DIR")
+    if not os.access(directory, os.W_OK | os.X_OK):
+        raise LocalStorageError(f"backup directory {directory} is not writable by this user: "
+                                "fix its owner/permissions or set BACKUP_DIR")
+
+
+def _read_manifest(path: Path) -> dict[str, Any] | None:
+    if path.is_symlink() or not path.is_file():
+        return None
+    try:
+        content = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    return content if isinstance(content, dict) else None
+
+
+def _is_regular_file(path: Path) -> bool:
+    """True for a real file: symlinks are never taken for backups, nor followed."""
+    return path.is_file() and not path.is_symlink()
+
+
+def scan(directory: Path) -> list[LocalBackup]:
+    """Return the backups in `directory`, newest first."""
+    if not directory.is_dir():
+        return []
+    backups = []
+    for entry in directory.iterdir():
+        created = created_at(entry.name)
+        if created is None or not _is_regular_file(entry):
+            continue
+        backups.append(LocalBackup(
+            name=entry.name, path=entry, size=entry.lstat().st_size, created=created,
+            has_checksum=_is_regular_file(directory / checksum_name(entry.name)),
+            manifest=_read_manifest(directory / manifest_name(entry.name)),
+        ))
+    return sorted(backups, key=lambda backup: backup.created, reverse=True)
+
+
+def backups_to_prune(backups: list[LocalBackup], keep: int) -> list[LocalBackup]:
+    """Return the agent's own backups beyond the `keep` newest; never anyone else's files."""
+    own = sorted((backup for backup in backups if backup.made_by_agent),
+                 key=lambda backup: backup.created, reverse=True)
+    return own[keep:]
+
+
+def delete_backup(backup: LocalBackup) -> list[Path]:
+    """Delete a backup's data file and its sidecars; return what was removed."""
+    removed = []
+    for path in (backup.path.with_name(checksum_name(backup.name)),
+                 backup.path.with_name(manifest_name(backup.name)), backup.path):
+        if _is_regular_file(path):
+            path.unlink()
+            removed.append(path)
+    return removed
+
+
+def fsync_directory(directory: Path) -> None:
+    descriptor = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(descriptor)
+    finally:
+        os.close(descriptor)
+
+
+@contextmanager
+def temporary_file(directory: Path, name: str) -> Iterator[tuple[Path, BinaryIO]]:
+    """Yield a new hidden file in `directory`; it is removed unless renamed away by then."""
+    path = directory / f"{TEMPORARY_PREFIX}{name}.{os.getpid()}"
+    try:
+        # 0600: a dump holds the whole database, so it is readable by its owner only.
+        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+    except OSError as error:
+        raise storage_error(error, directory) from None
+    handle = os.fdopen(descriptor, "wb")
+    try:
+        with handle:
+            yield path, handle
+    finally:
+        path.unlink(missing_ok=True)
+
+
+def write_small_file(path: Path, content: str) -> None:
+    """Write `content` to `path` atomically (temp file, fsync, rename)."""
+    with temporary_file(path.parent, path.name) as (temporary, handle):
+        try:
+            handle.write(content.encode())
+            handle.flush()
+            os.fsync(handle.fileno())
+            temporary.replace(path)
+        except OSError as error:
+            raise storage_error(error, path.parent) from None
+
+
+def publish(temporary: Path, final: Path) -> None:
+    """Give a finished data file its final name, refusing to replace an existing one."""
+    try:
+        os.link(temporary, final)
+    except FileExistsError:
+        raise LocalStorageError(f"{final} already exists: another backup was made in the same "
+                                "second; run again") from None
+    except OSError as error:
+        raise storage_error(error, final.parent) from None
+    temporary.unlink()
+    fsync_directory(final.parent)
+
+
+def checksum_line(sha256: str, name: str) -> str:
+    """Return a line in `sha256sum` format, so `sha256sum -c` checks the backup."""
+    return f"{sha256}  {name}\n"

@@ -1,0 +1,44 @@
+"""The manifest: a small JSON record written beside each backup and uploaded with it.
+
+It is what makes a backup ours (retention only ever deletes backups with our manifest),
+what `verify --restore-test` compares row counts against, and the completion marker in S3
+(uploaded last).
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from typing import Any
+
+from backup_agent import __version__
+from backup_agent.dump import DumpResult
+from backup_agent.local_store import AGENT_NAME
+
+MANIFEST_FORMAT = 1
+
+
+def build_manifest(*, name: str, database: str, dump: DumpResult, started: datetime,
+                   finished: datetime, hostname: str) -> dict[str, Any]:
+    return {
+        "tool": AGENT_NAME,
+        "tool_version": __version__,
+        "format": MANIFEST_FORMAT,
+        "name": name,
+        "database": database,
+        "server_version": dump.server.version,
+        "pg_dump_version": dump.pg_dump_version,
+        "compression": "gzip",
+        "size_bytes": dump.stream.compressed_bytes,
+        "uncompressed_bytes": dump.stream.uncompressed_bytes,
+        "sha256": dump.stream.sha256,
+        "started_at": started.isoformat(),
+        "finished_at": finished.isoformat(),
+        "duration_seconds": round((finished - started).total_seconds(), 3),
+        "hostname": hostname,
+        "row_counts": dump.row_counts,
+    }
+
+
+def render(manifest: dict[str, Any]) -> str:
+    return json.dumps(manifest, indent=2, sort_keys=True) + "\n"

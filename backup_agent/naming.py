@@ -1,0 +1,45 @@
+"""Backup names, sidecar names and S3 keys: the layout the guide's shell scripts used."""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime
+
+# Only exact matches are backups. `db_backup_latest.sql.gz` and friends are not.
+BACKUP_NAME = re.compile(r"^db_backup_(?P<stamp>\d{8}_\d{6})\.sql\.gz$")
+STAMP_FORMAT = "%Y%m%d_%H%M%S"
+CHECKSUM_SUFFIX = ".sha256"
+MANIFEST_SUFFIX = ".manifest.json"
+
+
+def backup_name(moment: datetime) -> str:
+    """Return `db_backup_YYYYMMDD_HHMMSS.sql.gz` for `moment`, in UTC."""
+    return f"db_backup_{moment.astimezone(UTC).strftime(STAMP_FORMAT)}.sql.gz"
+
+
+def created_at(name: str) -> datetime | None:
+    """Return the UTC time encoded in a backup name, or None if it is not a backup name."""
+    match = BACKUP_NAME.match(name)
+    if not match:
+        return None
+    try:
+        return datetime.strptime(match["stamp"], STAMP_FORMAT).replace(tzinfo=UTC)
+    except ValueError:  # 20261399_999999 matches the pattern but is no date
+        return None
+
+
+def checksum_name(name: str) -> str:
+    return name + CHECKSUM_SUFFIX
+
+
+def manifest_name(name: str) -> str:
+    return name + MANIFEST_SUFFIX
+
+
+def s3_key(prefix: str, name: str) -> str:
+    """Return `<prefix>YYYY/MM/<name>` for a backup (or sidecar) name."""
+    stem = name.removesuffix(CHECKSUM_SUFFIX).removesuffix(MANIFEST_SUFFIX)
+    moment = created_at(stem)
+    if moment is None:
+        raise ValueError(f"not a backup name: {name}")
+    return f"{prefix}{moment:%Y}/{moment:%m}/{name}"

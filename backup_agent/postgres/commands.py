@@ -1,0 +1,75 @@
+"""PostgreSQL client commands as data: pure functions, tested by equality.
+
+Nothing here runs a process (that is `backup_agent.execute`). The password never appears
+in a command: it travels as PGPASSWORD in the environment, and in docker mode as a bare
+`-e PGPASSWORD`, which tells docker to copy the value from its own environment.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+
+from backup_agent.settings import PostgresSettings
+
+DUMP_COMPLETE_MARKER = b"-- PostgreSQL database dump complete"
+
+
+def client_program(settings: PostgresSettings, program: str) -> list[str]:
+    """Return the argv prefix that runs a PostgreSQL client program (pg_dump, psql...)."""
+    if settings.container:
+        environment = ["-e", "PGPASSWORD"] if settings.password else []
+        return ["docker", "exec", "-i", *environment, settings.container, program]
+    if settings.bin_directory:
+        return [str(settings.bin_directory / program)]
+    return [program]
+
+
+def connection_arguments(settings: PostgresSettings, database: str) -> list[str]:
+    """Return host/port/user/database arguments; --no-password so nothing ever prompts."""
+    arguments = ["--no-password"]
+    if settings.host:
+        arguments += ["--host", settings.host]
+    if settings.port:
+        arguments += ["--port", str(settings.port)]
+    return [*arguments, "--username", settings.user, "--dbname", database]
+
+
+def make_version_command(settings: PostgresSettings, program: str) -> list[str]:
+    return [*client_program(settings, program), "--version"]
+
+
+def make_dump_command(settings: PostgresSettings, *, snapshot: str | None) -> list[str]:
+    """Return the pg_dump command: plain SQL on stdout, so `gunzip -c | psql` restores it."""
+    command = [*client_program(settings, "pg_dump"),
+               *connection_arguments(settings, settings.database), "--format=plain"]
+    if snapshot:
+        command.append(f"--snapshot={snapshot}")
+    return command
+
+
+def make_psql_command(settings: PostgresSettings, database: str) -> list[str]:
+    """Return a quiet, unaligned, tuples-only psql that stops at the first error."""
+    return [*client_program(settings, "psql"), "-X", "--quiet", "--no-align", "--tuples-only",
+            "--set", "ON_ERROR_STOP=1", *connection_arguments(settings, database)]
+
+
+def make_environment(settings: PostgresSettings,
+                     base: Mapping[str, str] | None = None) -> dict[str, str]:
+    """Return the child environment: the caller's, plus PGPASSWORD when one is set."""
+    environment = dict(os.environ if base is None else base)
+    environment.pop("PGPASSWORD", None)
+    if settings.password:
+        environment["PGPASSWORD"] = settings.password
+    return environment
+
+
+def parse_client_version(output: str) -> tuple[int, int]:
+    """Return (major, minor) from `pg_dump (PostgreSQL) 18.1` style output."""
+    for word in output.split():
+        head = word.split("beta")[0].split("rc")[0].split("devel")[0]
+        parts = head.split(".")
+        if parts[0].isdigit():
+            minor = parts[1] if len(parts) > 1 and parts[1].isdigit() else "0"
+            return int(parts[0]), int(minor)
+    raise ValueError(f"no version number in {output.strip()!r}")

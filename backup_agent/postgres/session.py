@@ -1,0 +1,127 @@
+"""A psql process driven over stdin: one connection, one transaction, several queries.
+
+psql (rather than a Python driver) so that docker mode works unchanged: the same session
+runs through `docker exec -i` when the database only listens inside its container.
+Row counts for the manifest are taken here, in the snapshot that pg_dump also uses, so
+that they describe exactly the data in the dump.
+"""
+
+from __future__ import annotations
+
+import secrets
+import subprocess
+import tempfile
+from dataclasses import dataclass
+from types import TracebackType
+from typing import IO
+
+from backup_agent import execute
+from backup_agent.errors import DatabaseError
+from backup_agent.postgres.commands import make_environment, make_psql_command
+from backup_agent.postgres.diagnosis import diagnose
+from backup_agent.settings import PostgresSettings
+
+# One generated `SELECT count(*)` a user table, run by psql's \gexec inside the session.
+ROW_COUNTS_SQL = r"""
+SELECT format('SELECT %L || ''='' || count(*) FROM %I.%I',
+              format('%I.%I', n.nspname, c.relname), n.nspname, c.relname)
+FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+WHERE c.relkind = 'r' AND n.nspname NOT IN ('pg_catalog', 'information_schema')
+  AND n.nspname NOT LIKE 'pg\_temp\_%' AND n.nspname NOT LIKE 'pg\_toast%'
+ORDER BY 1 \gexec
+"""
+
+
+@dataclass(frozen=True)
+class ServerFacts:
+    version: str  # e.g. "18.6"
+    version_number: int  # e.g. 180006
+
+    @property
+    def major(self) -> int:
+        return self.version_number // 10000
+
+
+class SqlSession:
+    """A live psql connection; use as a context manager."""
+
+    def __init__(self, settings: PostgresSettings, database: str) -> None:
+        self._settings = settings
+        self._stderr: IO[bytes] = tempfile.TemporaryFile()  # noqa: SIM115 - closed in close()
+        self._process = execute.spawn(
+            make_psql_command(settings, database), environment=make_environment(settings),
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._stderr)
+        self._marker = f"__backup_agent_{secrets.token_hex(8)}__"
+
+    def __enter__(self) -> SqlSession:
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 traceback: TracebackType | None) -> None:
+        self.close()
+
+    def _error(self) -> DatabaseError | Exception:
+        self._process.wait(timeout=30)
+        self._stderr.seek(0)
+        stderr = self._stderr.read().decode("utf-8", "replace")
+        return diagnose(stderr, self._settings, program="psql")
+
+    def query(self, sql: str) -> list[str]:
+        """Run `sql` and return its output lines; raise a diagnosed error if psql fails."""
+        assert self._process.stdin is not None and self._process.stdout is not None
+        try:
+            self._process.stdin.write(f"{sql}\n\\echo {self._marker}\n".encode())
+            self._process.stdin.flush()
+        except BrokenPipeError:
+            raise self._error() from None
+        lines: list[str] = []
+        for raw in self._process.stdout:
+            line = raw.decode("utf-8", "replace").rstrip("\n")
+            if line == self._marker:
+                return lines
+            lines.append(line)
+        raise self._error()
+
+    def server_facts(self) -> ServerFacts:
+        version, number = self.query(
+            "SELECT current_setting('server_version'), current_setting('server_version_num');"
+        )[0].split("|")
+        return ServerFacts(version=version.split()[0], version_number=int(number))
+
+    def export_snapshot(self) -> str:
+        """Open a repeatable-read transaction and return its snapshot id for pg_dump."""
+        self.query("BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY;")
+        return self.query("SELECT pg_export_snapshot();")[0].strip()
+
+    def row_counts(self) -> dict[str, int]:
+        """Return {qualified table name: rows} as seen by the current transaction."""
+        counts: dict[str, int] = {}
+        for line in self.query(ROW_COUNTS_SQL):
+            name, _, count = line.rpartition("=")
+            if name:
+                counts[name] = int(count)
+        return counts
+
+    def kill(self) -> None:
+        """Stop psql at once (a query in flight is abandoned; the server rolls back)."""
+        if self._process.poll() is None:
+            self._process.kill()
+            self._process.wait()
+
+    def close(self) -> None:
+        """End the transaction (read-only, so nothing to commit) and the process."""
+        if self._process.poll() is None:
+            try:
+                assert self._process.stdin is not None
+                self._process.stdin.write(b"ROLLBACK;\n\\q\n")
+                self._process.stdin.close()
+            except (BrokenPipeError, OSError):
+                pass
+            try:
+                self._process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self._process.kill()
+                self._process.wait()
+        if self._process.stdout is not None:
+            self._process.stdout.close()
+        self._stderr.close()

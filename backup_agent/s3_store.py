@@ -1,0 +1,145 @@
+"""Everything the agent does with S3, behind a few functions.
+
+boto3 finds the endpoint (AWS_ENDPOINT_URL_S3), region and credential chain itself, exactly
+as on AWS; values that only an --env-file supplied are handed over explicitly. Errors become
+S3Error with a fix; a missing object is a None result, not an exception.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import boto3
+import botocore.exceptions
+from boto3.exceptions import S3UploadFailedError
+from boto3.s3.transfer import TransferConfig
+from botocore.config import Config
+
+from backup_agent.errors import S3Error
+from backup_agent.settings import S3Settings
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
+
+MEBIBYTE = 1024 * 1024
+# S3 allows at most 10,000 parts of at least 5 MiB; s3transfer raises the part size itself
+# for files over 160 GiB. 16 MiB parts x 4 threads keeps upload memory near 64 MiB.
+TRANSFER_CONFIG = TransferConfig(multipart_threshold=16 * MEBIBYTE,
+                                 multipart_chunksize=16 * MEBIBYTE, max_concurrency=4)
+DEFAULT_MAX_ATTEMPTS = 6
+
+
+def client_config() -> Config:
+    """Return the client settings: "standard" retries (throttling, 500/503) with backoff.
+
+    AWS_MAX_ATTEMPTS, when set, is left for botocore to read (a value in Config would win).
+    """
+    retries: dict[str, Any] = {"mode": "standard"}
+    if not os.environ.get("AWS_MAX_ATTEMPTS"):
+        retries["max_attempts"] = DEFAULT_MAX_ATTEMPTS
+    return Config(retries=retries, connect_timeout=10, read_timeout=120)  # type: ignore[arg-type]
+SERVER_SIDE_ENCRYPTION = "AES256"
+NOT_FOUND_CODES = {"404", "NoSuchKey", "NotFound"}
+
+
+@dataclass(frozen=True)
+class S3Object:
+    key: str
+    size: int
+    last_modified: Any  # datetime, as boto3 returns it
+
+
+def make_session(settings: S3Settings) -> boto3.session.Session:
+    """Return a session that uses the standard chain plus what --env-file supplied."""
+    aws = settings.aws_from_env_file
+    return boto3.session.Session(
+        aws_access_key_id=aws.get("AWS_ACCESS_KEY_ID"),
+        aws_secret_access_key=aws.get("AWS_SECRET_ACCESS_KEY"),
+        aws_session_token=aws.get("AWS_SESSION_TOKEN"),
+        region_name=aws.get("AWS_REGION") or aws.get("AWS_DEFAULT_REGION"),
+        profile_name=aws.get("AWS_PROFILE"),
+    )
+
+
+def has_credentials(session: boto3.session.Session) -> bool:
+    return session.get_credentials() is not None
+
+
+def make_client(settings: S3Settings, session: boto3.session.Session) -> S3Client:
+    aws = settings.aws_from_env_file
+    endpoint = aws.get("AWS_ENDPOINT_URL_S3") or aws.get("AWS_ENDPOINT_URL")
+    return session.client("s3", endpoint_url=endpoint, config=client_config())
+
+
+def translate_error(error: Exception, *, bucket: str, action: str,
+                    endpoint: str | None = None) -> S3Error:
+    """Return the one-line S3Error that explains a boto3 failure."""
+    if isinstance(error, S3UploadFailedError) and isinstance(error.__context__, Exception):
+        error = error.__context__
+    where = endpoint or "S3"
+    if isinstance(error, botocore.exceptions.NoCredentialsError):
+        return S3Error("no AWS credentials found: set AWS_ACCESS_KEY_ID and "
+                       "AWS_SECRET_ACCESS_KEY (env or --env-file)")
+    if isinstance(error, (botocore.exceptions.EndpointConnectionError,
+                          botocore.exceptions.ConnectTimeoutError,
+                          botocore.exceptions.ConnectionClosedError,
+                          botocore.exceptions.ReadTimeoutError)):
+        return S3Error(f"cannot reach {where} to {action}: check the network and "
+                       "AWS_ENDPOINT_URL_S3/AWS_REGION")
+    if isinstance(error, botocore.exceptions.ClientError):
+        code = str(error.response.get("Error", {}).get("Code", ""))
+        status = error.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+        if code == "NoSuchBucket":
+            return S3Error(f"bucket {bucket} does not exist: check S3_BUCKET "
+                           "(or create it with `pulumi up`)")
+        if code == "InvalidAccessKeyId":
+            return S3Error("AWS does not know this access key id: check AWS_ACCESS_KEY_ID "
+                           "(PROD_AWS_ACCESS_KEY_ID in GitHub)")
+        if code == "SignatureDoesNotMatch":
+            return S3Error("AWS rejected the request signature: check AWS_SECRET_ACCESS_KEY "
+                           "(PROD_AWS_SECRET_ACCESS_KEY in GitHub)")
+        if code in ("RequestTimeTooSkewed", "RequestExpired"):
+            return S3Error("this machine's clock is too far from AWS's: fix the time "
+                           "(timedatectl set-ntp true) and run again")
+        if code in ("AccessDenied", "403", "Forbidden", "AllAccessDisabled") or status == 403:
+            return S3Error(f"access denied to {action} in s3://{bucket} (403): check the "
+                           "access key and that its IAM policy allows it")
+        message = error.response.get("Error", {}).get("Message", "")
+        return S3Error(f"S3 refused to {action} in s3://{bucket}: {code} {message}".strip())
+    if isinstance(error, botocore.exceptions.BotoCoreError):
+        return S3Error(f"S3 failed to {action} in s3://{bucket}: {error}")
+    raise error
+
+
+def upload_file(client: S3Client, *, bucket: str, key: str, path: Path,
+                metadata: Mapping[str, str], content_type: str) -> None:
+    """Upload `path` (multipart when large) with SSE-S3 and metadata.
+
+    s3transfer aborts a failed multipart upload, so no partial object ever becomes visible.
+    """
+    client.upload_file(str(path), bucket, key, Config=TRANSFER_CONFIG, ExtraArgs={
+        "ServerSideEncryption": SERVER_SIDE_ENCRYPTION, "Metadata": dict(metadata),
+        "ContentType": content_type})
+
+
+def head(client: S3Client, *, bucket: str, key: str) -> dict[str, Any] | None:
+    """Return the object's headers, or None if it does not exist."""
+    try:
+        return dict(client.head_object(Bucket=bucket, Key=key))
+    except botocore.exceptions.ClientError as error:
+        if str(error.response.get("Error", {}).get("Code")) in NOT_FOUND_CODES:
+            return None
+        raise
+
+
+def list_objects(client: S3Client, *, bucket: str, prefix: str) -> Iterator[S3Object]:
+    """Yield every object under `prefix`, page by page (1,000 keys a page)."""
+    paginator = client.get_paginator("list_objects_v2")
+    for page in paginator.paginate(Bucket=bucket, Prefix=prefix):
+        for item in page.get("Contents", []):
+            yield S3Object(key=item["Key"], size=item["Size"],
+                           last_modified=item["LastModified"])

@@ -1,0 +1,167 @@
+"""Resolve configuration once: flags > environment > --env-file > defaults.
+
+The result is a frozen `Settings` that every action receives explicitly. Secrets live in
+fields with `repr=False`, so a stray `print(settings)` or a traceback's locals cannot leak
+them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from dotenv import dotenv_values
+
+from backup_agent.errors import ConfigurationError
+
+DEFAULT_BACKUP_DIRECTORY = Path("/opt/dorami/backups")
+DEFAULT_KEEP_LOCAL = 7
+DEFAULT_S3_PREFIX = "backups/"
+DEFAULT_POSTGRES_USER = "postgres"
+
+# AWS variables an env file may supply when the process environment does not. boto3 reads
+# the real environment itself; these are handed to it explicitly.
+AWS_VARIABLES = (
+    "AWS_ACCESS_KEY_ID",
+    "AWS_SECRET_ACCESS_KEY",
+    "AWS_SESSION_TOKEN",
+    "AWS_REGION",
+    "AWS_DEFAULT_REGION",
+    "AWS_PROFILE",
+    "AWS_ENDPOINT_URL_S3",
+    "AWS_ENDPOINT_URL",
+)
+
+
+@dataclass(frozen=True)
+class PostgresSettings:
+    """Where the database is and how to reach it."""
+
+    database: str
+    user: str = DEFAULT_POSTGRES_USER
+    password: str | None = field(default=None, repr=False)
+    host: str | None = None
+    port: int | None = None
+    container: str | None = None
+    bin_directory: Path | None = None
+
+
+@dataclass(frozen=True)
+class S3Settings:
+    """Where backups go off-site; `bucket` None means local-only."""
+
+    bucket: str | None = None
+    prefix: str = DEFAULT_S3_PREFIX
+    # AWS_* values taken from --env-file because the environment lacked them.
+    aws_from_env_file: Mapping[str, str] = field(default_factory=dict, repr=False)
+
+
+@dataclass(frozen=True)
+class Settings:
+    postgres: PostgresSettings
+    s3: S3Settings
+    backup_directory: Path = DEFAULT_BACKUP_DIRECTORY
+    keep_local: int = DEFAULT_KEEP_LOCAL
+
+    def secrets(self) -> list[str]:
+        """Return every secret value in play, for masking output."""
+        values = [self.postgres.password, self.s3.aws_from_env_file.get("AWS_SECRET_ACCESS_KEY"),
+                  self.s3.aws_from_env_file.get("AWS_SESSION_TOKEN")]
+        return [value for value in values if value]
+
+
+def read_env_file(path: Path | None) -> dict[str, str]:
+    """Return the variables of a dotenv file, without touching os.environ."""
+    if path is None:
+        return {}
+    if not path.is_file():
+        raise ConfigurationError(f"env file {path} does not exist: fix the --env-file path")
+    try:
+        values = dotenv_values(path)
+    except (OSError, UnicodeDecodeError) as error:
+        raise ConfigurationError(f"cannot read env file {path} ({error}): check its "
+                                 "permissions and that it is UTF-8 text") from None
+    return {key: value for key, value in values.items() if value is not None}
+
+
+class _Sources:
+    """Look a variable up through the precedence chain below explicit flags."""
+
+    def __init__(self, environ: Mapping[str, str], env_file: Mapping[str, str]) -> None:
+        self._environ = environ
+        self._env_file = env_file
+
+    def get(self, flag_value: str | None, variable: str) -> str | None:
+        for value in (flag_value, self._environ.get(variable), self._env_file.get(variable)):
+            if value is not None and value != "":
+                return value
+        return None
+
+
+def _positive_int(text: str | None, variable: str, *, minimum: int) -> int | None:
+    if text is None:
+        return None
+    try:
+        number = int(text)
+    except ValueError:
+        number = minimum - 1
+    if number < minimum:
+        raise ConfigurationError(f"{variable}={text!r} is not a whole number >= {minimum}: "
+                                 f"fix {variable}")
+    return number
+
+
+def normalize_prefix(prefix: str) -> str:
+    """Return the S3 prefix with exactly one trailing slash ("" stays "")."""
+    stripped = prefix.strip("/")
+    if ".." in stripped.split("/"):
+        raise ConfigurationError(f"S3_PREFIX={prefix!r} contains '..': use a plain prefix "
+                                 "such as 'backups/'")
+    return f"{stripped}/" if stripped else ""
+
+
+def resolve_settings(
+    flags: Mapping[str, str | None],
+    environ: Mapping[str, str],
+    env_file: Path | None = None,
+) -> Settings:
+    """Return the settings for one run.
+
+    `flags` maps variable names (POSTGRES_DB, BACKUP_DIR, ...) to what was given on the
+    command line, None where nothing was. Raise ConfigurationError on a bad value.
+    """
+    file_values = read_env_file(env_file)
+    sources = _Sources(environ, file_values)
+
+    def value(variable: str) -> str | None:
+        return sources.get(flags.get(variable), variable)
+
+    user = value("POSTGRES_USER") or DEFAULT_POSTGRES_USER
+    bin_directory = value("PG_BINDIR")
+    postgres = PostgresSettings(
+        # Like libpq, the database defaults to the user's name.
+        database=value("POSTGRES_DB") or user,
+        user=user,
+        # Never a flag: a password on the command line would show in `ps`.
+        password=sources.get(None, "POSTGRES_PASSWORD"),
+        host=value("POSTGRES_HOST"),
+        port=_positive_int(value("POSTGRES_PORT"), "POSTGRES_PORT", minimum=1),
+        container=value("POSTGRES_CONTAINER"),
+        bin_directory=Path(bin_directory) if bin_directory else None,
+    )
+    aws_from_env_file = {name: file_values[name] for name in AWS_VARIABLES
+                         if name in file_values and not environ.get(name)}
+    s3 = S3Settings(
+        bucket=value("S3_BUCKET"),
+        prefix=normalize_prefix(value("S3_PREFIX") or DEFAULT_S3_PREFIX),
+        aws_from_env_file=aws_from_env_file,
+    )
+    backup_directory = value("BACKUP_DIR")
+    keep_local = _positive_int(value("KEEP_LOCAL"), "KEEP_LOCAL", minimum=1)
+    return Settings(
+        postgres=postgres,
+        s3=s3,
+        backup_directory=Path(backup_directory) if backup_directory else DEFAULT_BACKUP_DIRECTORY,
+        keep_local=keep_local if keep_local is not None else DEFAULT_KEEP_LOCAL,
+    )

@@ -1,0 +1,1 @@
+"""The Pulumi program (filled in by the infrastructure issue)."""

