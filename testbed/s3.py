@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import logging
+import socket
+import subprocess
+import sys
+import time
 import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -11,6 +15,8 @@ from typing import TYPE_CHECKING
 
 import boto3
 from moto.server import ThreadedMotoServer
+
+from testbed.postgres import free_port
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -52,9 +58,38 @@ class S3Endpoint:
     def enforce_iam(self) -> None:
         """Switch on moto's IAM policy enforcement for this server (POST reset-auth, body 0)."""
         request = urllib.request.Request(  # noqa: S310 - our own loopback http URL
-            f"{self.url}/moto-api/reset-auth", data=b"0", method="POST")
+            f"{self.url}/moto-api/reset-auth", data=b"0", method="POST",
+            headers={"Content-Type": "text/plain"})
         with urllib.request.urlopen(request, timeout=10):  # noqa: S310 - our own loopback URL
             pass
+
+
+@contextmanager
+def running_s3_process() -> Iterator[S3Endpoint]:
+    """Start moto's server in its own process, for tests that switch on IAM enforcement.
+
+    moto keeps that switch in a module global, so an enforcing server must not share a
+    process with the session's ordinary one.
+    """
+    port = free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    endpoint = S3Endpoint(url=f"http://127.0.0.1:{port}")
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                with socket.create_connection(("127.0.0.1", port), timeout=1):
+                    break
+            except OSError:
+                if process.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError("moto's server did not start") from None
+                time.sleep(0.1)
+        yield endpoint
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
 
 
 @contextmanager

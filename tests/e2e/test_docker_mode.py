@@ -1,0 +1,79 @@
+"""Docker mode: pg_dump and psql run through `docker exec -i`, the password never in argv.
+
+There is no docker engine here: `testbed/shims/docker` records its argv and runs the
+program locally with only the variables docker would pass into the container.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from testbed.postgres import PostgresServer
+from tests.conftest import SHIMS, run_agent
+from tests.e2e.test_backup import only_backup
+
+CONTAINER = "dorami-postgres"
+
+
+@pytest.fixture
+def docker_env(agent_env: dict[str, str], pg_server: PostgresServer,
+               tmp_path: Path) -> dict[str, str]:
+    environment = {**agent_env, "POSTGRES_CONTAINER": CONTAINER,
+                   "PATH": f"{SHIMS}{os.pathsep}{agent_env['PATH']}",
+                   "DOCKER_SHIM_LOG": str(tmp_path / "docker-calls.jsonl"),
+                   "DOCKER_SHIM_CONTAINER": CONTAINER,
+                   "DOCKER_SHIM_PG_BINDIR": str(pg_server.bin_directory)}
+    del environment["PG_BINDIR"]  # inside the container, the image's own clients are used
+    return environment
+
+
+def docker_calls(environment: dict[str, str]) -> list[dict[str, object]]:
+    log = Path(environment["DOCKER_SHIM_LOG"])
+    return [json.loads(line) for line in log.read_text().splitlines()]
+
+
+def test_docker_mode_runs_pg_dump_in_the_container_with_the_password_in_env_only(
+        docker_env: dict[str, str], pg_server: PostgresServer, database: str,
+        backup_dir: Path) -> None:
+    result = run_agent(["backup"], docker_env)
+    assert result.returncode == 0, result.stderr
+    only_backup(backup_dir)
+
+    calls = docker_calls(docker_env)
+    dumps = [call for call in calls if "pg_dump" in call["argv"] and  # type: ignore[operator]
+             "--version" not in call["argv"]]  # type: ignore[operator]
+    assert len(dumps) == 1
+    argv = dumps[0]["argv"]
+    assert isinstance(argv, list)
+    snapshot = next(argument for argument in argv if argument.startswith("--snapshot="))
+    assert argv[1:] == ["exec", "-i", "-e", "PGPASSWORD", CONTAINER, "pg_dump",
+                        "--no-password", "--host", pg_server.host, "--port", str(pg_server.port),
+                        "--username", pg_server.user, "--dbname", database, "--format=plain",
+                        snapshot]
+    assert any("psql" in call["argv"] for call in calls)  # type: ignore[operator]
+    for call in calls:
+        assert call["pgpassword_in_env"] is True
+        assert not any(pg_server.password in argument
+                       for argument in call["argv"])  # type: ignore[attr-defined]
+
+
+def test_docker_mode_with_a_missing_container_names_it(docker_env: dict[str, str],
+                                                       backup_dir: Path) -> None:
+    result = run_agent(["backup"], {**docker_env, "POSTGRES_CONTAINER": "no-such-container"})
+    assert result.returncode == 2
+    assert "docker container 'no-such-container' does not exist" in result.stderr
+    assert "docker ps" in result.stderr
+    assert not any(backup_dir.glob("db_backup_*"))
+
+
+def test_docker_mode_without_pg_dump_in_the_image_says_so(docker_env: dict[str, str],
+                                                          tmp_path: Path) -> None:
+    empty = tmp_path / "image-without-clients"
+    empty.mkdir()
+    result = run_agent(["backup"], {**docker_env, "DOCKER_SHIM_PG_BINDIR": str(empty)})
+    assert result.returncode == 7
+    assert f"not found inside container {CONTAINER}" in result.stderr

@@ -1,0 +1,45 @@
+"""Make backup directories with history: older agent backups and other people's files."""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import json
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+OLDEST = datetime(2026, 1, 1, 2, 0, 0, tzinfo=UTC)
+
+
+def write_backup(directory: Path, moment: datetime, *, with_manifest: bool = True) -> str:
+    """Write a small but real-looking backup (data, .sha256, manifest) made at `moment`."""
+    name = f"db_backup_{moment:%Y%m%d_%H%M%S}.sql.gz"
+    data = gzip.compress(f"-- dump of {name}\n-- PostgreSQL database dump complete\n".encode())
+    (directory / name).write_bytes(data)
+    digest = hashlib.sha256(data).hexdigest()
+    (directory / f"{name}.sha256").write_text(f"{digest}  {name}\n")
+    if with_manifest:
+        (directory / f"{name}.manifest.json").write_text(json.dumps(
+            {"tool": "backup-agent", "name": name, "sha256": digest, "size_bytes": len(data)}))
+    return name
+
+
+def fabricate_agent_backups(directory: Path, *, count: int) -> list[str]:
+    """Write `count` daily agent backups, oldest first, and return their names."""
+    return [write_backup(directory, OLDEST + timedelta(days=day)) for day in range(count)]
+
+
+def snapshot_files(directory: Path) -> dict[str, bytes | str]:
+    """Return every entry under `directory` with its content (or link target / "dir")."""
+    entries: dict[str, bytes | str] = {}
+    for path in sorted(directory.rglob("*")):
+        relative = str(path.relative_to(directory))
+        if path.name == ".backup-agent.lock":
+            continue
+        if path.is_symlink():
+            entries[relative] = f"-> {path.readlink()}"
+        elif path.is_dir():
+            entries[relative] = "dir"
+        else:
+            entries[relative] = path.read_bytes()
+    return entries
