@@ -26,13 +26,26 @@ from backup_agent import __version__
 from backup_agent.actions.backup import run_backup
 from backup_agent.actions.list import Where, run_list
 from backup_agent.actions.prune import run_prune
-from backup_agent.errors import BackupAgentError, ExitCode, InterruptedRunError
+from backup_agent.actions.restore import RestorePlan, run_restore
+from backup_agent.actions.verify import run_verify
+from backup_agent.errors import (
+    BackupAgentError,
+    ConfigurationError,
+    ExitCode,
+    InterruptedRunError,
+    VerificationError,
+)
+from backup_agent.progress import progress_for
 from backup_agent.report import (
     append_step_summary,
     backup_markdown,
     backup_summary,
     backup_table,
     failure_markdown,
+    restore_markdown,
+    restore_summary,
+    verify_markdown,
+    verify_summary,
 )
 from backup_agent.settings import Settings, resolve_settings
 
@@ -87,6 +100,14 @@ BucketOption = Annotated[str | None, typer.Option(
 PrefixOption = Annotated[str | None, typer.Option(
     "--s3-prefix", envvar="S3_PREFIX", rich_help_panel=STORAGE,
     help="Key prefix in the bucket (default: backups/).")]
+SourceFromOption = Annotated[Where, typer.Option(
+    "--from", help="Where `latest` (and --all) look: local or s3.")]
+AppContainersOption = Annotated[str | None, typer.Option(
+    "--app-containers", envvar="APP_CONTAINERS", rich_help_panel=CONNECTION,
+    help="App containers to stop around the swap and start again (comma or space separated).")]
+SkipAppStopOption = Annotated[bool, typer.Option(
+    "--skip-app-stop", envvar="SKIP_APP_STOP", rich_help_panel=CONNECTION,
+    help="Do not stop APP_CONTAINERS (for manual runs).")]
 JsonOption = Annotated[bool, typer.Option(
     "--json", help="Print one JSON result on stdout (logs stay on stderr).")]
 
@@ -181,8 +202,9 @@ def _reported(command: str, *, as_json: bool) -> Iterator[None]:
         yield
     # Every failure, expected or not, ends as one line: this is the one place that shows them.
     except (BackupAgentError, KeyboardInterrupt, Exception) as error:  # noqa: BLE001
+        details: dict[str, Any] = {}
         if isinstance(error, BackupAgentError):
-            code, message = error.exit_code, str(error)
+            code, message, details = error.exit_code, str(error), error.details
         elif isinstance(error, KeyboardInterrupt):
             code, message = ExitCode.INTERRUPTED, "interrupted: temporary files removed"
         else:
@@ -194,8 +216,8 @@ def _reported(command: str, *, as_json: bool) -> Iterator[None]:
             sys.stderr.write(mask("".join(traceback.format_exception(error))))
         typer.echo(f"backup-agent: error: {message}", err=True)
         if as_json:
-            typer.echo(json.dumps({"command": command, "status": "failure", "error": message,
-                                   "exit_code": int(code)}))
+            _print_json({"command": command, **details, "status": "failure",
+                         "error": message, "exit_code": int(code)})
         append_step_summary(mask(failure_markdown(command, message, int(code))))
         raise typer.Exit(int(code)) from None
 
@@ -270,3 +292,111 @@ def prune(
         else:
             typer.echo(f"{verb} {len(doomed)} backup(s), keeping the {settings.keep_local} "
                        "newest" + "".join(f"\n  {backup.path}" for backup in doomed))
+
+
+def _confirm_restore(plan: RestorePlan, *, yes: bool) -> bool:
+    """Ask on a terminal; without one, only --yes may restore (CI cannot do it by accident)."""
+    if yes:
+        return True
+    if not sys.stdin.isatty():
+        raise ConfigurationError("restore changes a database and there is no terminal to ask "
+                                 "on: pass --yes (or --dry-run to see the plan)")
+    what = (f"replace database {plan.target} (kept as {plan.previous})" if plan.swap
+            else f"create database {plan.target}")
+    return typer.confirm(f"Restore {plan.source.location} and {what}?", default=False)
+
+
+@app.command()
+def restore(
+    source: Annotated[str, typer.Argument(
+        help="latest, a backup file in BACKUP_DIR, or s3://BUCKET/KEY.")] = "latest",
+    from_where: SourceFromOption = Where.LOCAL,
+    target_db: Annotated[str | None, typer.Option(
+        "--target-db", help="Restore into this new database instead (no swap, no container "
+                            "stops), e.g. a staging copy.")] = None,
+    dry_run: Annotated[bool, typer.Option(
+        "--dry-run", envvar="DRY_RUN", help="Verify the backup and print the plan; change "
+                                            "nothing.")] = False,
+    yes: Annotated[bool, typer.Option("--yes", help="Do not ask (required without a "
+                                                    "terminal).")] = False,
+    no_verify: Annotated[bool, typer.Option(
+        "--no-verify", help="Restore even if checksum/completeness cannot be proven. "
+                            "Dangerous.")] = False,
+    no_owner: Annotated[bool, typer.Option(
+        "--no-owner", help="Skip ALTER ... OWNER TO (when the dump's roles do not exist "
+                           "here).")] = False,
+    drop_previous: Annotated[bool, typer.Option(
+        "--drop-previous", help="Drop the replaced database after a successful swap.")] = False,
+    verbose: Annotated[bool, typer.Option("--verbose", help="Echo each SQL statement.")] = False,
+    env_file: EnvFileOption = None, host: HostOption = None, port: PortOption = None,
+    user: UserOption = None, db: DatabaseOption = None, container: ContainerOption = None,
+    pg_bindir: BinDirectoryOption = None, app_containers: AppContainersOption = None,
+    skip_app_stop: SkipAppStopOption = False, backup_dir: BackupDirectoryOption = None,
+    s3_bucket: BucketOption = None, s3_prefix: PrefixOption = None, as_json: JsonOption = False,
+) -> None:
+    """Restore a backup safely: into a new database, proven good, then swapped in.
+
+    The current database is kept as <db>_pre_restore_<stamp> for rollback; a failure at any
+    step leaves it untouched and drops the half-built one.
+    """
+    with _reported("restore", as_json=as_json):
+        if from_where is Where.ALL:
+            raise ConfigurationError("--from takes local or s3")
+        settings = _settings(
+            env_file, POSTGRES_HOST=host, POSTGRES_PORT=port, POSTGRES_USER=user,
+            POSTGRES_DB=db, POSTGRES_CONTAINER=container, PG_BINDIR=pg_bindir,
+            APP_CONTAINERS=app_containers, SKIP_APP_STOP="true" if skip_app_stop else None,
+            BACKUP_DIR=backup_dir, S3_BUCKET=s3_bucket, S3_PREFIX=s3_prefix)
+        progress = progress_for("restoring")
+        try:
+            result = run_restore(
+                settings, source, from_s3=from_where is Where.S3, target_db=target_db,
+                dry_run=dry_run, no_verify=no_verify, no_owner=no_owner,
+                drop_previous=drop_previous, verbose=verbose, progress=progress,
+                confirm=lambda plan: _confirm_restore(plan, yes=yes))
+        finally:
+            if progress:
+                progress.finish()
+        typer.echo(mask(restore_summary(result)), err=True)
+        append_step_summary(mask(restore_markdown(result)))
+        if result.status == "dry-run" and not result.verified and not no_verify:
+            raise VerificationError("the dry run found the backup unusable: the restore would "
+                                    "be refused", details=result.to_dict())
+        if as_json:
+            _print_json({"command": "restore", **result.to_dict()})
+
+
+@app.command()
+def verify(
+    source: Annotated[str | None, typer.Argument(
+        help="latest (default), a backup file in BACKUP_DIR, or s3://BUCKET/KEY.")] = None,
+    from_where: SourceFromOption = Where.LOCAL,
+    all_backups: Annotated[bool, typer.Option("--all", help="Verify every backup there "
+                                                            "(--from local or s3).")] = False,
+    restore_test: Annotated[bool, typer.Option(
+        "--restore-test", help="Restore into a scratch database and compare every table's "
+                               "row count with the manifest; then drop it.")] = False,
+    env_file: EnvFileOption = None, host: HostOption = None, port: PortOption = None,
+    user: UserOption = None, db: DatabaseOption = None, container: ContainerOption = None,
+    pg_bindir: BinDirectoryOption = None, backup_dir: BackupDirectoryOption = None,
+    s3_bucket: BucketOption = None, s3_prefix: PrefixOption = None, as_json: JsonOption = False,
+) -> None:
+    """Prove backups intact (checksum, gzip, closing line); --restore-test restores one."""
+    with _reported("verify", as_json=as_json):
+        if from_where is Where.ALL:
+            raise ConfigurationError("--from takes local or s3")
+        settings = _settings(
+            env_file, POSTGRES_HOST=host, POSTGRES_PORT=port, POSTGRES_USER=user,
+            POSTGRES_DB=db, POSTGRES_CONTAINER=container, PG_BINDIR=pg_bindir,
+            BACKUP_DIR=backup_dir, S3_BUCKET=s3_bucket, S3_PREFIX=s3_prefix)
+        result = run_verify(settings, source, from_s3=from_where is Where.S3,
+                            all_backups=all_backups, restore_test=restore_test)
+        typer.echo(mask(verify_summary(result)), err=True)
+        append_step_summary(mask(verify_markdown(result)))
+        if result.status != "success":
+            failed = [item.name for item in result.backups if not item.ok]
+            raise VerificationError(f"verification failed for {', '.join(failed)}: see above; "
+                                    "use an earlier backup and investigate",
+                                    details=result.to_dict())
+        if as_json:
+            _print_json({"command": "verify", **result.to_dict()})

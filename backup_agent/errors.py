@@ -7,6 +7,7 @@ fix, so that the one line an operator sees at 3 a.m. is enough to act on.
 from __future__ import annotations
 
 from enum import IntEnum
+from typing import Any
 
 
 class ExitCode(IntEnum):
@@ -20,6 +21,10 @@ class ExitCode(IntEnum):
     S3 = 5  # bucket missing, access denied, endpoint unreachable, upload not confirmed
     LOCKED = 6  # another backup-agent run holds the lock on BACKUP_DIR
     TOOL_MISSING = 7  # pg_dump/psql/docker not found or too old for the server
+    VERIFICATION_FAILED = 8  # checksum mismatch, truncated/corrupt gzip, incomplete dump,
+    #                          row counts differ from the manifest; nothing was restored
+    NOT_FOUND = 9  # the backup to restore or verify does not exist
+    RESTORE_FAILED = 10  # the SQL failed or the swap failed; the target database is unchanged
     INTERRUPTED = 130  # SIGINT/SIGTERM: cleaned up and stopped
 
 
@@ -27,6 +32,11 @@ class BackupAgentError(Exception):
     """Base class: `str(error)` is the one line shown to the operator."""
 
     exit_code: ExitCode = ExitCode.UNEXPECTED
+
+    def __init__(self, message: str, *, details: dict[str, Any] | None = None) -> None:
+        super().__init__(message)
+        # Machine-readable context for --json (e.g. which backups failed verification).
+        self.details = details or {}
 
 
 class ConfigurationError(BackupAgentError):
@@ -51,6 +61,14 @@ class LockedError(BackupAgentError):
 
 class ToolMissingError(BackupAgentError):
     exit_code = ExitCode.TOOL_MISSING
+
+
+class VerificationError(BackupAgentError):
+    exit_code = ExitCode.VERIFICATION_FAILED
+
+
+class RestoreError(BackupAgentError):
+    exit_code = ExitCode.RESTORE_FAILED
 
 
 class InterruptedRunError(BackupAgentError):

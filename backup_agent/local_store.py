@@ -61,7 +61,7 @@ def check_writable_directory(directory: Path) -> None:
                                 "fix its owner/permissions or set BACKUP_DIR")
 
 
-def _read_manifest(path: Path) -> dict[str, Any] | None:
+def read_manifest(path: Path) -> dict[str, Any] | None:
     if path.is_symlink() or not path.is_file():
         return None
     try:
@@ -88,7 +88,7 @@ def scan(directory: Path) -> list[LocalBackup]:
         backups.append(LocalBackup(
             name=entry.name, path=entry, size=entry.lstat().st_size, created=created,
             has_checksum=_is_regular_file(directory / checksum_name(entry.name)),
-            manifest=_read_manifest(directory / manifest_name(entry.name)),
+            manifest=read_manifest(directory / manifest_name(entry.name)),
         ))
     return sorted(backups, key=lambda backup: backup.created, reverse=True)
 

@@ -9,6 +9,8 @@ from pathlib import Path
 
 from backup_agent.actions.backup import BackupResult
 from backup_agent.actions.list import ListedBackup
+from backup_agent.actions.restore import RestoreResult
+from backup_agent.actions.verify import VerifyResult
 
 
 def human_size(size: int) -> str:
@@ -84,3 +86,63 @@ def append_step_summary(markdown: str) -> None:
     if target:
         with Path(target).open("a", encoding="utf-8") as summary:
             summary.write(markdown)
+
+
+def restore_summary(result: RestoreResult) -> str:
+    if result.status == "dry-run":
+        lines = [f"dry run: nothing was changed. The plan for {result.source}:",
+                 f"  backup: {result.source_name}, {human_size(result.source_size_bytes)}, "
+                 f"created {result.source_created}",
+                 f"  checksum: {result.checksum}; verified: {'yes' if result.verified else 'NO'}",
+                 f"  target database: {result.target_database}"]
+        lines += [f"  {number}. {step}" for number, step in enumerate(result.steps, 1)]
+    else:
+        lines = [f"restore success: {result.source_name} is now database "
+                 f"{result.target_database} (checksum {result.checksum}) in "
+                 f"{result.duration_seconds:.1f}s"]
+        if result.previous_database:
+            lines.append(f"  previous database kept as {result.previous_database}")
+            lines.append(f"  {result.rollback_hint}")
+    lines += [f"  warning: {warning}" for warning in result.warnings]
+    return "\n".join(lines)
+
+
+def restore_markdown(result: RestoreResult) -> str:
+    icon = "✅" if result.status == "success" else "🔎"
+    lines = [f"### {icon} Database restore: {result.status}", "", "| | |", "|---|---|",
+             f"| Backup | `{result.source}` |", f"| Target | `{result.target_database}` |",
+             f"| Checksum | {result.checksum} |",
+             f"| Previous database | {result.previous_database or '—'} |",
+             f"| Duration | {result.duration_seconds:.1f} s |", ""]
+    lines += [f"> ⚠️ {warning}" for warning in result.warnings]
+    return "\n".join(lines) + "\n"
+
+
+def verify_summary(result: VerifyResult) -> str:
+    lines = []
+    for item in result.backups:
+        state = "ok" if item.ok else "FAILED"
+        detail = "checksum, gzip stream and closing line verified" if item.ok \
+            else "; ".join(item.problems)
+        if item.restore_test and item.ok:
+            detail += (f"; restored into a scratch database, {item.restore_test.tables_checked}"
+                       " tables' row counts match the manifest")
+        lines.append(f"{state}: {item.location}: {detail}")
+    lines.append(f"verify {result.status}: {sum(item.ok for item in result.backups)} of "
+                 f"{len(result.backups)} backup(s) good in {result.duration_seconds:.1f}s")
+    return "\n".join(lines)
+
+
+def verify_markdown(result: VerifyResult) -> str:
+    icon = "✅" if result.status == "success" else "❌"
+    lines = [f"### {icon} Backup verification: {result.status}", "",
+             "| Backup | Checksum | Gzip | Complete | Restore test | Result |",
+             "|---|---|---|---|---|---|"]
+    for item in result.backups:
+        test = "—" if item.restore_test is None else (
+            f"{item.restore_test.tables_checked} tables match" if item.restore_test.passed
+            else "; ".join(item.restore_test.mismatches))
+        lines.append(f"| `{item.name}` | {item.checksum} | {'ok' if item.gzip_complete else 'BAD'}"
+                     f" | {'ok' if item.dump_complete else 'BAD'} | {test} | "
+                     f"{'✅' if item.ok else '❌'} |")
+    return "\n".join(lines) + "\n"

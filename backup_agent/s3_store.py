@@ -7,6 +7,7 @@ S3Error with a fix; a missing object is a None result, not an exception.
 
 from __future__ import annotations
 
+import io
 import os
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
@@ -134,6 +135,37 @@ def head(client: S3Client, *, bucket: str, key: str) -> dict[str, Any] | None:
         if str(error.response.get("Error", {}).get("Code")) in NOT_FOUND_CODES:
             return None
         raise
+
+
+class ObjectStream(io.RawIOBase):
+    """A read-only stream of an S3 object's body; transport errors become S3Error."""
+
+    def __init__(self, client: S3Client, *, bucket: str, key: str) -> None:
+        super().__init__()
+        self._bucket = bucket
+        self._key = key
+        try:
+            self._body = client.get_object(Bucket=bucket, Key=key)["Body"]
+        except Exception as error:  # noqa: BLE001 - translate_error re-raises what it does not know
+            raise translate_error(error, bucket=bucket, action="download the backup") from None
+
+    def readable(self) -> bool:
+        return True
+
+    def read(self, size: int = -1) -> bytes:
+        try:
+            return bytes(self._body.read(None if size < 0 else size))
+        except (botocore.exceptions.BotoCoreError, OSError) as error:
+            raise S3Error(f"reading s3://{self._bucket}/{self._key} failed midway ({error}): "
+                          "check the network and run again") from None
+
+    def close(self) -> None:
+        self._body.close()
+        super().close()
+
+
+def open_object(client: S3Client, *, bucket: str, key: str) -> ObjectStream:
+    return ObjectStream(client, bucket=bucket, key=key)
 
 
 def list_objects(client: S3Client, *, bucket: str, prefix: str) -> Iterator[S3Object]:

@@ -63,6 +63,9 @@ class Settings:
     s3: S3Settings
     backup_directory: Path = DEFAULT_BACKUP_DIRECTORY
     keep_local: int = DEFAULT_KEEP_LOCAL
+    # Containers stopped around a restore's swap (the guide's "stop app containers").
+    app_containers: tuple[str, ...] = ()
+    skip_app_stop: bool = False
 
     def secrets(self) -> list[str]:
         """Return every secret value in play, for masking output."""
@@ -110,6 +113,20 @@ def _positive_int(text: str | None, variable: str, *, minimum: int) -> int | Non
         raise ConfigurationError(f"{variable}={text!r} is not a whole number >= {minimum}: "
                                  f"fix {variable}")
     return number
+
+
+TRUE_WORDS = ("1", "true", "yes", "on")
+FALSE_WORDS = ("0", "false", "no", "off")
+
+
+def _boolean(text: str | None, variable: str) -> bool:
+    if text is None:
+        return False
+    if text.strip().lower() in TRUE_WORDS:
+        return True
+    if text.strip().lower() in FALSE_WORDS:
+        return False
+    raise ConfigurationError(f"{variable}={text!r} is not true or false: fix {variable}")
 
 
 def normalize_prefix(prefix: str) -> str:
@@ -164,4 +181,6 @@ def resolve_settings(
         s3=s3,
         backup_directory=Path(backup_directory) if backup_directory else DEFAULT_BACKUP_DIRECTORY,
         keep_local=keep_local if keep_local is not None else DEFAULT_KEEP_LOCAL,
+        app_containers=tuple((value("APP_CONTAINERS") or "").replace(",", " ").split()),
+        skip_app_stop=_boolean(value("SKIP_APP_STOP"), "SKIP_APP_STOP"),
     )

@@ -8,11 +8,13 @@ directory under tmp_path.
 from __future__ import annotations
 
 import itertools
+import json
 import os
 import subprocess
 import sys
 from collections.abc import Iterator, Mapping
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -93,6 +95,34 @@ def _isolated_process_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     for name in list(os.environ):
         if name.startswith(_FOREIGN_VARIABLES):
             monkeypatch.delenv(name)
+
+
+DOCKER_CONTAINER = "dorami-postgres"
+
+
+@pytest.fixture
+def docker_shim(pg_server: PostgresServer, tmp_path: Path) -> dict[str, str]:
+    """Variables that put the docker shim first on PATH, logging to tmp_path."""
+    return {"PATH": f"{SHIMS}{os.pathsep}{os.environ['PATH']}",
+            "DOCKER_SHIM_LOG": str(tmp_path / "docker-calls.jsonl"),
+            "DOCKER_SHIM_CONTAINER": DOCKER_CONTAINER,
+            "DOCKER_SHIM_PG_BINDIR": str(pg_server.bin_directory)}
+
+
+def docker_calls(environment: Mapping[str, str]) -> list[list[str]]:
+    """Return the argv (after `docker`) of every docker call the shim saw."""
+    log = Path(environment["DOCKER_SHIM_LOG"])
+    if not log.exists():
+        return []
+    return [json.loads(line)["argv"][1:] for line in log.read_text().splitlines()]
+
+
+def make_backup(environment: Mapping[str, str]) -> dict[str, Any]:
+    """Run one real backup and return its JSON report."""
+    result = run_agent(["backup", "--json"], environment)
+    assert result.returncode == 0, result.stderr
+    report: dict[str, Any] = json.loads(result.stdout)
+    return report
 
 
 def run_agent(arguments: list[str], environment: Mapping[str, str], *,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import gzip
 import hashlib
 import json
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -43,3 +44,26 @@ def snapshot_files(directory: Path) -> dict[str, bytes | str]:
         else:
             entries[relative] = path.read_bytes()
     return entries
+
+
+def rewrite_backup(directory: Path, name: str, change: Callable[[bytes], bytes], *,
+                   later_by: timedelta = timedelta(hours=1)) -> str:
+    """Write a new, internally consistent backup (fresh .sha256) whose SQL is `change`d."""
+    source = directory / name
+    moment = datetime.strptime(name[10:25], "%Y%m%d_%H%M%S").replace(tzinfo=UTC) + later_by
+    new_name = f"db_backup_{moment:%Y%m%d_%H%M%S}.sql.gz"
+    data = gzip.compress(change(gzip.decompress(source.read_bytes())))
+    (directory / new_name).write_bytes(data)
+    (directory / f"{new_name}.sha256").write_text(
+        f"{hashlib.sha256(data).hexdigest()}  {new_name}\n")
+    manifest = json.loads((directory / f"{name}.manifest.json").read_text())
+    manifest.update(name=new_name, sha256=hashlib.sha256(data).hexdigest(), size_bytes=len(data))
+    (directory / f"{new_name}.manifest.json").write_text(json.dumps(manifest))
+    return new_name
+
+
+def flip_a_bit(path: Path) -> None:
+    """Flip one bit in the middle of a file, as failing storage would."""
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0x04
+    path.write_bytes(bytes(data))

@@ -47,11 +47,25 @@ class SqlSession:
 
     def __init__(self, settings: PostgresSettings, database: str) -> None:
         self._settings = settings
+        self._database = database
+        self._marker = f"__backup_agent_{secrets.token_hex(8)}__"
+        self._start()
+
+    def _start(self) -> None:
         self._stderr: IO[bytes] = tempfile.TemporaryFile()  # noqa: SIM115 - closed in close()
         self._process = execute.spawn(
-            make_psql_command(settings, database), environment=make_environment(settings),
+            make_psql_command(self._settings, self._database),
+            environment=make_environment(self._settings),
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._stderr)
-        self._marker = f"__backup_agent_{secrets.token_hex(8)}__"
+
+    @property
+    def alive(self) -> bool:
+        return self._process.poll() is None
+
+    def reopen(self) -> None:
+        """Start a new connection (psql exits at the first failed statement)."""
+        self.close()
+        self._start()
 
     def __enter__(self) -> SqlSession:
         return self

@@ -7,31 +7,25 @@ program locally with only the variables docker would pass into the container.
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import pytest
 
 from testbed.postgres import PostgresServer
-from tests.conftest import SHIMS, run_agent
+from tests.conftest import DOCKER_CONTAINER, run_agent
 from tests.e2e.test_backup import only_backup
 
-CONTAINER = "dorami-postgres"
+CONTAINER = DOCKER_CONTAINER
 
 
 @pytest.fixture
-def docker_env(agent_env: dict[str, str], pg_server: PostgresServer,
-               tmp_path: Path) -> dict[str, str]:
-    environment = {**agent_env, "POSTGRES_CONTAINER": CONTAINER,
-                   "PATH": f"{SHIMS}{os.pathsep}{agent_env['PATH']}",
-                   "DOCKER_SHIM_LOG": str(tmp_path / "docker-calls.jsonl"),
-                   "DOCKER_SHIM_CONTAINER": CONTAINER,
-                   "DOCKER_SHIM_PG_BINDIR": str(pg_server.bin_directory)}
+def docker_env(agent_env: dict[str, str], docker_shim: dict[str, str]) -> dict[str, str]:
+    environment = {**agent_env, **docker_shim, "POSTGRES_CONTAINER": CONTAINER}
     del environment["PG_BINDIR"]  # inside the container, the image's own clients are used
     return environment
 
 
-def docker_calls(environment: dict[str, str]) -> list[dict[str, object]]:
+def docker_log(environment: dict[str, str]) -> list[dict[str, object]]:
     log = Path(environment["DOCKER_SHIM_LOG"])
     return [json.loads(line) for line in log.read_text().splitlines()]
 
@@ -43,7 +37,7 @@ def test_docker_mode_runs_pg_dump_in_the_container_with_the_password_in_env_only
     assert result.returncode == 0, result.stderr
     only_backup(backup_dir)
 
-    calls = docker_calls(docker_env)
+    calls = docker_log(docker_env)
     dumps = [call for call in calls if "pg_dump" in call["argv"] and  # type: ignore[operator]
              "--version" not in call["argv"]]  # type: ignore[operator]
     assert len(dumps) == 1

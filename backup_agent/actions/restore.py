@@ -1,0 +1,254 @@
+"""`backup-agent restore SOURCE`: never an empty production database.
+
+The backup is restored into a new database while it is being proven good (checksum, gzip,
+closing line) in the same pass. Only when psql finished cleanly and the proof holds is the
+new database swapped in (atomically, app containers stopped around it); the old one stays
+as `<db>_pre_restore_<stamp>` for rollback. Any failure drops the half-built database and
+leaves the target exactly as it was.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from backup_agent import containers
+from backup_agent.dump import client_version
+from backup_agent.errors import (
+    ConfigurationError,
+    RestoreError,
+    ToolMissingError,
+    VerificationError,
+)
+from backup_agent.naming import STAMP_FORMAT
+from backup_agent.postgres.admin import DatabaseAdmin, derived_name
+from backup_agent.restore_stream import FeedResult, feed_psql
+from backup_agent.settings import Settings
+from backup_agent.sources import BackupSource, resolve_source
+from backup_agent.verification import Verdict, verify_stream
+
+log = logging.getLogger(__name__)
+
+# pg_dump 17.6 (and the same-day minor releases of 13-16) write `\restrict` lines into
+# plain dumps; a psql older than these rejects them.
+RESTRICT_SINCE = {13: 22, 14: 19, 15: 14, 16: 10, 17: 6}
+
+
+def understands_restrict(major: int, minor: int) -> bool:
+    return major >= 18 or (major in RESTRICT_SINCE and minor >= RESTRICT_SINCE[major])
+
+
+def parse_version(text: str) -> tuple[int, int] | None:
+    parts = text.split(".")
+    if len(parts) >= 2 and parts[0].isdigit() and parts[1].isdigit():
+        return int(parts[0]), int(parts[1])
+    return None
+
+
+@dataclass
+class RestorePlan:
+    source: BackupSource
+    target: str  # the database that ends up holding the backup's data
+    build: str  # where the backup is restored first
+    previous: str | None  # what the current target is renamed to (swap mode only)
+    stop_containers: list[str]
+    drop_previous: bool
+    no_owner: bool
+
+    @property
+    def swap(self) -> bool:
+        return self.previous is not None
+
+    def steps(self) -> list[str]:
+        steps = [f"create empty database {self.build}",
+                 f"stream {self.source.location} into it with psql, verifying SHA-256, gzip "
+                 "and the closing 'dump complete' line in the same pass",
+                 f"ANALYZE {self.build}"]
+        if self.swap:
+            if self.stop_containers:
+                steps.append(f"stop app containers: {', '.join(self.stop_containers)}")
+            steps.append(f"swap atomically: {self.target} -> {self.previous}, "
+                         f"{self.build} -> {self.target}")
+            if self.stop_containers:
+                steps.append(f"start app containers: {', '.join(self.stop_containers)}")
+            if self.drop_previous:
+                steps.append(f"drop {self.previous}")
+        else:
+            steps.append(f"rename {self.build} -> {self.target}")
+        steps.append(f"on any failure: drop {self.build}; {self.target} stays as it is")
+        return steps
+
+
+@dataclass
+class RestoreResult:
+    status: str  # "success" or "dry-run"
+    source: str
+    source_name: str
+    target_database: str
+    previous_database: str | None
+    checksum: str  # "ok", "mismatch", "missing", "skipped"
+    verified: bool  # checksum, gzip stream and closing line all good
+    source_size_bytes: int
+    source_created: str
+    duration_seconds: float
+    steps: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @property
+    def rollback_hint(self) -> str | None:
+        if not self.previous_database or self.status != "success":
+            return None
+        return (f"to roll back: ALTER DATABASE \"{self.target_database}\" RENAME TO "
+                f"\"{self.target_database}_bad\"; ALTER DATABASE \"{self.previous_database}\" "
+                f"RENAME TO \"{self.target_database}\";")
+
+
+def checksum_state(verdict: Verdict | None, source: BackupSource) -> str:
+    if source.expected_sha256 is None:
+        return "missing"
+    if verdict is None:
+        return "skipped"
+    return "ok" if verdict.checksum_matches else "mismatch"
+
+
+def check_psql_understands_dump(settings: Settings, source: BackupSource) -> None:
+    """Refuse up front when the dump carries `\\restrict` lines this psql cannot read."""
+    recorded = (source.manifest or {}).get("pg_dump_version")
+    dump_version = parse_version(str(recorded)) if recorded else None
+    if dump_version is None or not understands_restrict(*dump_version):
+        return
+    version_text, _major = client_version(settings.postgres, "psql")
+    psql_version = parse_version(version_text)
+    if psql_version and not understands_restrict(*psql_version):
+        raise ToolMissingError(
+            f"this backup was made by pg_dump {recorded}, whose plain dumps contain "
+            f"\\restrict lines that psql {version_text} rejects: use psql 17.6+/18 (PG_BINDIR)"
+            ", or POSTGRES_CONTAINER with a current image")
+
+
+def make_plan(settings: Settings, source: BackupSource, *, target_db: str | None,
+              drop_previous: bool, no_owner: bool, moment: datetime) -> RestorePlan:
+    stamp = moment.astimezone(UTC).strftime(STAMP_FORMAT)
+    target = target_db or settings.postgres.database
+    swap = target_db is None
+    return RestorePlan(
+        source=source, target=target, build=derived_name(target, f"_restore_{stamp}"),
+        previous=derived_name(target, f"_pre_restore_{stamp}") if swap else None,
+        stop_containers=list(settings.app_containers)
+        if swap and not settings.skip_app_stop else [],
+        drop_previous=drop_previous and swap, no_owner=no_owner)
+
+
+def _refuse_unverified(verdict: Verdict) -> None:
+    raise VerificationError(
+        f"refusing the backup: {'; '.join(verdict.problems())}; nothing was restored "
+        "(try an earlier backup; --no-verify restores anyway, at your own risk)")
+
+
+def _build(settings: Settings, plan: RestorePlan, admin: DatabaseAdmin, *, no_verify: bool,
+           verbose: bool, progress: Callable[[int, int], None] | None) -> FeedResult:
+    """Restore into plan.build; raise (leaving plan.build for the caller to drop) on failure."""
+    admin.create_like(plan.build, admin.facts(plan.target), keep_owner=not plan.no_owner)
+    stream = plan.source.open()
+    try:
+        fed = feed_psql(settings.postgres, plan.build, stream,
+                        expected_sha256=plan.source.expected_sha256, no_owner=plan.no_owner,
+                        verbose=verbose,
+                        progress=(lambda done: progress(done, plan.source.size))
+                        if progress else None)
+    finally:
+        stream.close()
+    if not fed.verdict.good and not no_verify:
+        _refuse_unverified(fed.verdict)
+    if not fed.psql_ok:
+        hint = (" (this psql does not know \\restrict: use psql 17.6+/18 via PG_BINDIR)"
+                if "restrict" in fed.psql_error else "")
+        raise RestoreError(f"psql failed while restoring into {plan.build}: {fed.psql_error}"
+                           f"{hint}; {plan.target} was not changed")
+    admin.analyze(settings.postgres, plan.build)
+    return fed
+
+
+def run_restore(settings: Settings, given: str, *, from_s3: bool = False,
+                target_db: str | None = None, dry_run: bool = False, no_verify: bool = False,
+                no_owner: bool = False, drop_previous: bool = False, verbose: bool = False,
+                confirm: Callable[[RestorePlan], bool] = lambda plan: True,
+                progress: Callable[[int, int], None] | None = None,
+                clock: Callable[[], datetime] = lambda: datetime.now(UTC)) -> RestoreResult:
+    """Restore a backup; return what happened. Raise a BackupAgentError on any failure."""
+    started = time.monotonic()
+    source = resolve_source(settings, given, from_s3=from_s3)
+    warnings = []
+    if no_verify:
+        warnings.append("--no-verify: the backup's checksum and completeness are NOT required")
+        log.warning("%s", warnings[-1])
+    elif source.expected_sha256 is None:
+        raise VerificationError(f"{source.location} has no .sha256 checksum, so it cannot be "
+                                "proven intact: nothing was restored (--no-verify restores "
+                                "anyway, at your own risk)")
+    check_psql_understands_dump(settings, source)
+    plan = make_plan(settings, source, target_db=target_db, drop_previous=drop_previous,
+                     no_owner=no_owner, moment=clock())
+    with DatabaseAdmin(settings.postgres) as admin:
+        if target_db is not None and admin.exists(target_db):
+            raise ConfigurationError(f"database {target_db} already exists: drop it first or "
+                                     "choose another --target-db")
+        if dry_run:
+            return _dry_run(source, plan, warnings, started)
+        if not confirm(plan):
+            raise ConfigurationError("restore cancelled: nothing was changed")
+        log.info("restoring %s into %s", source.location, plan.build)
+        try:
+            fed = _build(settings, plan, admin, no_verify=no_verify, verbose=verbose,
+                         progress=progress)
+            if plan.swap:
+                assert plan.previous is not None
+                with containers.stopped(plan.stop_containers):
+                    if admin.exists(plan.target):
+                        admin.swap(current=plan.target, replacement=plan.build,
+                                   previous=plan.previous)
+                    else:  # disaster recovery: the database is gone altogether
+                        admin.rename(plan.build, plan.target)
+                        plan.previous = None
+            else:
+                admin.rename(plan.build, plan.target)
+        except BaseException:
+            log.info("dropping the half-built database %s", plan.build)
+            admin.drop(plan.build)
+            raise
+        if plan.drop_previous and plan.previous:
+            admin.drop(plan.previous)
+            log.info("dropped the previous database %s", plan.previous)
+    return RestoreResult(
+        status="success", source=source.location, source_name=source.name,
+        target_database=plan.target,
+        previous_database=None if plan.drop_previous else plan.previous,
+        checksum=checksum_state(fed.verdict, source), verified=fed.verdict.good,
+        source_size_bytes=source.size, source_created=source.created.isoformat(),
+        duration_seconds=round(time.monotonic() - started, 3), steps=plan.steps(),
+        warnings=warnings)
+
+
+def _dry_run(source: BackupSource, plan: RestorePlan, warnings: list[str],
+             started: float) -> RestoreResult:
+    """Prove the backup and describe the plan; touch no database, file or container."""
+    stream = source.open()
+    try:
+        verdict = verify_stream(stream, expected_sha256=source.expected_sha256)
+    finally:
+        stream.close()
+    warnings = [*warnings, *verdict.problems()]
+    return RestoreResult(
+        status="dry-run", source=source.location, source_name=source.name,
+        target_database=plan.target, previous_database=plan.previous,
+        checksum=checksum_state(verdict, source), verified=verdict.good,
+        source_size_bytes=source.size, source_created=source.created.isoformat(),
+        duration_seconds=round(time.monotonic() - started, 3),
+        steps=plan.steps(), warnings=warnings)

@@ -1,0 +1,133 @@
+"""Database-level operations a restore needs, run through psql on the maintenance database.
+
+The swap renames the current database away and the restored one into its place in one
+transaction, so there is never a moment without a database of that name, and a failure
+leaves both exactly as they were.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+from backup_agent.errors import DatabaseError
+from backup_agent.postgres.session import SqlSession
+from backup_agent.settings import PostgresSettings
+
+MAINTENANCE_DATABASE = "postgres"
+IDENTIFIER_LIMIT = 63  # PostgreSQL truncates longer names (NAMEDATALEN - 1)
+SWAP_ATTEMPTS = 20
+SWAP_PAUSE_SECONDS = 0.25
+
+
+def quote_identifier(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def quote_literal(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+def derived_name(base: str, suffix: str) -> str:
+    """Return `base + suffix`, shortening base so the whole fits PostgreSQL's name limit."""
+    room = IDENTIFIER_LIMIT - len(suffix.encode())
+    shortened = base.encode()[:room].decode(errors="ignore")
+    return shortened + suffix
+
+
+@dataclass(frozen=True)
+class DatabaseFacts:
+    owner: str
+    encoding: str
+    collate: str
+    ctype: str
+
+
+class DatabaseAdmin:
+    """Administrative statements over one psql session on the maintenance database."""
+
+    def __init__(self, settings: PostgresSettings) -> None:
+        self._session = SqlSession(settings, MAINTENANCE_DATABASE)
+
+    def __enter__(self) -> DatabaseAdmin:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._session.close()
+
+    def _query(self, sql: str) -> list[str]:
+        """Run `sql`, reconnecting first if an earlier statement ended the session."""
+        if not self._session.alive:
+            self._session.reopen()
+        return self._session.query(sql)
+
+    def database_names(self) -> set[str]:
+        return set(self._query("SELECT datname FROM pg_database;"))
+
+    def exists(self, name: str) -> bool:
+        return bool(self._query(
+            f"SELECT 1 FROM pg_database WHERE datname = {quote_literal(name)};"))
+
+    def facts(self, name: str) -> DatabaseFacts | None:
+        rows = self._query(
+            "SELECT pg_get_userbyid(datdba), pg_encoding_to_char(encoding), datcollate, "
+            f"datctype FROM pg_database WHERE datname = {quote_literal(name)};")
+        if not rows:
+            return None
+        owner, encoding, collate, ctype = rows[0].split("|")
+        return DatabaseFacts(owner=owner, encoding=encoding, collate=collate, ctype=ctype)
+
+    def create_like(self, name: str, model: DatabaseFacts | None, *, keep_owner: bool) -> None:
+        """Create an empty database with the model's encoding, locale and (optionally) owner."""
+        statement = f"CREATE DATABASE {quote_identifier(name)} TEMPLATE template0"
+        if model:
+            statement += (f" ENCODING {quote_literal(model.encoding)}"
+                          f" LC_COLLATE {quote_literal(model.collate)}"
+                          f" LC_CTYPE {quote_literal(model.ctype)}")
+            if keep_owner:
+                statement += f" OWNER {quote_identifier(model.owner)}"
+        self._query(statement + ";")
+
+    def drop(self, name: str) -> None:
+        self._query(f"DROP DATABASE IF EXISTS {quote_identifier(name)} WITH (FORCE);")
+
+    def rename(self, old: str, new: str) -> None:
+        self._query(f"ALTER DATABASE {quote_identifier(old)} RENAME TO {quote_identifier(new)};")
+
+    def swap(self, *, current: str, replacement: str, previous: str) -> None:
+        """Rename current -> previous and replacement -> current, atomically.
+
+        Connections to `current` are refused and terminated first; the app may reconnect
+        in between, so the transaction is retried a few times before giving up.
+        """
+        current_identifier = quote_identifier(current)
+        self._query(f"ALTER DATABASE {current_identifier} ALLOW_CONNECTIONS false;")
+        try:
+            for _attempt in range(SWAP_ATTEMPTS):
+                self._query(
+                    "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                    f"WHERE datname = {quote_literal(current)} AND pid <> pg_backend_pid();")
+                try:
+                    self._query(
+                        f"BEGIN; ALTER DATABASE {current_identifier} RENAME TO "
+                        f"{quote_identifier(previous)}; ALTER DATABASE "
+                        f"{quote_identifier(replacement)} RENAME TO {current_identifier}; "
+                        "COMMIT;")
+                    break
+                except DatabaseError as error:
+                    if "being accessed by other users" not in str(error):
+                        raise
+                    time.sleep(SWAP_PAUSE_SECONDS)
+            else:
+                raise DatabaseError(f"could not swap in the restored database: {current} "
+                                    "kept getting new connections; stop the app "
+                                    "(APP_CONTAINERS) and run again")
+        finally:
+            still_there = current if self.exists(current) and not self.exists(previous) \
+                else previous
+            self._query(f"ALTER DATABASE {quote_identifier(still_there)} "
+                                "ALLOW_CONNECTIONS true;")
+
+    def analyze(self, settings: PostgresSettings, name: str) -> None:
+        with SqlSession(settings, name) as session:
+            session.query("ANALYZE;")
