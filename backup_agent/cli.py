@@ -25,7 +25,7 @@ import typer
 from backup_agent import __version__
 from backup_agent.actions.backup import run_backup
 from backup_agent.actions.list import Where, run_list
-from backup_agent.actions.prune import run_prune
+from backup_agent.actions.prune import prune_databases, run_prune
 from backup_agent.actions.restore import RestorePlan, run_restore
 from backup_agent.actions.verify import run_verify
 from backup_agent.errors import (
@@ -277,21 +277,34 @@ def list_backups(
 @app.command()
 def prune(
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Only show what would go.")] = False,
+    databases: Annotated[bool, typer.Option(
+        "--databases", help="Also drop <db>_pre_restore_* (the rollback copies restores keep) "
+                            "and databases a crashed restore or restore test left.")] = False,
     env_file: EnvFileOption = None, backup_dir: BackupDirectoryOption = None,
-    keep_local: KeepLocalOption = None, as_json: JsonOption = False,
+    keep_local: KeepLocalOption = None, host: HostOption = None, port: PortOption = None,
+    user: UserOption = None, db: DatabaseOption = None, container: ContainerOption = None,
+    pg_bindir: BinDirectoryOption = None, as_json: JsonOption = False,
 ) -> None:
     """Keep the KEEP_LOCAL newest local backups made by backup-agent; delete older ones."""
     with _reported("prune", as_json=as_json):
-        settings = _settings(env_file=env_file, BACKUP_DIR=backup_dir, KEEP_LOCAL=keep_local)
+        settings = _settings(
+            env_file, BACKUP_DIR=backup_dir, KEEP_LOCAL=keep_local, POSTGRES_HOST=host,
+            POSTGRES_PORT=port, POSTGRES_USER=user, POSTGRES_DB=db,
+            POSTGRES_CONTAINER=container, PG_BINDIR=pg_bindir)
         doomed = run_prune(settings, dry_run=dry_run)
+        dropped = prune_databases(settings, dry_run=dry_run) if databases else []
         verb = "would delete" if dry_run else "deleted"
         if as_json:
             _print_json({"command": "prune", "dry_run": dry_run,
                          "deleted" if not dry_run else "would_delete":
-                             [backup.name for backup in doomed]})
+                             [backup.name for backup in doomed],
+                         "databases": dropped})
         else:
             typer.echo(f"{verb} {len(doomed)} backup(s), keeping the {settings.keep_local} "
                        "newest" + "".join(f"\n  {backup.path}" for backup in doomed))
+            if databases:
+                typer.echo(f"{'would drop' if dry_run else 'dropped'} {len(dropped)} "
+                           "database(s)" + "".join(f"\n  {name}" for name in dropped))
 
 
 def _confirm_restore(plan: RestorePlan, *, yes: bool) -> bool:

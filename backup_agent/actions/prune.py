@@ -11,6 +11,7 @@ import logging
 from backup_agent import local_store
 from backup_agent.local_store import LocalBackup
 from backup_agent.lock import directory_lock
+from backup_agent.postgres.admin import DatabaseAdmin
 from backup_agent.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -32,6 +33,24 @@ def prune_local(settings: Settings, *, dry_run: bool) -> list[LocalBackup]:
         log.info("left %d backup(s) without a backup-agent manifest alone (made by another "
                  "tool; delete them by hand when no longer needed)", len(foreign))
     return doomed
+
+
+def prune_databases(settings: Settings, *, dry_run: bool) -> list[str]:
+    """Drop the databases restores and restore tests left behind; return their names.
+
+    That is `<db>_pre_restore_<stamp>` (the rollback copy a restore keeps) and, after a
+    crash, `<db>_restore_<stamp>` / `<db>_verify_<stamp>`. Only on request: the rollback
+    copy is the way back from a bad restore.
+    """
+    with DatabaseAdmin(settings.postgres) as admin:
+        names = admin.leftovers(settings.postgres.database)
+        for name in names:
+            if dry_run:
+                log.info("would drop database %s", name)
+            else:
+                admin.drop(name)
+                log.info("dropped database %s", name)
+    return names
 
 
 def run_prune(settings: Settings, *, dry_run: bool) -> list[LocalBackup]:

@@ -7,6 +7,7 @@ leaves both exactly as they were.
 
 from __future__ import annotations
 
+import re
 import time
 from dataclasses import dataclass
 
@@ -63,6 +64,12 @@ class DatabaseAdmin:
 
     def database_names(self) -> set[str]:
         return set(self._query("SELECT datname FROM pg_database;"))
+
+    def leftovers(self, database: str) -> list[str]:
+        """Return what restores and tests of `database` left: previous, half-built, scratch."""
+        pattern = re.compile(re.escape(database[:IDENTIFIER_LIMIT - 24])
+                             + r"_(pre_restore|restore|verify)_\d{8}_\d{6}$")
+        return sorted(name for name in self.database_names() if pattern.match(name))
 
     def exists(self, name: str) -> bool:
         return bool(self._query(

@@ -71,3 +71,22 @@ def test_docker_mode_without_pg_dump_in_the_image_says_so(docker_env: dict[str, 
     result = run_agent(["backup"], {**docker_env, "DOCKER_SHIM_PG_BINDIR": str(empty)})
     assert result.returncode == 7
     assert f"not found inside container {CONTAINER}" in result.stderr
+
+
+def test_restore_and_restore_test_run_psql_inside_the_container(
+        docker_env: dict[str, str], pg_server: PostgresServer, database: str) -> None:
+    from testbed.sample_data import fingerprint
+
+    assert run_agent(["backup"], docker_env).returncode == 0
+    expected = fingerprint(pg_server, database)
+    pg_server.psql(database, "TRUNCATE audit.events;")
+    restored = run_agent(["restore", "latest", "--yes", "--drop-previous"], docker_env)
+    assert restored.returncode == 0, restored.stderr
+    assert fingerprint(pg_server, database) == expected
+    tested = run_agent(["verify", "--restore-test"], docker_env)
+    assert tested.returncode == 0, tested.stderr
+    psql_calls = [entry["argv"] for entry in docker_log(docker_env)
+                  if "psql" in entry["argv"]]  # type: ignore[operator]
+    assert psql_calls
+    assert all(argv[1:6] == ["exec", "-i", "-e", "PGPASSWORD", CONTAINER]  # type: ignore[index]
+               for argv in psql_calls)

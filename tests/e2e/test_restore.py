@@ -247,3 +247,19 @@ def test_no_owner_restores_a_dump_whose_roles_do_not_exist_here(
         assert fingerprint(pg_server, "no_roles") == expected
     finally:
         pg_server.drop_database("no_roles")
+
+
+def test_prune_databases_drops_the_rollback_copy_only_when_asked(
+        backed_up: tuple[dict[str, object], dict[str, str]], agent_env: dict[str, str],
+        pg_server: PostgresServer, database: str) -> None:
+    restored = run_agent(["restore", "latest", "--yes", "--json"], agent_env)
+    previous = json.loads(restored.stdout)["previous_database"]
+    assert run_agent(["prune"], agent_env).returncode == 0
+    assert previous in databases(pg_server)  # a plain prune never drops a database
+    dry = run_agent(["prune", "--databases", "--dry-run", "--json"], agent_env)
+    assert json.loads(dry.stdout)["databases"] == [previous]
+    assert previous in databases(pg_server)
+    real = run_agent(["prune", "--databases"], agent_env)
+    assert real.returncode == 0, real.stderr
+    assert f"dropped 1 database(s)\n  {previous}" in real.stdout
+    assert previous not in databases(pg_server) and database in databases(pg_server)
