@@ -103,28 +103,30 @@ def parse_s3_url(url: str, settings: Settings) -> tuple[str, str]:
     return bucket, key
 
 
-def _s3_text(client: Any, bucket: str, key: str) -> str | None:
-    try:
-        body = client.get_object(Bucket=bucket, Key=key)["Body"]
-    except Exception as error:
-        code = str(getattr(error, "response", {}).get("Error", {}).get("Code", ""))
-        if code in s3_store.NOT_FOUND_CODES:
-            return None
-        raise
-    with body:
-        return str(body.read(1024 * 1024).decode("utf-8", "replace"))
+SIDECAR_LIMIT_BYTES = 1024 * 1024
+
+
+def _s3_text(client: Any, bucket: str, key: str, present: dict[str, int]) -> str | None:
+    """Return a small sidecar object's text, or None when the listing did not show it."""
+    if key not in present:
+        return None
+    with client.get_object(Bucket=bucket, Key=key)["Body"] as body:
+        return str(body.read(SIDECAR_LIMIT_BYTES).decode("utf-8", "replace"))
 
 
 def _s3_source(settings: Settings, bucket: str, key: str) -> BackupSource:
     client = s3_store.make_client(settings.s3, s3_store.make_session(settings.s3))
     name = key.rsplit("/", 1)[-1]
     try:
-        head = s3_store.head(client, bucket=bucket, key=key)
-        if head is None:
+        # One listing says what exists: with a writer that may only list its prefix, S3
+        # answers a GET of a missing key with 403, not 404, so we never probe blindly.
+        present = {item.key: item.size
+                   for item in s3_store.list_objects(client, bucket=bucket, prefix=key)}
+        if key not in present:
             raise SourceNotFoundError(f"no object at s3://{bucket}/{key}: "
                                       "`backup-agent list s3` shows what there is")
-        checksum_text = _s3_text(client, bucket, checksum_name(key))
-        manifest_text = _s3_text(client, bucket, manifest_name(key))
+        checksum_text = _s3_text(client, bucket, checksum_name(key), present)
+        manifest_text = _s3_text(client, bucket, manifest_name(key), present)
     except BackupAgentError:
         raise
     except Exception as error:  # noqa: BLE001 - translate_error re-raises what it does not know
@@ -140,7 +142,7 @@ def _s3_source(settings: Settings, bucket: str, key: str) -> BackupSource:
     created = created_at(name)
     assert created is not None
     return BackupSource(
-        name=name, location=f"s3://{bucket}/{key}", size=int(head["ContentLength"]),
+        name=name, location=f"s3://{bucket}/{key}", size=present[key],
         created=created,
         expected_sha256=parse_checksum_file(checksum_text, name) if checksum_text else None,
         manifest=manifest,

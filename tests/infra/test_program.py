@@ -1,0 +1,217 @@
+"""The Pulumi program under mocks: every property the guide and the issue require."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from typing import Any
+
+import pytest
+
+from tests.infra.harness import PROJECT, ProgramRun, run_program
+
+SECRET_SIGNATURE = "4dabf18193072939515e22adb298388d"  # how Pulumi marks a secret value
+
+
+def is_secret_input(value: Any) -> bool:
+    return isinstance(value, dict) and SECRET_SIGNATURE in value
+
+
+@pytest.fixture(scope="module")
+def default_run() -> ProgramRun:
+    return run_program()
+
+
+def test_exactly_the_listed_resources_and_nothing_else(default_run: ProgramRun) -> None:
+    assert Counter(resource.type for resource in default_run.resources) == Counter({
+        "dorami:backups:BackupBucket": 1,
+        "aws:s3/bucket:Bucket": 1,
+        "aws:s3/bucketOwnershipControls:BucketOwnershipControls": 1,
+        "aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock": 1,
+        "aws:s3/bucketServerSideEncryptionConfiguration:BucketServerSideEncryptionConfiguration": 1,
+        "aws:s3/bucketVersioning:BucketVersioning": 1,
+        "aws:s3/bucketPolicy:BucketPolicy": 1,
+        "aws:s3/bucketLifecycleConfiguration:BucketLifecycleConfiguration": 1,
+        "dorami:backups:BackupWriter": 1,
+        "aws:iam/user:User": 1,
+        "aws:iam/userPolicy:UserPolicy": 1,
+        "aws:iam/accessKey:AccessKey": 1,
+        "dorami:backups:GithubSecrets": 1,
+        "github:index/actionsSecret:ActionsSecret": 3,
+    })
+
+
+def test_bucket_is_named_by_config_and_never_force_destroyed(default_run: ProgramRun) -> None:
+    bucket = default_run.one("aws:s3/bucket:Bucket")
+    assert bucket.inputs["bucket"] == "dorami-db-backups-prod"
+    assert not bucket.inputs.get("forceDestroy")
+    assert not bucket.inputs.get("objectLockEnabled")
+
+
+def test_bucket_is_protected() -> None:
+    import pulumi_aws as aws
+
+    protected: list[bool] = []
+    original = aws.s3.Bucket.__init__
+
+    def spy(self: Any, resource_name: str, *args: Any, **kwargs: Any) -> None:
+        options = kwargs.get("opts")
+        protected.append(bool(options and options.protect))
+        original(self, resource_name, *args, **kwargs)
+
+    aws.s3.Bucket.__init__ = spy  # type: ignore[method-assign, assignment]
+    try:
+        run_program({f"{PROJECT}:accessLogging": "true"})
+    finally:
+        aws.s3.Bucket.__init__ = original  # type: ignore[method-assign]
+    assert protected == [True, True]
+
+
+def test_encryption_is_sse_s3_aes256(default_run: ProgramRun) -> None:
+    rules = default_run.one("aws:s3/bucketServerSideEncryptionConfiguration:"
+                            "BucketServerSideEncryptionConfiguration").inputs["rules"]
+    assert rules == [{"applyServerSideEncryptionByDefault": {"sseAlgorithm": "AES256"}}]
+
+
+def test_all_four_public_access_flags_and_owner_enforced(default_run: ProgramRun) -> None:
+    block = default_run.one("aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock").inputs
+    assert {key: block[key] for key in ("blockPublicAcls", "ignorePublicAcls",
+                                        "blockPublicPolicy", "restrictPublicBuckets")} == \
+        dict.fromkeys(("blockPublicAcls", "ignorePublicAcls", "blockPublicPolicy",
+                       "restrictPublicBuckets"), True)
+    ownership = default_run.one("aws:s3/bucketOwnershipControls:BucketOwnershipControls")
+    assert ownership.inputs["rule"] == {"objectOwnership": "BucketOwnerEnforced"}
+    versioning = default_run.one("aws:s3/bucketVersioning:BucketVersioning")
+    assert versioning.inputs["versioningConfiguration"] == {"status": "Enabled"}
+
+
+def test_bucket_policy_denies_requests_without_tls(default_run: ProgramRun) -> None:
+    policy = json.loads(default_run.one("aws:s3/bucketPolicy:BucketPolicy").inputs["policy"])
+    assert policy["Statement"] == [{
+        "Sid": "DenyInsecureTransport", "Effect": "Deny", "Principal": "*", "Action": "s3:*",
+        "Resource": ["arn:aws:s3:::dorami-db-backups-prod",
+                     "arn:aws:s3:::dorami-db-backups-prod/*"],
+        "Condition": {"Bool": {"aws:SecureTransport": "false"}}}]
+
+
+def test_lifecycle_rules_and_their_numbers(default_run: ProgramRun) -> None:
+    rules = default_run.one("aws:s3/bucketLifecycleConfiguration:"
+                            "BucketLifecycleConfiguration").inputs["rules"]
+    assert rules == [
+        {"id": "ExpireOldBackups", "status": "Enabled", "filter": {"prefix": "backups/"},
+         "expiration": {"days": 30.0},
+         "noncurrentVersionExpiration": {"noncurrentDays": 7.0},
+         "abortIncompleteMultipartUpload": {"daysAfterInitiation": 7.0}},
+        {"id": "RemoveExpiredDeleteMarkers", "status": "Enabled",
+         "filter": {"prefix": "backups/"}, "expiration": {"expiredObjectDeleteMarker": True}},
+    ]
+
+
+def writer_statements(run: ProgramRun) -> list[dict[str, Any]]:
+    document = json.loads(run.one("aws:iam/userPolicy:UserPolicy").inputs["policy"])
+    statements: list[dict[str, Any]] = document["Statement"]
+    return statements
+
+
+def test_writer_policy_is_exactly_the_guides_actions_plus_abort(default_run: ProgramRun) -> None:
+    user = default_run.one("aws:iam/user:User")
+    assert user.inputs["name"] == "dorami-backup-automation"
+    assert writer_statements(default_run) == [
+        {"Sid": "ReadAndWriteBackups", "Effect": "Allow",
+         "Action": ["s3:PutObject", "s3:GetObject", "s3:AbortMultipartUpload"],
+         "Resource": ["arn:aws:s3:::dorami-db-backups-prod/backups/*"]},
+        {"Sid": "ListBackups", "Effect": "Allow", "Action": ["s3:ListBucket"],
+         "Resource": ["arn:aws:s3:::dorami-db-backups-prod"],
+         "Condition": {"StringLike": {"s3:prefix": ["backups/", "backups/*"]}}},
+    ]
+
+
+def test_no_statement_allows_wildcards_deletes_or_versions(default_run: ProgramRun) -> None:
+    for statement in writer_statements(default_run):
+        assert statement["Effect"] == "Allow"
+        for action in statement["Action"]:
+            assert "*" not in action
+            assert not action.lower().startswith("s3:delete")
+            assert "version" not in action.lower()
+        for resource in statement["Resource"]:
+            assert resource != "*" and not resource.endswith(":::*")
+            assert resource.startswith("arn:aws:s3:::dorami-db-backups-prod")
+
+
+def test_three_github_secrets_with_secret_values(default_run: ProgramRun) -> None:
+    secrets = {resource.inputs["secretName"]: resource.inputs
+               for resource in default_run.of_type("github:index/actionsSecret:ActionsSecret")}
+    assert set(secrets) == {"PROD_S3_BACKUP_BUCKET", "PROD_AWS_ACCESS_KEY_ID",
+                            "PROD_AWS_SECRET_ACCESS_KEY"}
+    for inputs in secrets.values():
+        assert inputs["repository"] == "dorami"
+        assert is_secret_input(inputs["value"])
+        assert "plaintextValue" not in inputs  # deprecated since pulumi-github 6.13
+    assert secrets["PROD_S3_BACKUP_BUCKET"]["value"]["value"] == "dorami-db-backups-prod"
+    assert secrets["PROD_AWS_SECRET_ACCESS_KEY"]["value"]["value"] == "mock-secret-access-key"
+
+
+def test_outputs_and_only_the_secret_key_is_secret(default_run: ProgramRun) -> None:
+    outputs = default_run.globals["outputs"]
+    assert default_run.output("bucketName") == "dorami-db-backups-prod"
+    assert default_run.output("bucketArn") == "arn:aws:s3:::dorami-db-backups-prod"
+    assert default_run.output("region") == "ap-northeast-2"
+    assert default_run.output("writerUserName") == "dorami-backup-automation"
+    assert default_run.output("accessKeyId") == "AKIAMOCKACCESSKEY000"
+    assert default_run.output("secretAccessKey") == "mock-secret-access-key"
+    assert default_run.is_secret(outputs["secretAccessKey"])
+    assert not default_run.is_secret(outputs["accessKeyId"])
+
+
+def test_config_flows_into_the_resources() -> None:
+    run = run_program({"aws:region": "eu-west-1", f"{PROJECT}:bucketName": "other-backups",
+                       f"{PROJECT}:retentionDays": "14",
+                       f"{PROJECT}:noncurrentRetentionDays": "3",
+                       f"{PROJECT}:backupPrefix": "db/", f"{PROJECT}:writerUserName": "w",
+                       f"{PROJECT}:githubRepository": "infra-repo"})
+    assert run.output("region") == "eu-west-1"
+    assert run.one("aws:s3/bucket:Bucket").inputs["bucket"] == "other-backups"
+    rules = run.one("aws:s3/bucketLifecycleConfiguration:"
+                    "BucketLifecycleConfiguration").inputs["rules"]
+    assert rules[0]["expiration"] == {"days": 14.0}
+    assert rules[0]["noncurrentVersionExpiration"] == {"noncurrentDays": 3.0}
+    assert rules[0]["filter"] == {"prefix": "db/"}
+    assert writer_statements(run)[0]["Resource"] == ["arn:aws:s3:::other-backups/db/*"]
+    assert run.one("aws:iam/user:User").inputs["name"] == "w"
+    assert {resource.inputs["repository"] for resource in
+            run.of_type("github:index/actionsSecret:ActionsSecret")} == {"infra-repo"}
+
+
+def test_github_secrets_can_be_switched_off() -> None:
+    run = run_program({f"{PROJECT}:manageGithubSecrets": "false"})
+    assert run.of_type("github:index/actionsSecret:ActionsSecret") == []
+    assert run.of_type("dorami:backups:GithubSecrets") == []
+
+
+def test_optional_access_logging_into_a_private_log_bucket() -> None:
+    run = run_program({f"{PROJECT}:accessLogging": "true"})
+    buckets = sorted(resource.inputs["bucket"] for resource in
+                     run.of_type("aws:s3/bucket:Bucket"))
+    assert buckets == ["dorami-db-backups-prod", "dorami-db-backups-prod-access-logs"]
+    logging = run.one("aws:s3/bucketLogging:BucketLogging").inputs
+    assert logging == {"bucket": "dorami-db-backups-prod",
+                       "targetBucket": "dorami-db-backups-prod-access-logs",
+                       "targetPrefix": "access-logs/"}
+    assert len(run.of_type("aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock")) == 2
+    log_policy = json.loads(next(
+        resource.inputs["policy"] for resource in run.of_type("aws:s3/bucketPolicy:BucketPolicy")
+        if resource.inputs["bucket"].endswith("access-logs")))
+    assert [statement["Sid"] for statement in log_policy["Statement"]] == [
+        "DenyInsecureTransport", "AllowS3ServerAccessLogs"]
+
+
+def test_optional_object_lock_in_governance_mode_matched_to_retention() -> None:
+    run = run_program({f"{PROJECT}:objectLock": "true", f"{PROJECT}:retentionDays": "35"})
+    assert run.one("aws:s3/bucket:Bucket").inputs["objectLockEnabled"] is True
+    lock = run.one("aws:s3/bucketObjectLockConfiguration:BucketObjectLockConfiguration")
+    assert lock.inputs["rule"] == {"defaultRetention": {"mode": "GOVERNANCE", "days": 35.0}}
+
+
+def test_missing_repository_is_a_clear_error() -> None:
+    with pytest.raises(Exception, match="githubRepository"):
+        run_program({f"{PROJECT}:githubRepository": ""})
