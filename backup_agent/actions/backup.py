@@ -59,6 +59,15 @@ class BackupResult:
     warnings: list[str] = field(default_factory=list)
     pruned: list[str] = field(default_factory=list)
 
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> BackupResult:
+        """Rebuild a result from its `--json` form (as a workflow receives it)."""
+        fields = {name: data[name] for name in cls.__dataclass_fields__ if name in data}
+        fields["path"] = Path(str(data["path"]))
+        s3 = data.get("s3")
+        fields["s3"] = S3Location(bucket=s3["bucket"], key=s3["key"]) if s3 else None
+        return cls(**fields)
+
     def to_dict(self) -> dict[str, Any]:
         result = asdict(self)
         result["path"] = str(self.path)

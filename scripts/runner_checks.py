@@ -1,0 +1,119 @@
+"""Runs ON THE RUNNER after a server-side backup: summary, upload check, freshness check.
+
+    python scripts/runner_checks.py summarize REPORT.json
+    python scripts/runner_checks.py check-upload REPORT.json
+    python scripts/runner_checks.py check-freshness --max-age-hours 26
+
+The S3 checks use the bucket and keys from the environment (S3_BUCKET, AWS_*), that is the
+runner's own view of the bucket, independent of what the server says. Exit 1 on failure,
+with a GitHub `::error::` annotation; warnings become `::warning::` annotations.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from backup_agent import s3_store
+from backup_agent.actions.backup import BackupResult
+from backup_agent.actions.list import list_s3
+from backup_agent.naming import checksum_name
+from backup_agent.report import append_step_summary, backup_markdown, failure_markdown
+from backup_agent.settings import resolve_settings
+
+
+def annotate(level: str, message: str) -> None:
+    print(f"::{level}::{message}", flush=True)
+
+
+def load_report(path: Path) -> dict[str, Any]:
+    """Return the agent's JSON result: the last JSON document in the file."""
+    text = path.read_text()
+    start = text.find("{")
+    if start < 0:
+        raise SystemExit(f"no JSON result in {path}")
+    report: dict[str, Any] = json.loads(text[start:text.rfind("}") + 1])
+    return report
+
+
+def summarize(report: dict[str, Any]) -> int:
+    if report.get("status") == "failure":
+        append_step_summary(failure_markdown(str(report.get("command", "backup")),
+                                             str(report.get("error")),
+                                             int(report.get("exit_code", 1))))
+        annotate("error", f"backup failed: {report.get('error')}")
+        return 1
+    append_step_summary(backup_markdown(BackupResult.from_dict(report)))
+    for warning in report.get("warnings", []):
+        annotate("warning", warning)
+    return 0
+
+
+def check_upload(report: dict[str, Any]) -> int:
+    """Confirm, as the runner sees it, that the reported object is in S3 and intact."""
+    location = report.get("s3")
+    if not location:
+        annotate("warning", "the backup was kept locally only: nothing to check in S3")
+        return 0
+    settings = resolve_settings({}, os.environ)
+    client = s3_store.make_client(settings.s3, s3_store.make_session(settings.s3))
+    head = s3_store.head(client, bucket=location["bucket"], key=location["key"])
+    problems = []
+    if head is None:
+        problems.append("the object does not exist")
+    else:
+        if head["ContentLength"] != report["size_bytes"]:
+            problems.append(f"size {head['ContentLength']} != reported {report['size_bytes']}")
+        if head.get("Metadata", {}).get("sha256") != report["sha256"]:
+            problems.append("its sha256 metadata differs from the reported checksum")
+        sidecar = client.get_object(Bucket=location["bucket"],
+                                    Key=checksum_name(location["key"]))["Body"].read()
+        if report["sha256"] not in sidecar.decode(errors="replace"):
+            problems.append("its .sha256 sidecar does not hold the reported checksum")
+    if problems:
+        annotate("error", f"{location['uri']}: {'; '.join(problems)}")
+        return 1
+    print(f"confirmed {location['uri']}: {report['size_bytes']} bytes, sha256 {report['sha256']}")
+    return 0
+
+
+def check_freshness(max_age: timedelta, now: datetime) -> int:
+    """Fail unless the newest complete backup in S3 is younger than `max_age`."""
+    settings = resolve_settings({}, os.environ)
+    complete = [backup for backup in list_s3(settings) if backup.complete]
+    if not complete:
+        annotate("error", f"no complete backup in s3://{settings.s3.bucket}/{settings.s3.prefix}")
+        return 1
+    newest = max(complete, key=lambda backup: backup.created)
+    age = now - newest.created
+    hours = age.total_seconds() / 3600
+    if age > max_age:
+        annotate("error", f"the newest backup in S3, {newest.name}, is {hours:.1f} hours old "
+                          f"(limit {max_age.total_seconds() / 3600:.0f}): backups have stopped")
+        return 1
+    print(f"newest backup in S3: {newest.name}, {hours:.1f} hours old")
+    return 0
+
+
+def main(arguments: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    commands = parser.add_subparsers(dest="command", required=True)
+    for name in ("summarize", "check-upload"):
+        commands.add_parser(name).add_argument("report", type=Path)
+    freshness = commands.add_parser("check-freshness")
+    freshness.add_argument("--max-age-hours", type=float, default=26)
+    options = parser.parse_args(arguments)
+    if options.command == "summarize":
+        return summarize(load_report(options.report))
+    if options.command == "check-upload":
+        return check_upload(load_report(options.report))
+    return check_freshness(timedelta(hours=options.max_age_hours), datetime.now(UTC))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

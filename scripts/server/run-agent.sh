@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# Runs ON THE SERVER, over SSH: `run-agent.sh COMMAND [ARGS...]`.
+#
+# Secrets (S3 bucket, AWS keys) arrive as KEY=VALUE lines on standard input, never on the
+# command line (which `ps` and the SSH logs would show). Database credentials come from
+# the server's own env file. Only known names are accepted.
+set -euo pipefail
+
+agent="${BACKUP_AGENT:-/opt/dorami/backup-agent/bin/backup-agent}"
+env_file="${BACKUP_ENV_FILE:-/opt/dorami/.env.production}"
+
+if [ "$#" -eq 0 ]; then
+  echo "usage: run-agent.sh COMMAND [ARGS...] (secrets as KEY=VALUE lines on stdin)" >&2
+  exit 2
+fi
+case "$1" in
+  backup|verify|list|status) ;;
+  *) echo "run-agent.sh: refusing command '$1' (allowed: backup, verify, list, status)" >&2
+     exit 2 ;;
+esac
+
+if [ ! -t 0 ]; then
+  while IFS= read -r line || [ -n "$line" ]; do
+    name="${line%%=*}"
+    value="${line#*=}"
+    case "$name" in
+      S3_BUCKET|S3_PREFIX|AWS_ACCESS_KEY_ID|AWS_SECRET_ACCESS_KEY|AWS_SESSION_TOKEN|\
+      AWS_REGION|AWS_DEFAULT_REGION|AWS_ENDPOINT_URL_S3)
+        [ -n "$value" ] && export "$name=$value" ;;
+      "") ;;
+      *) echo "run-agent.sh: ignoring unexpected variable '$name'" >&2 ;;
+    esac
+  done
+fi
+
+exec "$agent" "$@" --env-file "$env_file"

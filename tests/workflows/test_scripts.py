@@ -1,0 +1,182 @@
+"""What the workflows run, run here: runner scripts -> ssh (shim) -> server scripts -> agent.
+
+The server side gets only its own configuration (the env file, the agent's path); the S3
+secrets travel on ssh's standard input exactly as in GitHub Actions.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from testbed.postgres import PostgresServer
+from testbed.s3 import S3Endpoint
+from tests.conftest import AGENT, SHIMS, clean_environment
+
+REPOSITORY = Path(__file__).resolve().parents[2]
+SCRIPTS = REPOSITORY / "scripts"
+
+
+@pytest.fixture
+def runner_env(pg_server: PostgresServer, database: str, s3_endpoint: S3Endpoint, bucket: str,
+               backup_dir: Path, tmp_path: Path) -> dict[str, str]:
+    """The runner's environment, and the server's env file the agent reads there."""
+    server_env_file = tmp_path / ".env.production"
+    server_settings = {**pg_server.environment(database), "BACKUP_DIR": str(backup_dir),
+                       # Only because the "AWS" here is moto on loopback:
+                       "AWS_ENDPOINT_URL_S3": s3_endpoint.url}
+    server_env_file.write_text("".join(f"{key}={value}\n"
+                                       for key, value in server_settings.items()))
+    aws = s3_endpoint.environment()
+    return {
+        **clean_environment(),
+        "PATH": f"{SHIMS}:{clean_environment()['PATH']}",
+        "PRODUCTION_HOST": "prod.example.internal", "PRODUCTION_USER": "ubuntu",
+        "S3_BUCKET": bucket, "AWS_ACCESS_KEY_ID": aws["AWS_ACCESS_KEY_ID"],
+        "AWS_SECRET_ACCESS_KEY": aws["AWS_SECRET_ACCESS_KEY"], "AWS_REGION": aws["AWS_REGION"],
+        "REMOTE_SCRIPTS_DIR": str(SCRIPTS / "server"),
+        "SSH_SHIM_LOG": str(tmp_path / "ssh.jsonl"),
+        "SSH_SHIM_REMOTE_ENV": "BACKUP_AGENT,BACKUP_ENV_FILE,AWS_CONFIG_FILE,"
+                               "AWS_SHARED_CREDENTIALS_FILE,AWS_MAX_ATTEMPTS",
+        "BACKUP_AGENT": str(AGENT), "BACKUP_ENV_FILE": str(server_env_file),
+        "AWS_CONFIG_FILE": "/dev/null", "AWS_SHARED_CREDENTIALS_FILE": "/dev/null",
+        "AWS_MAX_ATTEMPTS": "2",
+        "GITHUB_STEP_SUMMARY": str(tmp_path / "summary.md"),
+        "GITHUB_OUTPUT": str(tmp_path / "output"),
+    }
+
+
+def remote(environment: dict[str, str], *arguments: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([str(SCRIPTS / "remote.sh"), *arguments], env=environment,
+                          capture_output=True, text=True, timeout=300, check=False)
+
+
+def runner_check(environment: dict[str, str], s3_endpoint: S3Endpoint,
+                 *arguments: str) -> subprocess.CompletedProcess[str]:
+    # The runner reaches "AWS" (moto) through the standard endpoint variable.
+    return subprocess.run([sys.executable, str(SCRIPTS / "runner_checks.py"), *arguments],
+                          env={**environment, "AWS_ENDPOINT_URL_S3": s3_endpoint.url},
+                          capture_output=True, text=True, timeout=120, check=False)
+
+
+def save_report(result: subprocess.CompletedProcess[str], tmp_path: Path) -> Path:
+    report = tmp_path / "backup-report.json"
+    report.write_text(result.stdout)
+    return report
+
+
+def test_scheduled_backup_runs_remotely_and_the_runner_confirms_the_upload(
+        runner_env: dict[str, str], s3_endpoint: S3Endpoint, bucket: str,
+        tmp_path: Path) -> None:
+    result = remote(runner_env, "run-agent.sh", "backup", "--json")
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert report["status"] == "success" and report["s3"]["bucket"] == bucket
+    report_path = save_report(result, tmp_path)
+
+    summary = runner_check(runner_env, s3_endpoint, "summarize", str(report_path))
+    assert summary.returncode == 0, summary.stderr
+    assert "Database backup: success" in Path(runner_env["GITHUB_STEP_SUMMARY"]).read_text()
+    confirmed = runner_check(runner_env, s3_endpoint, "check-upload", str(report_path))
+    assert confirmed.returncode == 0, confirmed.stdout + confirmed.stderr
+
+    ssh_argv = Path(runner_env["SSH_SHIM_LOG"]).read_text()
+    for secret in (runner_env["AWS_SECRET_ACCESS_KEY"], runner_env["AWS_ACCESS_KEY_ID"]):
+        assert secret not in ssh_argv
+
+    s3_endpoint.client().put_object(Bucket=bucket, Key=report["s3"]["key"], Body=b"tampered")
+    tampered = runner_check(runner_env, s3_endpoint, "check-upload", str(report_path))
+    assert tampered.returncode == 1
+    assert "::error::" in tampered.stdout and "size" in tampered.stdout
+
+
+def test_a_local_only_backup_is_a_success_with_a_warning_annotation(
+        runner_env: dict[str, str], s3_endpoint: S3Endpoint, tmp_path: Path) -> None:
+    result = remote({**runner_env, "UPLOAD": "false"}, "run-agent.sh", "backup", "--json")
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["status"] == "warning"
+    report_path = save_report(result, tmp_path)
+    summary = runner_check(runner_env, s3_endpoint, "summarize", str(report_path))
+    assert summary.returncode == 0
+    assert "::warning::S3_BUCKET is not set" in summary.stdout
+    check = runner_check(runner_env, s3_endpoint, "check-upload", str(report_path))
+    assert check.returncode == 0 and "::warning::" in check.stdout
+
+
+def test_a_failed_backup_fails_the_summary_step(runner_env: dict[str, str],
+                                                s3_endpoint: S3Endpoint,
+                                                tmp_path: Path) -> None:
+    env_file = Path(runner_env["BACKUP_ENV_FILE"])
+    env_file.write_text(env_file.read_text() + "POSTGRES_PASSWORD=wrong\n")
+    result = remote(runner_env, "run-agent.sh", "backup", "--json")
+    assert result.returncode == 3
+    summary = runner_check(runner_env, s3_endpoint, "summarize", str(save_report(result,
+                                                                                  tmp_path)))
+    assert summary.returncode == 1 and "::error::backup failed" in summary.stdout
+
+
+def test_the_weekly_restore_test_runs_remotely(runner_env: dict[str, str]) -> None:
+    assert remote(runner_env, "run-agent.sh", "backup").returncode == 0
+    result = remote(runner_env, "run-agent.sh", "verify", "latest", "--restore-test", "--json")
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["backups"][0]["restore_test"]["passed"] is True
+
+
+def test_run_agent_refuses_anything_but_its_commands(runner_env: dict[str, str]) -> None:
+    result = remote(runner_env, "run-agent.sh", "restore", "latest", "--yes")
+    assert result.returncode == 2 and "refusing command 'restore'" in result.stderr
+
+
+def test_pre_deploy_backup_falls_back_to_local_when_s3_is_down(
+        runner_env: dict[str, str], backup_dir: Path) -> None:
+    env_file = Path(runner_env["BACKUP_ENV_FILE"])
+    lines = [line for line in env_file.read_text().splitlines()
+             if not line.startswith("AWS_ENDPOINT_URL_S3=")]
+    env_file.write_text("\n".join([*lines, "AWS_ENDPOINT_URL_S3=http://127.0.0.1:9"]) + "\n")
+    result = remote(runner_env, "pre-deploy-backup.sh")
+    assert result.returncode == 0, result.stderr  # so the deploy continues
+    assert result.stdout.strip().splitlines()[-1] == "outcome=local-only"
+    assert len(list(backup_dir.glob("db_backup_*.sql.gz"))) == 1
+
+
+def test_pre_deploy_backup_uploads_when_s3_is_up(runner_env: dict[str, str]) -> None:
+    result = remote(runner_env, "pre-deploy-backup.sh")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip().splitlines()[-1] == "outcome=s3"
+
+
+def test_freshness_check_passes_on_a_fresh_backup_and_fails_on_an_old_one(
+        runner_env: dict[str, str], s3_endpoint: S3Endpoint, bucket: str) -> None:
+    stale = runner_check(runner_env, s3_endpoint, "check-freshness", "--max-age-hours", "26")
+    assert stale.returncode == 1 and "no complete backup" in stale.stdout
+    client = s3_endpoint.client()
+    for suffix in ("", ".manifest.json"):
+        client.put_object(Bucket=bucket, Body=b"{}",
+                          Key=f"backups/2026/01/db_backup_20260101_020000.sql.gz{suffix}")
+    old = runner_check(runner_env, s3_endpoint, "check-freshness", "--max-age-hours", "26")
+    assert old.returncode == 1 and "backups have stopped" in old.stdout
+    assert remote(runner_env, "run-agent.sh", "backup").returncode == 0
+    fresh = runner_check(runner_env, s3_endpoint, "check-freshness", "--max-age-hours", "26")
+    assert fresh.returncode == 0, fresh.stdout + fresh.stderr
+
+
+def test_installing_the_agent_twice_changes_nothing_the_second_time(tmp_path: Path) -> None:
+    wheels = tmp_path / "dist"
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps",
+                    "--wheel-dir", str(wheels), str(REPOSITORY)], check=True)
+    wheel = next(wheels.glob("backup_agent-*.whl"))
+    prefix = tmp_path / "opt" / "backup-agent"
+    command = ["bash", str(SCRIPTS / "server" / "install-agent.sh"), str(wheel),
+               str(SCRIPTS / "server"), str(prefix)]
+    first = subprocess.run(command, capture_output=True, text=True, check=False)
+    assert first.returncode == 0, first.stderr
+    assert "installed backup_agent" in first.stdout
+    assert first.stdout.strip().splitlines()[-1].startswith("backup-agent ")
+    second = subprocess.run(command, capture_output=True, text=True, check=False)
+    assert second.returncode == 0, second.stderr
+    assert "nothing changed" in second.stdout and "updated" not in second.stdout
+    assert (prefix / "scripts" / "run-agent.sh").stat().st_mode & 0o111
