@@ -22,7 +22,7 @@ from typing import Annotated, Any
 
 import typer
 
-from backup_agent import __version__
+from backup_agent import __version__, execute
 from backup_agent.actions.backup import run_backup
 from backup_agent.actions.list import Where, run_list
 from backup_agent.actions.prune import prune_databases, run_prune
@@ -212,6 +212,7 @@ def _reported(command: str, *, as_json: bool) -> Iterator[None]:
             message = (f"unexpected {type(error).__name__}: {error} (rerun with --debug for "
                        "the traceback, and please report it)")
         message = mask(message)
+        execute.stop_all_children()
         if STATE.debug:
             sys.stderr.write(mask("".join(traceback.format_exception(error))))
         typer.echo(f"backup-agent: error: {message}", err=True)

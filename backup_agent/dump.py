@@ -8,6 +8,7 @@ exactly the data in the dump even while the application keeps writing.
 from __future__ import annotations
 
 import logging
+import signal
 import subprocess
 import tempfile
 from concurrent.futures import ThreadPoolExecutor
@@ -82,8 +83,8 @@ def dump_database(settings: PostgresSettings, target: BinaryIO) -> DumpResult:
             process = execute.spawn(make_dump_command(settings, snapshot=snapshot),
                                     environment=make_environment(settings),
                                     stdout=subprocess.PIPE, stderr=stderr)
-            row_counts = pool.submit(session.row_counts)
             try:
+                row_counts = pool.submit(session.row_counts)
                 stream = compress_stream(process.stdout, target)  # type: ignore[arg-type]
             except BaseException:
                 # Stop pg_dump and the counting query now rather than let them run on.
@@ -91,7 +92,13 @@ def dump_database(settings: PostgresSettings, target: BinaryIO) -> DumpResult:
                 process.wait()
                 session.kill()
                 raise
-            if process.wait() != 0:
+            returncode = process.wait()
+            if returncode < 0:
+                session.kill()
+                raise DatabaseError(f"pg_dump was killed by {signal.Signals(-returncode).name} "
+                                    "mid-dump (out of memory? an operator?): no backup was "
+                                    "written; run again")
+            if returncode != 0:
                 session.kill()
                 stderr.seek(0)
                 raise diagnose(stderr.read().decode("utf-8", "replace"), settings,

@@ -16,6 +16,10 @@ from backup_agent.errors import ToolMissingError
 
 log = logging.getLogger(__name__)
 
+# Every child still running, so that an interrupted run can stop them all, wherever the
+# signal landed (even between starting a child and guarding it).
+_running: set[subprocess.Popen[bytes]] = set()
+
 
 def describe(command: Sequence[str]) -> str:
     """Return a command as a shell-quoted line for logs (argv holds no secrets by design)."""
@@ -44,13 +48,24 @@ def spawn(
     """Start `command` and return the process; raise ToolMissingError if it does not exist."""
     log.debug("running %s", describe(command))
     try:
-        return subprocess.Popen(list(command), env=dict(environment), stdin=stdin,
-                                stdout=stdout, stderr=stderr)
+        process = subprocess.Popen(list(command), env=dict(environment), stdin=stdin,
+                                   stdout=stdout, stderr=stderr)
+        _running.add(process)
+        return process
     except FileNotFoundError:
         raise _missing_program(command) from None
     except PermissionError:
         raise ToolMissingError(f"{command[0]} is not executable: fix its permissions or "
                                "PG_BINDIR") from None
+
+
+def stop_all_children() -> None:
+    """Kill and reap every child this process started that is still running."""
+    for process in list(_running):
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+        _running.discard(process)
 
 
 def run(

@@ -93,11 +93,14 @@ def scan(directory: Path) -> list[LocalBackup]:
     return sorted(backups, key=lambda backup: backup.created, reverse=True)
 
 
-def backups_to_prune(backups: list[LocalBackup], keep: int) -> list[LocalBackup]:
-    """Return the agent's own backups beyond the `keep` newest; never anyone else's files."""
-    own = sorted((backup for backup in backups if backup.made_by_agent),
-                 key=lambda backup: backup.created, reverse=True)
-    return own[keep:]
+def remove_stale_temporary_files(directory: Path) -> list[Path]:
+    """Remove temporary files a killed run left; call only while holding the directory lock."""
+    removed = []
+    for entry in directory.glob(f"{TEMPORARY_PREFIX}*"):
+        if _is_regular_file(entry):
+            entry.unlink()
+            removed.append(entry)
+    return removed
 
 
 def delete_backup(backup: LocalBackup) -> list[Path]:

@@ -34,6 +34,11 @@ class FeedResult:
     psql_error: str  # psql's last error line, "" when it succeeded
 
 
+# An ownership statement is one short line; a longer pending line (a huge value in COPY
+# data, say) is passed on as it comes instead of being held in memory.
+LONG_LINE_BYTES = 64 * 1024
+
+
 class OwnerFilter:
     """Drop `ALTER ... OWNER TO` lines outside COPY data, for --no-owner restores."""
 
@@ -41,13 +46,24 @@ class OwnerFilter:
         self._sink = sink
         self._pending = b""
         self._in_copy = False
+        self._in_long_line = False
 
     def __call__(self, data: bytes) -> None:
+        if self._in_long_line:
+            head, newline, data = data.partition(b"\n")
+            self._sink(head + newline)
+            if not newline:
+                return
+            self._in_long_line = False
         lines = (self._pending + data).split(b"\n")
         self._pending = lines.pop()
         kept = [line for line in lines if self._keep(line)]
         if kept:
             self._sink(b"\n".join(kept) + b"\n")
+        if len(self._pending) > LONG_LINE_BYTES:
+            self._sink(self._pending)
+            self._pending = b""
+            self._in_long_line = True
 
     def _keep(self, line: bytes) -> bool:
         if self._in_copy:

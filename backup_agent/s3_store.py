@@ -21,16 +21,24 @@ from boto3.s3.transfer import TransferConfig
 from botocore.config import Config
 
 from backup_agent.errors import S3Error
-from backup_agent.settings import S3Settings
+from backup_agent.settings import DEFAULT_PART_SIZE_MIB, S3Settings
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
 
 MEBIBYTE = 1024 * 1024
-# S3 allows at most 10,000 parts of at least 5 MiB; s3transfer raises the part size itself
-# for files over 160 GiB. 16 MiB parts x 4 threads keeps upload memory near 64 MiB.
-TRANSFER_CONFIG = TransferConfig(multipart_threshold=16 * MEBIBYTE,
-                                 multipart_chunksize=16 * MEBIBYTE, max_concurrency=4)
+UPLOAD_THREADS = 4
+
+
+def transfer_config(part_size_mib: int) -> TransferConfig:
+    """Return upload settings: parts of S3_PART_SIZE_MB (16 MiB) on 4 threads.
+
+    S3 allows at most 10,000 parts of at least 5 MiB; s3transfer raises the part size
+    itself for files too large for that. 16 MiB x 4 threads keeps memory near 64 MiB.
+    """
+    part = part_size_mib * MEBIBYTE
+    return TransferConfig(multipart_threshold=part, multipart_chunksize=part,
+                          max_concurrency=UPLOAD_THREADS)
 DEFAULT_MAX_ATTEMPTS = 6
 
 
@@ -117,12 +125,13 @@ def translate_error(error: Exception, *, bucket: str, action: str,
 
 
 def upload_file(client: S3Client, *, bucket: str, key: str, path: Path,
-                metadata: Mapping[str, str], content_type: str) -> None:
+                metadata: Mapping[str, str], content_type: str,
+                part_size_mib: int = DEFAULT_PART_SIZE_MIB) -> None:
     """Upload `path` (multipart when large) with SSE-S3 and metadata.
 
     s3transfer aborts a failed multipart upload, so no partial object ever becomes visible.
     """
-    client.upload_file(str(path), bucket, key, Config=TRANSFER_CONFIG, ExtraArgs={
+    client.upload_file(str(path), bucket, key, Config=transfer_config(part_size_mib), ExtraArgs={
         "ServerSideEncryption": SERVER_SIDE_ENCRYPTION, "Metadata": dict(metadata),
         "ContentType": content_type})
 

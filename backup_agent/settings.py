@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from enum import StrEnum
 from pathlib import Path
 
 from dotenv import dotenv_values
@@ -19,6 +20,8 @@ DEFAULT_BACKUP_DIRECTORY = Path("/opt/dorami/backups")
 DEFAULT_KEEP_LOCAL = 7
 DEFAULT_S3_PREFIX = "backups/"
 DEFAULT_POSTGRES_USER = "postgres"
+DEFAULT_PART_SIZE_MIB = 16
+MINIMUM_PART_SIZE_MIB = 5  # S3's smallest multipart part
 
 # AWS variables an env file may supply when the process environment does not. boto3 reads
 # the real environment itself; these are handed to it explicitly.
@@ -32,6 +35,13 @@ AWS_VARIABLES = (
     "AWS_ENDPOINT_URL_S3",
     "AWS_ENDPOINT_URL",
 )
+
+
+class RetentionCheck(StrEnum):
+    """How retention decides that a kept backup is good (RETENTION_VERIFY)."""
+
+    CHECKSUM = "checksum"  # read every kept backup and hash it (catches bit rot)
+    SIZE = "size"  # sizes and sidecars only: cheap for very large databases
 
 
 @dataclass(frozen=True)
@@ -53,6 +63,7 @@ class S3Settings:
 
     bucket: str | None = None
     prefix: str = DEFAULT_S3_PREFIX
+    part_size_mib: int = DEFAULT_PART_SIZE_MIB
     # AWS_* values taken from --env-file because the environment lacked them.
     aws_from_env_file: Mapping[str, str] = field(default_factory=dict, repr=False)
 
@@ -66,6 +77,7 @@ class Settings:
     # Containers stopped around a restore's swap (the guide's "stop app containers").
     app_containers: tuple[str, ...] = ()
     skip_app_stop: bool = False
+    retention_check: RetentionCheck = RetentionCheck.CHECKSUM
 
     def secrets(self) -> list[str]:
         """Return every secret value in play, for masking output."""
@@ -172,6 +184,8 @@ def resolve_settings(
     s3 = S3Settings(
         bucket=value("S3_BUCKET"),
         prefix=normalize_prefix(value("S3_PREFIX") or DEFAULT_S3_PREFIX),
+        part_size_mib=_positive_int(value("S3_PART_SIZE_MB"), "S3_PART_SIZE_MB",
+                                    minimum=MINIMUM_PART_SIZE_MIB) or DEFAULT_PART_SIZE_MIB,
         aws_from_env_file=aws_from_env_file,
     )
     backup_directory = value("BACKUP_DIR")
@@ -183,4 +197,15 @@ def resolve_settings(
         keep_local=keep_local if keep_local is not None else DEFAULT_KEEP_LOCAL,
         app_containers=tuple((value("APP_CONTAINERS") or "").replace(",", " ").split()),
         skip_app_stop=_boolean(value("SKIP_APP_STOP"), "SKIP_APP_STOP"),
+        retention_check=_retention_check(value("RETENTION_VERIFY")),
     )
+
+
+def _retention_check(text: str | None) -> RetentionCheck:
+    if text is None:
+        return RetentionCheck.CHECKSUM
+    try:
+        return RetentionCheck(text.strip().lower())
+    except ValueError:
+        raise ConfigurationError(f"RETENTION_VERIFY={text!r} is not 'checksum' or 'size': "
+                                 "fix RETENTION_VERIFY") from None

@@ -38,6 +38,7 @@ class PostgresServer:
     password: str = field(repr=False)
     data_directory: Path
     bin_directory: Path = BIN_DIRECTORY
+    system_user: str | None = None
 
     def environment(self, database: str) -> dict[str, str]:
         """Return the POSTGRES_* variables that point the agent at `database`."""
@@ -67,6 +68,15 @@ class PostgresServer:
 
     def drop_database(self, name: str) -> None:
         self.psql("postgres", f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE);')
+
+    def restart(self) -> None:
+        """Restart the server the way a crash-and-recover or `systemctl restart` would:
+        every session is cut off ("fast" shutdown), committed data survives."""
+        # -l again: without it the new postmaster would inherit our pipes, never closing them.
+        _run_as(self.system_user, [str(self.bin_directory / "pg_ctl"), "-D",
+                                   str(self.data_directory), "-m", "fast", "-w",
+                                   "-l", str(self.data_directory.parent / "server.log"),
+                                   "restart"])
 
     def database_names(self) -> set[str]:
         output = self.psql("postgres", "SELECT datname FROM pg_database;")
@@ -117,7 +127,8 @@ def running_server(*, password: str | None = None) -> Iterator[PostgresServer]:
         shutil.chown(socket_directory, user)
         shutil.chown(data_directory, user)
     server = PostgresServer(host="127.0.0.1", port=free_port(), user=SUPERUSER,
-                            password=password, data_directory=data_directory)
+                            password=password, data_directory=data_directory,
+                            system_user=user)
     _run_as(user, [str(BIN_DIRECTORY / "initdb"), "-D", str(data_directory), "-U", SUPERUSER,
                    "--pwfile", str(password_file), "--auth-host=scram-sha-256",
                    "--auth-local=trust", "--encoding=UTF8", "--locale=C.UTF-8", "--no-sync"])

@@ -116,7 +116,8 @@ def upload(client: Any, settings: Settings, directory: Path, name: str, sha256: 
         for file_name, content_type in files:
             s3_store.upload_file(client, bucket=bucket, key=s3_key(settings.s3.prefix, file_name),
                                  path=directory / file_name, metadata=metadata,
-                                 content_type=content_type)
+                                 content_type=content_type,
+                                 part_size_mib=settings.s3.part_size_mib)
         key = s3_key(settings.s3.prefix, name)
         stored = s3_store.head(client, bucket=bucket, key=key)
     except Exception as error:  # noqa: BLE001 - translate_error re-raises what it does not know
@@ -140,6 +141,8 @@ def run_backup(settings: Settings, *, clock: Callable[[], datetime] = utc_now,
     hostname = hostname or socket.gethostname()
     local_store.check_writable_directory(directory)
     with directory_lock(directory, purpose="backup"):
+        for leftover in local_store.remove_stale_temporary_files(directory):
+            log.info("removed %s, left by an interrupted run", leftover)
         warnings: list[str] = []
         client = _s3_client(settings, warnings)
         name, started = _free_name(directory, clock)
@@ -172,7 +175,8 @@ def run_backup(settings: Settings, *, clock: Callable[[], datetime] = utc_now,
                      s3_store.SERVER_SIDE_ENCRYPTION)
         for warning in warnings:
             log.warning("%s", warning)
-        result.pruned = [backup.name for backup in prune_local(settings, dry_run=False)]
+        result.pruned = [backup.name for backup in
+                         prune_local(settings, dry_run=False, just_written=name)]
         result.duration_seconds = round(time.monotonic() - started_monotonic, 3)
         result.status = "warning" if warnings else "success"
         return result

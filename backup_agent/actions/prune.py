@@ -12,16 +12,23 @@ from backup_agent import local_store
 from backup_agent.local_store import LocalBackup
 from backup_agent.lock import directory_lock
 from backup_agent.postgres.admin import DatabaseAdmin
+from backup_agent.retention import plan_retention
 from backup_agent.settings import Settings
 
 log = logging.getLogger(__name__)
 
 
-def prune_local(settings: Settings, *, dry_run: bool) -> list[LocalBackup]:
-    """Delete (or with dry_run, only name) the backups beyond KEEP_LOCAL; caller holds the lock."""
+def prune_local(settings: Settings, *, dry_run: bool,
+                just_written: str | None = None) -> list[LocalBackup]:
+    """Delete (or with dry_run, only name) what retention allows; caller holds the lock.
+
+    `just_written` names a backup proven good while it was written: it is not re-read.
+    """
     backups = local_store.scan(settings.backup_directory)
-    doomed = local_store.backups_to_prune(backups, settings.keep_local)
-    for backup in doomed:
+    plan = plan_retention(backups, settings.keep_local,
+                          is_known_good=lambda backup: backup.name == just_written,
+                          check=settings.retention_check)
+    for backup in plan.delete:
         if dry_run:
             log.info("would delete %s and its sidecars", backup.path)
         else:
@@ -32,7 +39,7 @@ def prune_local(settings: Settings, *, dry_run: bool) -> list[LocalBackup]:
     if foreign:
         log.info("left %d backup(s) without a backup-agent manifest alone (made by another "
                  "tool; delete them by hand when no longer needed)", len(foreign))
-    return doomed
+    return plan.delete
 
 
 def prune_databases(settings: Settings, *, dry_run: bool) -> list[str]:

@@ -19,6 +19,9 @@ MAINTENANCE_DATABASE = "postgres"
 IDENTIFIER_LIMIT = 63  # PostgreSQL truncates longer names (NAMEDATALEN - 1)
 SWAP_ATTEMPTS = 20
 SWAP_PAUSE_SECONDS = 0.25
+# What psql says when the server went away under an idle session (restart, failover).
+CONNECTION_LOST = ("terminating connection", "server closed the connection",
+                   "connection to server was lost", "no connection to the server")
 
 
 def quote_identifier(name: str) -> str:
@@ -57,10 +60,17 @@ class DatabaseAdmin:
         self._session.close()
 
     def _query(self, sql: str) -> list[str]:
-        """Run `sql`, reconnecting first if an earlier statement ended the session."""
+        """Run `sql`, reconnecting if an earlier statement or a server restart ended the
+        session. Each statement here is safe to send again on a new connection."""
         if not self._session.alive:
             self._session.reopen()
-        return self._session.query(sql)
+        try:
+            return self._session.query(sql)
+        except DatabaseError as error:
+            if not any(sign in str(error) for sign in CONNECTION_LOST):
+                raise
+            self._session.reopen()
+            return self._session.query(sql)
 
     def database_names(self) -> set[str]:
         return set(self._query("SELECT datname FROM pg_database;"))

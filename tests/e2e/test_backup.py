@@ -12,6 +12,7 @@ from testbed.postgres import PostgresServer
 from testbed.s3 import S3Endpoint
 from testbed.sample_data import fingerprint, row_counts
 from tests.conftest import run_agent
+from tests.faults.table import expect
 
 NAME = re.compile(r"^db_backup_\d{8}_\d{6}\.sql\.gz$")
 
@@ -130,7 +131,7 @@ def test_backup_with_s3_down_keeps_the_local_backup_and_fails(
         agent_env: dict[str, str], backup_dir: Path) -> None:
     agent_env["AWS_ENDPOINT_URL_S3"] = "http://127.0.0.1:9"  # discard port: nothing listens
     result = run_agent(["backup", "--json"], agent_env)
-    assert result.returncode == 5, result.stderr
+    expect(result, "S3 endpoint unreachable")
     assert "cannot reach" in result.stderr and "AWS_ENDPOINT_URL_S3" in result.stderr
     assert json.loads(result.stdout)["status"] == "failure"
     backup = only_backup(backup_dir)
@@ -142,7 +143,7 @@ def test_backup_to_a_missing_bucket_keeps_the_local_backup_and_names_the_bucket(
         agent_env: dict[str, str], backup_dir: Path) -> None:
     agent_env["S3_BUCKET"] = "no-such-bucket-here"
     result = run_agent(["backup"], agent_env)
-    assert result.returncode == 5
+    expect(result, "bucket missing")
     assert "bucket no-such-bucket-here does not exist" in result.stderr
     only_backup(backup_dir)
 

@@ -17,6 +17,7 @@ from testbed.s3 import REGION, running_s3_process
 from tests.conftest import AGENT, run_agent
 from tests.e2e.test_backup import NAME
 from tests.fabricate import fabricate_agent_backups, snapshot_files
+from tests.faults.table import expect
 
 
 def backup_files(backup_dir: Path) -> list[str]:
@@ -98,7 +99,7 @@ def test_disk_full_leaves_no_partial_file_and_prunes_nothing(
     result = subprocess.run([str(AGENT), "backup"], env={**agent_env, "KEEP_LOCAL": "1"},
                             capture_output=True, text=True, check=False,
                             preexec_fn=limit_file_size)
-    assert result.returncode == 4
+    expect(result, "disk full while writing")
     assert_one_clean_line(result.stderr, "no space left", str(backup_dir))
     assert snapshot_files(backup_dir) == before
 
@@ -162,7 +163,7 @@ def test_access_denied_by_iam_keeps_the_local_backup_and_exits_5(
             access_key_id=key["AccessKeyId"], secret_access_key=key["SecretAccessKey"]),
             "S3_BUCKET": "locked-down"}
         result = run_agent(["backup"], environment)
-    assert result.returncode == 5
+    expect(result, "access denied by the IAM policy (403)")
     assert_one_clean_line(result.stderr, "access denied", "(403)", "IAM policy")
     assert len(backup_files(backup_dir)) == 1
     assert key["SecretAccessKey"] not in result.stderr

@@ -12,6 +12,7 @@ from testbed.postgres import PostgresServer
 from testbed.sample_data import fingerprint
 from tests.conftest import docker_calls, make_backup, run_agent
 from tests.fabricate import flip_a_bit, rewrite_backup, snapshot_files
+from tests.faults.table import expect
 
 CHANGE_AFTER_BACKUP = ("DELETE FROM shop.orders WHERE id <= 5000; "
                        "UPDATE audit.events SET message = 'x';")
@@ -111,6 +112,7 @@ def test_restore_refuses_a_damaged_backup_and_touches_nothing(
         sidecar.unlink()
     before = (databases(pg_server), fingerprint(pg_server, database))
     result = run_agent(["restore", str(path), "--yes"], agent_env)
+    expect(result, "bit flip, truncation, wrong or missing .sha256, replaced S3 object")
     refused_and_untouched(result, pg_server, database, before, code=code, fragment=fragment)
 
 
@@ -142,6 +144,7 @@ def test_restore_whose_sql_fails_midway_keeps_the_original_and_no_half_built_dat
     broken = rewrite_backup(backup_dir, str(report["name"]), break_midway)
     before = (databases(pg_server), fingerprint(pg_server, database))
     result = run_agent(["restore", str(backup_dir / broken), "--yes"], agent_env)
+    expect(result, "psql fails halfway through the SQL")
     refused_and_untouched(result, pg_server, database, before, code=10,
                           fragment="no_such_function")
     assert f"{database} was not changed" in result.stderr
@@ -195,6 +198,7 @@ def test_app_containers_are_started_again_after_a_failed_restore(
                    "DOCKER_SHIM_FAIL_STOP": "worker"}
     before = (databases(pg_server), fingerprint(pg_server, database))
     result = run_agent(["restore", "latest", "--yes"], environment)
+    expect(result, "a container that will not stop")
     refused_and_untouched(result, pg_server, database, before, code=10,
                           fragment="could not stop app container worker")
     assert [call[0] + " " + call[-1] for call in docker_calls(environment)] == [
@@ -222,6 +226,8 @@ def test_bad_sources_get_one_line_and_touch_nothing(
         pg_server: PostgresServer, database: str) -> None:
     before = (databases(pg_server), fingerprint(pg_server, database))
     result = run_agent(["restore", source.replace("BUCKET", bucket), "--yes"], agent_env)
+    if code == 2:
+        expect(result, "s3:// URL for another bucket or with '..', path outside BACKUP_DIR")
     refused_and_untouched(result, pg_server, database, before, code=code, fragment=fragment)
     assert "backup-agent list" in result.stderr or code == 2
 

@@ -28,7 +28,7 @@ def client(s3_endpoint: S3Endpoint, monkeypatch: pytest.MonkeyPatch) -> S3Client
 def test_large_files_go_up_in_parts_encrypted_and_intact(client: S3Client, bucket: str,
                                                          tmp_path: Path) -> None:
     path = tmp_path / "db_backup_20260228_110000.sql.gz"
-    path.write_bytes(os.urandom(3 * s3_store.TRANSFER_CONFIG.multipart_chunksize + 12345))
+    path.write_bytes(os.urandom(3 * 16 * s3_store.MEBIBYTE + 12345))
     s3_store.upload_file(client, bucket=bucket, key="backups/big", path=path,
                          metadata={"sha256": "abc"}, content_type="application/gzip")
     head = s3_store.head(client, bucket=bucket, key="backups/big")

@@ -87,3 +87,16 @@ def test_verify_stream_judges_each_kind_of_damage() -> None:
     concatenated = gzip.compress(DUMP[:40]) + gzip.compress(DUMP[40:])
     assert verify_stream(io.BytesIO(concatenated),
                          expected_sha256=hashlib.sha256(concatenated).hexdigest()).good
+
+
+def test_owner_filter_streams_a_huge_line_without_holding_it() -> None:
+    out: list[bytes] = []
+    owner_filter = OwnerFilter(out.append)
+    huge = b"x" * (10 * 1024 * 1024)
+    owner_filter(b"COPY t (x) FROM stdin;\n")
+    for start in range(0, len(huge), 100_000):
+        owner_filter(huge[start:start + 100_000])
+        assert len(owner_filter._pending) <= 200_000  # never the whole line
+    owner_filter(b"\n\\.\nALTER TABLE t OWNER TO gone;\n")
+    owner_filter.flush()
+    assert b"".join(out) == b"COPY t (x) FROM stdin;\n" + huge + b"\n\\.\n"

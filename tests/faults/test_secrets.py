@@ -1,0 +1,67 @@
+"""A distinctive password and AWS secret never show up anywhere they could leak."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import psutil
+import pytest
+
+from testbed.postgres import PostgresServer
+from tests.conftest import DOCKER_CONTAINER
+from tests.faults.conftest import finish, start_agent
+
+PASSWORD = "Pw-7f3a9c-distinctive-Zq"
+AWS_SECRET = "aws-secret-5d1e8b-distinctive-Kx"
+
+
+def watch_argv(agent: psutil.Process) -> list[str]:
+    """Collect the command lines of the agent and every descendant until it exits."""
+    seen: list[str] = []
+    while agent.is_running() and agent.status() != psutil.STATUS_ZOMBIE:
+        try:
+            for process in [agent, *agent.children(recursive=True)]:
+                seen.append("\0".join(process.cmdline()))
+        except psutil.Error:
+            pass
+        time.sleep(0.002)
+    return seen
+
+
+@pytest.fixture
+def secretive_env(agent_env: dict[str, str], pg_server: PostgresServer,
+                  database: str) -> dict[str, str]:
+    pg_server.psql("postgres", f"""
+        DO $$ BEGIN CREATE ROLE secretive LOGIN SUPERUSER PASSWORD '{PASSWORD}';
+        EXCEPTION WHEN duplicate_object THEN NULL; END $$;""")
+    return {**agent_env, "POSTGRES_USER": "secretive", "POSTGRES_PASSWORD": PASSWORD,
+            "AWS_SECRET_ACCESS_KEY": AWS_SECRET}
+
+
+@pytest.mark.parametrize("mode", ["direct", "docker", "failing"])
+def test_secrets_appear_in_no_argv_output_report_summary_or_manifest(
+        mode: str, secretive_env: dict[str, str], docker_shim: dict[str, str],
+        backup_dir: Path, tmp_path: Path) -> None:
+    summary = tmp_path / "summary.md"
+    environment = {**secretive_env, "GITHUB_STEP_SUMMARY": str(summary)}
+    if mode == "docker":
+        environment.update(docker_shim, POSTGRES_CONTAINER=DOCKER_CONTAINER)
+    if mode == "failing":
+        environment["AWS_ENDPOINT_URL_S3"] = "http://127.0.0.1:9"
+    agent = start_agent(["--debug", "backup", "--json"], environment)
+    argv = watch_argv(psutil.Process(agent.pid))
+    result = finish(agent)
+    assert result.returncode == (5 if mode == "failing" else 0), result.stderr
+    assert any("pg_dump" in line for line in argv)  # the watch did see the children
+    places = {"argv": "\n".join(argv), "stdout": result.stdout, "stderr": result.stderr,
+              "step summary": summary.read_text(),
+              "manifests": "".join(path.read_text()
+                                   for path in backup_dir.glob("*.manifest.json"))}
+    if mode == "docker":
+        places["docker argv"] = Path(environment["DOCKER_SHIM_LOG"]).read_text()
+    for where, text in places.items():
+        assert PASSWORD not in text, f"the password leaked into {where}"
+        assert AWS_SECRET not in text, f"the AWS secret leaked into {where}"
+    json.loads(result.stdout)  # and the JSON result is still one clean document
