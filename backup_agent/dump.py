@@ -11,6 +11,7 @@ import logging
 import signal
 import subprocess
 import tempfile
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import BinaryIO
@@ -67,7 +68,8 @@ def check_client_not_older(settings: PostgresSettings, program: str,
     return version
 
 
-def dump_database(settings: PostgresSettings, target: BinaryIO) -> DumpResult:
+def dump_database(settings: PostgresSettings, target: BinaryIO, *,
+                  on_written: Callable[[int], None] | None = None) -> DumpResult:
     """Stream a consistent plain dump of the database into `target`.
 
     Raise DatabaseError (or a more specific error) unless pg_dump exited 0 and its output
@@ -85,7 +87,8 @@ def dump_database(settings: PostgresSettings, target: BinaryIO) -> DumpResult:
                                     stdout=subprocess.PIPE, stderr=stderr)
             try:
                 row_counts = pool.submit(session.row_counts)
-                stream = compress_stream(process.stdout, target)  # type: ignore[arg-type]
+                stream = compress_stream(process.stdout, target,  # type: ignore[arg-type]
+                                         on_written=on_written)
             except BaseException:
                 # Stop pg_dump and the counting query now rather than let them run on.
                 process.kill()

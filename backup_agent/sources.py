@@ -146,7 +146,7 @@ def _s3_source(settings: Settings, bucket: str, key: str) -> BackupSource:
         created=created,
         expected_sha256=parse_checksum_file(checksum_text, name) if checksum_text else None,
         manifest=manifest,
-        open=lambda: s3_store.open_object(client, bucket=bucket, key=key))
+        open=lambda: s3_store.open_object(client, bucket=bucket, key=key, size=present[key]))
 
 
 def latest_s3(settings: Settings) -> BackupSource:

@@ -19,11 +19,12 @@ from typing import Any
 from backup_agent import local_store, s3_store
 from backup_agent.actions.prune import prune_local
 from backup_agent.dump import dump_database
-from backup_agent.errors import S3Error
+from backup_agent.errors import BackupAgentError, S3Error
 from backup_agent.lock import directory_lock
 from backup_agent.manifest import build_manifest, render
 from backup_agent.naming import backup_name, checksum_name, manifest_name, s3_key
 from backup_agent.settings import Settings
+from backup_agent.streaming_upload import StreamingUpload
 
 log = logging.getLogger(__name__)
 
@@ -102,32 +103,45 @@ def _s3_client(settings: Settings, warnings: list[str]) -> Any:
     return s3_store.make_client(settings.s3, session)
 
 
-def upload(client: Any, settings: Settings, directory: Path, name: str, sha256: str,
-           created: datetime, hostname: str) -> S3Location:
-    """Upload data, checksum and manifest (last: it marks the backup complete); confirm."""
+def start_upload(client: Any, settings: Settings, temporary: Path, name: str,
+                 created: datetime, hostname: str) -> StreamingUpload:
+    """Begin streaming the backup being written at `temporary` to its S3 key."""
     bucket = settings.s3.bucket
     assert bucket
-    metadata = {"created": created.isoformat(), "hostname": hostname, "sha256": sha256,
-                "tool": local_store.AGENT_NAME}
-    files = [(name, GZIP_CONTENT_TYPE), (checksum_name(name), "text/plain"),
-             (manifest_name(name), "application/json")]
+    return StreamingUpload(
+        client, path=temporary, bucket=bucket, key=s3_key(settings.s3.prefix, name),
+        part_size=settings.s3.part_size_mib * s3_store.MEBIBYTE,
+        extra_args={"ServerSideEncryption": s3_store.SERVER_SIDE_ENCRYPTION,
+                    "ContentType": GZIP_CONTENT_TYPE,
+                    "Metadata": {"created": created.isoformat(), "hostname": hostname,
+                                 "tool": local_store.AGENT_NAME}})
+
+
+def finish_upload(upload: StreamingUpload, client: Any, settings: Settings, directory: Path,
+                  name: str, size: int) -> S3Location:
+    """Complete the data object, confirm it, then add the checksum and (last, marking the
+    backup complete in S3) the manifest. The local backup is already published."""
+    bucket = settings.s3.bucket
+    assert bucket
+    key = s3_key(settings.s3.prefix, name)
     endpoint = getattr(getattr(client, "meta", None), "endpoint_url", None)
     try:
-        for file_name, content_type in files:
-            s3_store.upload_file(client, bucket=bucket, key=s3_key(settings.s3.prefix, file_name),
-                                 path=directory / file_name, metadata=metadata,
-                                 content_type=content_type,
-                                 part_size_mib=settings.s3.part_size_mib)
-        key = s3_key(settings.s3.prefix, name)
+        uploaded = upload.finish(size)
         stored = s3_store.head(client, bucket=bucket, key=key)
+        for file_name, content_type in ((checksum_name(name), "text/plain"),
+                                        (manifest_name(name), "application/json")):
+            s3_store.upload_file(client, bucket=bucket, key=s3_key(settings.s3.prefix, file_name),
+                                 path=directory / file_name, content_type=content_type,
+                                 metadata=upload.metadata)
+    except BackupAgentError:
+        raise
     except Exception as error:  # noqa: BLE001 - translate_error re-raises what it does not know
         raise s3_store.translate_error(error, bucket=bucket, action="upload the backup",
                                        endpoint=endpoint) from None
-    expected_size = (directory / name).stat().st_size
-    if stored is None or stored.get("ContentLength") != expected_size \
-            or stored.get("Metadata", {}).get("sha256") != sha256:
+    if stored is None or stored.get("ContentLength") != uploaded.size \
+            or str(stored.get("ETag", "")).strip('"') != uploaded.etag:
         raise S3Error(f"s3://{bucket}/{key} does not match the local backup after upload "
-                      "(size or checksum differ): the local copy is kept; run again")
+                      "(size or content differ): the local copy is kept; run again")
     if stored.get("ServerSideEncryption") not in (s3_store.SERVER_SIDE_ENCRYPTION, "aws:kms"):
         raise S3Error(f"s3://{bucket}/{key} is not encrypted at rest: enable default "
                       "encryption on the bucket (pulumi up) and run again")
@@ -147,20 +161,29 @@ def run_backup(settings: Settings, *, clock: Callable[[], datetime] = utc_now,
         client = _s3_client(settings, warnings)
         name, started = _free_name(directory, clock)
         started_monotonic = time.monotonic()
+        upload: StreamingUpload | None = None
         with local_store.temporary_file(directory, name) as (temporary, handle):
             try:
-                dump = dump_database(settings.postgres, handle)
+                if client is not None:
+                    upload = start_upload(client, settings, temporary, name, started, hostname)
+                dump = dump_database(settings.postgres, handle,
+                                     on_written=upload.advance if upload else None)
                 handle.flush()
                 os.fsync(handle.fileno())
-            except OSError as error:
-                raise local_store.storage_error(error, directory) from None
-            finished = clock()
-            manifest = build_manifest(name=name, database=settings.postgres.database, dump=dump,
-                                      started=started, finished=finished, hostname=hostname)
-            local_store.write_small_file(directory / checksum_name(name),
-                                         local_store.checksum_line(dump.stream.sha256, name))
-            local_store.write_small_file(directory / manifest_name(name), render(manifest))
-            local_store.publish(temporary, directory / name)
+                finished = clock()
+                manifest = build_manifest(name=name, database=settings.postgres.database,
+                                          dump=dump, started=started, finished=finished,
+                                          hostname=hostname)
+                local_store.write_small_file(directory / checksum_name(name),
+                                             local_store.checksum_line(dump.stream.sha256, name))
+                local_store.write_small_file(directory / manifest_name(name), render(manifest))
+                local_store.publish(temporary, directory / name)
+            except BaseException as error:
+                if upload is not None:
+                    upload.abort()
+                if isinstance(error, OSError):
+                    raise local_store.storage_error(error, directory) from None
+                raise
         log.info("wrote %s (%d bytes, sha256 %s)", directory / name,
                  dump.stream.compressed_bytes, dump.stream.sha256)
         result = BackupResult(
@@ -168,11 +191,11 @@ def run_backup(settings: Settings, *, clock: Callable[[], datetime] = utc_now,
             database=settings.postgres.database, size_bytes=dump.stream.compressed_bytes,
             uncompressed_bytes=dump.stream.uncompressed_bytes, sha256=dump.stream.sha256,
             started_at=started.isoformat(), duration_seconds=0.0, warnings=warnings)
-        if client is not None:
-            result.s3 = upload(client, settings, directory, name, dump.stream.sha256, started,
-                               hostname)
-            log.info("uploaded to %s (SSE %s, size and checksum confirmed)", result.s3.uri,
-                     s3_store.SERVER_SIDE_ENCRYPTION)
+        if upload is not None:
+            result.s3 = finish_upload(upload, client, settings, directory, name,
+                                      dump.stream.compressed_bytes)
+            log.info("uploaded to %s while dumping (SSE %s, size and content confirmed)",
+                     result.s3.uri, s3_store.SERVER_SIDE_ENCRYPTION)
         for warning in warnings:
             log.warning("%s", warning)
         result.pruned = [backup.name for backup in

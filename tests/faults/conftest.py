@@ -29,15 +29,21 @@ def finish(process: subprocess.Popen[str]) -> subprocess.CompletedProcess[str]:
     return subprocess.CompletedProcess(process.args, process.returncode, stdout, stderr)
 
 
-def wait_for_child(process: subprocess.Popen[str], name: str,
-                   *, argument: str | None = None) -> psutil.Process:
-    """Return the agent's descendant process called `name` as soon as it exists."""
+def wait_for_child(process: subprocess.Popen[str], name: str, *, argument: str | None = None,
+                   stop: bool = True) -> psutil.Process:
+    """Return the agent's descendant process called `name` as soon as it exists.
+
+    With `stop` (the default) it is frozen (SIGSTOP) at once, so a fast child cannot finish
+    before the test injects its fault; `thaw` lets it go on.
+    """
     parent = psutil.Process(process.pid)
     deadline = time.monotonic() + WAIT_SECONDS
     while time.monotonic() < deadline:
         for child in parent.children(recursive=True):
             try:
                 if child.name() == name and (argument is None or argument in child.cmdline()):
+                    if stop:
+                        freeze(child)
                     return child
             except psutil.NoSuchProcess:
                 continue

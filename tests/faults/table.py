@@ -29,8 +29,9 @@ TABLE = {row.scenario: row for row in (
               "no backup file, nothing pruned", 3),
     Behaviour("SIGTERM or SIGINT mid-dump",
               "pg_dump stopped, temp removed, lock released, nothing published", 130),
-    Behaviour("SIGTERM during the S3 upload",
-              "multipart upload aborted (no object), local backup kept", 130),
+    Behaviour("SIGTERM during the S3 upload (it runs while the dump streams)",
+              "multipart upload aborted (no object); a backup not yet published locally is "
+              "removed, one already published stays; nothing pruned", 130),
     Behaviour("disk full while writing",
               "no partial file, nothing pruned, names the directory", 4),
     Behaviour("S3 endpoint unreachable", "local backup kept, nothing pruned", 5),

@@ -6,6 +6,7 @@ import json
 import os
 import signal
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -14,12 +15,12 @@ from testbed.faulty_s3 import Fault, fail_after, fail_first, faulty_s3
 from testbed.postgres import PostgresServer
 from testbed.s3 import S3Endpoint, running_s3_process
 from tests.conftest import run_agent
-from tests.fabricate import flip_a_bit
+from tests.fabricate import flip_a_bit, snapshot_files
 from tests.faults.conftest import (
     History,
     finish,
-    freeze,
     pg_wrapper,
+    s3_snapshot,
     start_agent,
     thaw,
     wait_for_child,
@@ -36,7 +37,9 @@ def one_error_line(stderr: str) -> str:
 
 def test_pg_dump_killed_mid_stream(agent_env: dict[str, str], history: History) -> None:
     agent = start_agent(["backup"], agent_env)
-    pg_dump = wait_for_child(agent, "pg_dump")
+    pg_dump = wait_for_child(agent, "pg_dump", argument="--format=plain")
+    thaw(pg_dump)
+    time.sleep(0.02)  # let it stream a little
     pg_dump.kill()
     result = finish(agent)
     expect(result, "pg_dump killed mid-stream (SIGKILL)")
@@ -70,8 +73,7 @@ def test_dump_without_its_closing_line(agent_env: dict[str, str], history: Histo
 def test_server_restarted_during_the_dump(agent_env: dict[str, str], history: History,
                                           pg_server: PostgresServer) -> None:
     agent = start_agent(["backup"], agent_env)
-    pg_dump = wait_for_child(agent, "pg_dump")
-    freeze(pg_dump)
+    pg_dump = wait_for_child(agent, "pg_dump", argument="--format=plain")
     pg_server.restart()
     thaw(pg_dump)
     result = finish(agent)
@@ -84,8 +86,7 @@ def test_server_restarted_during_the_dump(agent_env: dict[str, str], history: Hi
 def test_signal_mid_dump_cleans_up(stop_signal: signal.Signals, agent_env: dict[str, str],
                                    history: History, backup_dir: Path) -> None:
     agent = start_agent(["backup"], agent_env)
-    pg_dump = wait_for_child(agent, "pg_dump")
-    freeze(pg_dump)
+    pg_dump = wait_for_child(agent, "pg_dump", argument="--format=plain")
     os.kill(agent.pid, stop_signal)
     result = finish(agent)
     expect(result, "SIGTERM or SIGINT mid-dump")
@@ -98,20 +99,26 @@ def test_signal_mid_dump_cleans_up(stop_signal: signal.Signals, agent_env: dict[
 def test_sigterm_during_the_upload_aborts_the_multipart_upload(
         agent_env: dict[str, str], history: History, s3_endpoint: S3Endpoint,
         bucket: str) -> None:
+    # The upload runs while the dump streams: stall the parts, then interrupt.
     with faulty_s3(s3_endpoint.url, lambda request: 2.0 if request.is_upload_part
                    else None) as proxy:
         environment = {**agent_env, "AWS_ENDPOINT_URL_S3": proxy.url, "S3_PART_SIZE_MB": "5"}
         agent = start_agent(["backup", "--json"], environment)
         while not any(request.is_upload_part for request in proxy.seen):
             assert agent.poll() is None, agent.communicate()
+            time.sleep(0.005)
         os.kill(agent.pid, signal.SIGTERM)
         result = finish(agent)
-    expect(result, "SIGTERM during the S3 upload")
-    client = s3_endpoint.client()
-    assert client.list_multipart_uploads(Bucket=bucket).get("Uploads", []) == []
-    [new] = history.new_local_backups()
-    assert not any(key.endswith(new) for key in
-                   (item["Key"] for item in client.list_objects_v2(Bucket=bucket)["Contents"]))
+    expect(result, "SIGTERM during the S3 upload (it runs while the dump streams)")
+    assert s3_endpoint.client().list_multipart_uploads(Bucket=bucket).get("Uploads", []) == []
+    assert history.before is not None
+    assert s3_snapshot(s3_endpoint, bucket) == history.before[1]  # no new object at all
+    after = snapshot_files(history.backup_dir)
+    assert all(after.get(name) == content for name, content in history.before[0].items())
+    # Interrupted mid-dump: nothing published. Interrupted after the local backup was
+    # published (the upload's last parts still in flight): that backup stays, whole.
+    for name in history.new_local_backups():
+        assert f"{name}.sha256" in after and f"{name}.manifest.json" in after
 
 
 def test_s3_errors_are_retried_and_the_backup_succeeds(
@@ -173,8 +180,7 @@ def test_wrong_credentials_name_the_key(agent_env: dict[str, str], backup_dir: P
 def test_a_second_run_is_refused_while_the_first_runs(agent_env: dict[str, str],
                                                       history: History) -> None:
     first = start_agent(["backup"], agent_env)
-    pg_dump = wait_for_child(first, "pg_dump")
-    freeze(pg_dump)
+    pg_dump = wait_for_child(first, "pg_dump", argument="--format=plain")
     second = run_agent(["backup"], agent_env)
     thaw(pg_dump)
     expect(second, "a second run while one is running")
@@ -186,8 +192,7 @@ def test_a_second_run_is_refused_while_the_first_runs(agent_env: dict[str, str],
 def test_a_run_after_a_killed_run_recovers(agent_env: dict[str, str], history: History,
                                            backup_dir: Path) -> None:
     killed = start_agent(["backup"], agent_env)
-    pg_dump = wait_for_child(killed, "pg_dump")
-    freeze(pg_dump)
+    pg_dump = wait_for_child(killed, "pg_dump", argument="--format=plain")
     killed.kill()  # SIGKILL: no clean-up at all
     finish(killed)
     pg_dump.kill()

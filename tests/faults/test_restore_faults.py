@@ -41,7 +41,7 @@ def test_server_restarted_during_the_restore(agent_env: dict[str, str],
     make_backup(agent_env)
     before = state(pg_server, database)
     agent = start_agent(["restore", "latest", "--yes"], agent_env)
-    psql = wait_for_child(agent, "psql", argument=RESTORE_PSQL_FLAG)
+    psql = wait_for_child(agent, "psql", argument=RESTORE_PSQL_FLAG, stop=False)
     wait_until_restoring(pg_server, database)
     freeze(psql)
     pg_server.restart()
@@ -57,8 +57,7 @@ def test_sigterm_during_the_restore(agent_env: dict[str, str], docker_shim: dict
     environment = {**agent_env, **docker_shim, "APP_CONTAINERS": "web"}
     before = state(pg_server, database)
     agent = start_agent(["restore", "latest", "--yes"], environment)
-    psql = wait_for_child(agent, "psql", argument=RESTORE_PSQL_FLAG)
-    freeze(psql)
+    wait_for_child(agent, "psql", argument=RESTORE_PSQL_FLAG)
     os.kill(agent.pid, signal.SIGTERM)
     result = finish(agent)
     expect(result, "SIGTERM during the restore")

@@ -43,3 +43,15 @@ def test_large_files_go_up_in_parts_encrypted_and_intact(client: S3Client, bucke
 
 def test_head_of_a_missing_object_is_none(client: S3Client, bucket: str) -> None:
     assert s3_store.head(client, bucket=bucket, key="backups/none") is None
+
+
+def test_parallel_download_returns_the_object_in_order(client: S3Client, bucket: str) -> None:
+    data = os.urandom(3 * s3_store.MEBIBYTE + 777)
+    client.put_object(Bucket=bucket, Key="backups/ranged", Body=data)
+    stream = s3_store.ParallelObjectStream(client, bucket=bucket, key="backups/ranged",
+                                           size=len(data), chunk_bytes=256 * 1024)
+    pieces = []
+    while piece := stream.read(100_000):
+        pieces.append(piece)
+    stream.close()
+    assert b"".join(pieces) == data

@@ -1,0 +1,152 @@
+"""Upload a backup to S3 while it is being written: no second pass over the file.
+
+Parts are read back from the hidden temporary file (through a descriptor of its own, which
+survives the file's rename) as soon as the compressed stream has passed them, and uploaded
+on a few threads. Memory is bounded by the parts in flight, and a slow S3 never holds the
+dump back: parts just queue up as offsets. The object becomes visible only when `finish`
+completes the multipart upload, which the caller does after the dump was proven complete;
+anything else ends in `abort`, which leaves no object and no parts.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import threading
+from collections.abc import Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from backup_agent.errors import S3Error
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
+
+log = logging.getLogger(__name__)
+UPLOAD_THREADS = 4
+MAXIMUM_PARTS = 10_000  # S3's limit
+
+
+@dataclass(frozen=True)
+class UploadedObject:
+    size: int
+    etag: str  # what S3 must report: md5 of the body, or md5 of the part md5s plus "-N"
+
+
+class StreamingUpload:
+    """Multipart upload of a file that is still growing."""
+
+    def __init__(self, client: S3Client, *, path: Path, bucket: str, key: str,
+                 part_size: int, extra_args: Mapping[str, Any]) -> None:
+        self._client = client
+        self._bucket = bucket
+        self._key = key
+        self._part_size = part_size
+        self._extra_args = dict(extra_args)
+        self.metadata: dict[str, str] = dict(self._extra_args.get("Metadata", {}))
+        self._descriptor = os.open(path, os.O_RDONLY)
+        self._pool = ThreadPoolExecutor(max_workers=UPLOAD_THREADS,
+                                        thread_name_prefix="s3-part")
+        self._lock = threading.Lock()
+        self._upload_id: str | None = None
+        self._parts: dict[int, Future[tuple[str, bytes]]] = {}
+        self._next_part = 1
+        self.error: BaseException | None = None
+
+    def advance(self, written: int) -> None:
+        """Queue every whole part now on disk (`written` bytes); called as the file grows."""
+        with self._lock:
+            while self.error is None and written >= self._next_part * self._part_size \
+                    and self._next_part < MAXIMUM_PARTS:
+                if self._upload_id is None:
+                    self._upload_id = self._create()
+                    if self._upload_id is None:
+                        return
+                number = self._next_part
+                self._parts[number] = self._pool.submit(
+                    self._upload_part, number, (number - 1) * self._part_size, self._part_size)
+                self._next_part += 1
+
+    def _create(self) -> str | None:
+        try:
+            answer = self._client.create_multipart_upload(
+                Bucket=self._bucket, Key=self._key, **self._extra_args)
+        except Exception as error:  # noqa: BLE001 - kept, raised by finish() after the dump
+            self.error = error
+            return None
+        return str(answer["UploadId"])
+
+    def _upload_part(self, number: int, offset: int, length: int) -> tuple[str, bytes]:
+        if self.error is not None:
+            raise S3Error("an earlier part failed")
+        data = os.pread(self._descriptor, length, offset)
+        try:
+            answer = self._client.upload_part(Bucket=self._bucket, Key=self._key,
+                                              UploadId=self._upload_id or "", PartNumber=number,
+                                              Body=data)
+        except Exception as error:
+            self.error = self.error or error
+            raise
+        return str(answer["ETag"]), hashlib.md5(data, usedforsecurity=False).digest()
+
+    def finish(self, total: int) -> UploadedObject:
+        """Upload the rest and complete; raise the first failure (after aborting)."""
+        try:
+            if self._upload_id is None and self.error is None:
+                return self._put_whole(total)
+            with self._lock:
+                remainder_offset = (self._next_part - 1) * self._part_size
+                if total > remainder_offset or not self._parts:
+                    self._parts[self._next_part] = self._pool.submit(
+                        self._upload_part, self._next_part, remainder_offset,
+                        total - remainder_offset)
+            results = {number: future.result() for number, future in self._parts.items()}
+            if self.error is not None:
+                raise self.error
+            self._client.complete_multipart_upload(
+                Bucket=self._bucket, Key=self._key, UploadId=self._upload_id or "",
+                MultipartUpload={"Parts": [{"PartNumber": number, "ETag": etag}
+                                           for number, (etag, _) in sorted(results.items())]})
+            digests = b"".join(digest for _, (_, digest) in sorted(results.items()))
+            etag = f"{hashlib.md5(digests, usedforsecurity=False).hexdigest()}-{len(results)}"
+            return UploadedObject(size=total, etag=etag)
+        except BaseException:
+            self.abort()
+            raise
+        finally:
+            self._close()
+
+    def _put_whole(self, total: int) -> UploadedObject:
+        """A backup smaller than one part goes up in one PUT."""
+        data = os.pread(self._descriptor, total, 0)
+        self._client.put_object(Bucket=self._bucket, Key=self._key, Body=data,
+                                **self._extra_args)
+        return UploadedObject(size=total,
+                              etag=hashlib.md5(data, usedforsecurity=False).hexdigest())
+
+    def abort(self) -> None:
+        """Stop uploading and abort the multipart upload, so that nothing stays behind."""
+        self.error = self.error or S3Error("upload abandoned")
+        for future in self._parts.values():
+            future.cancel()
+        self._pool.shutdown(wait=True, cancel_futures=True)
+        if self._upload_id is not None:
+            try:
+                self._client.abort_multipart_upload(Bucket=self._bucket, Key=self._key,
+                                                    UploadId=self._upload_id)
+                log.info("aborted the multipart upload of s3://%s/%s", self._bucket, self._key)
+            except Exception as error:  # noqa: BLE001 - the lifecycle rule aborts it in 7 days
+                log.warning("could not abort the multipart upload of s3://%s/%s (%s): the "
+                            "bucket's lifecycle rule removes it within 7 days", self._bucket,
+                            self._key, error)
+            self._upload_id = None
+        self._close()
+
+    def _close(self) -> None:
+        self._pool.shutdown(wait=True, cancel_futures=True)
+        if self._descriptor >= 0:
+            os.close(self._descriptor)
+            self._descriptor = -1

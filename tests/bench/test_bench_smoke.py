@@ -1,0 +1,20 @@
+"""The benchmark cannot rot: a tiny run of it is part of `make test` (times are not asserted)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+REPOSITORY = Path(__file__).resolve().parents[2]
+
+
+def test_benchmark_runs_end_to_end_at_a_tiny_size() -> None:
+    result = subprocess.run([sys.executable, "-m", "bench.run", "--size", "2", "--repeat", "1"],
+                            cwd=REPOSITORY, capture_output=True, text=True, timeout=600,
+                            check=False)
+    assert result.returncode == 0, result.stderr
+    for row in ("pg_dump > /dev/null", "agent backup (local + S3, streamed)",
+                "agent restore (S3)", "agent verify / (gzip -t + sha256sum)",
+                "Peak agent RSS over all commands"):
+        assert row in result.stdout
