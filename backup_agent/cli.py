@@ -11,6 +11,7 @@ import logging
 import os
 import signal
 import sys
+import time
 import traceback
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -27,6 +28,7 @@ from backup_agent.actions.backup import run_backup
 from backup_agent.actions.list import Where, run_list
 from backup_agent.actions.prune import prune_databases, run_prune
 from backup_agent.actions.restore import RestorePlan, run_restore
+from backup_agent.actions.status import parse_duration, run_status
 from backup_agent.actions.verify import run_verify
 from backup_agent.errors import (
     BackupAgentError,
@@ -35,6 +37,7 @@ from backup_agent.errors import (
     InterruptedRunError,
     VerificationError,
 )
+from backup_agent.metrics import RunOutcome, write_metrics
 from backup_agent.progress import progress_for
 from backup_agent.report import (
     append_step_summary,
@@ -53,7 +56,8 @@ app = typer.Typer(
     name="backup-agent",
     help="Back up a PostgreSQL database to local disk and S3; list, prune and restore.",
     no_args_is_help=True,
-    add_completion=False,
+    # --install-completion / --show-completion for bash, zsh, fish and PowerShell.
+    add_completion=True,
     # Tracebacks with locals would print passwords: we render errors ourselves.
     pretty_exceptions_enable=False,
     pretty_exceptions_show_locals=False,
@@ -233,7 +237,8 @@ def backup(
     user: UserOption = None, db: DatabaseOption = None, container: ContainerOption = None,
     pg_bindir: BinDirectoryOption = None, backup_dir: BackupDirectoryOption = None,
     keep_local: KeepLocalOption = None, s3_bucket: BucketOption = None,
-    s3_prefix: PrefixOption = None, as_json: JsonOption = False,
+    s3_prefix: PrefixOption = None, metrics_file: MetricsFileOption = None,
+    as_json: JsonOption = False,
 ) -> None:
     """Dump the database, compress and checksum it, keep it locally, upload it, prune.
 
@@ -245,12 +250,43 @@ def backup(
             env_file=env_file, POSTGRES_HOST=host, POSTGRES_PORT=port, POSTGRES_USER=user,
             POSTGRES_DB=db, POSTGRES_CONTAINER=container, PG_BINDIR=pg_bindir,
             BACKUP_DIR=backup_dir, KEEP_LOCAL=keep_local, S3_BUCKET=s3_bucket,
-            S3_PREFIX=s3_prefix)
-        result = run_backup(settings)
+            S3_PREFIX=s3_prefix, METRICS_FILE=metrics_file)
+        try:
+            result = run_backup(settings)
+        except BaseException as error:
+            _record_metrics(settings, error=error)
+            raise
+        _record_metrics(settings, duration=result.duration_seconds, size=result.size_bytes)
         typer.echo(mask(backup_summary(result)), err=True)
         append_step_summary(mask(backup_markdown(result)))
         if as_json:
             _print_json({"command": "backup", **result.to_dict()})
+
+
+def _record_metrics(settings: Settings, *, error: BaseException | None = None,
+                    duration: float | None = None, size: int | None = None) -> None:
+    """Write METRICS_FILE when configured; a metrics problem never fails the backup."""
+    if settings.metrics_file is None:
+        return
+    if error is None:
+        code = 0
+    elif isinstance(error, BackupAgentError):
+        code = int(error.exit_code)
+    elif isinstance(error, KeyboardInterrupt):
+        code = int(ExitCode.INTERRUPTED)
+    else:
+        code = int(ExitCode.UNEXPECTED)
+    try:
+        write_metrics(settings.metrics_file, RunOutcome(
+            database=settings.postgres.database, finished_at=time.time(), exit_code=code,
+            duration_seconds=duration, size_bytes=size))
+    except (OSError, BackupAgentError) as problem:
+        log.warning("could not write METRICS_FILE %s (%s)", settings.metrics_file, problem)
+
+
+MetricsFileOption = Annotated[str | None, typer.Option(
+    "--metrics-file", envvar="METRICS_FILE", rich_help_panel=STORAGE,
+    help="Prometheus textfile to update after every run (node_exporter's textfile collector).")]
 
 
 @app.command("list")
@@ -414,3 +450,28 @@ def verify(
                                     details=result.to_dict())
         if as_json:
             _print_json({"command": "verify", **result.to_dict()})
+
+
+@app.command()
+def status(
+    max_age: Annotated[str, typer.Option(
+        "--max-age", help="Fail when the newest complete backup is older (e.g. 26h, 90m, 2d).")]
+    = "26h",
+    where: Annotated[Where, typer.Option("--where", help="Which backups count.")] = Where.ALL,
+    env_file: EnvFileOption = None, backup_dir: BackupDirectoryOption = None,
+    s3_bucket: BucketOption = None, s3_prefix: PrefixOption = None, as_json: JsonOption = False,
+) -> None:
+    """Exit 11 unless a complete backup newer than --max-age exists: a dead man's switch."""
+    with _reported("status", as_json=as_json):
+        settings = _settings(env_file, BACKUP_DIR=backup_dir, S3_BUCKET=s3_bucket,
+                             S3_PREFIX=s3_prefix)
+        result = run_status(settings, max_age=parse_duration(max_age), where=where,
+                            now=datetime.now(UTC))
+        hours = result.age.total_seconds() / 3600
+        if as_json:
+            _print_json({"command": "status", "status": "success", **result.newest.to_dict(),
+                         "age_hours": round(hours, 2),
+                         "max_age_hours": result.max_age.total_seconds() / 3600})
+        else:
+            typer.echo(f"ok: newest complete backup {result.newest.name} ({result.newest.where})"
+                       f" is {hours:.1f} hours old")

@@ -25,6 +25,7 @@ class ExitCode(IntEnum):
     #                          row counts differ from the manifest; nothing was restored
     NOT_FOUND = 9  # the backup to restore or verify does not exist
     RESTORE_FAILED = 10  # the SQL failed or the swap failed; the target database is unchanged
+    STALE = 11  # status: the newest complete backup is older than --max-age, or there is none
     INTERRUPTED = 130  # SIGINT/SIGTERM: cleaned up and stopped
 
 

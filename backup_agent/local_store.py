@@ -139,11 +139,12 @@ def temporary_file(directory: Path, name: str) -> Iterator[tuple[Path, BinaryIO]
         path.unlink(missing_ok=True)
 
 
-def write_small_file(path: Path, content: str) -> None:
+def write_small_file(path: Path, content: str, *, mode: int = 0o600) -> None:
     """Write `content` to `path` atomically (temp file, fsync, rename)."""
     with temporary_file(path.parent, path.name) as (temporary, handle):
         try:
             handle.write(content.encode())
+            os.fchmod(handle.fileno(), mode)
             handle.flush()
             os.fsync(handle.fileno())
             temporary.replace(path)

@@ -78,6 +78,7 @@ class Settings:
     app_containers: tuple[str, ...] = ()
     skip_app_stop: bool = False
     retention_check: RetentionCheck = RetentionCheck.CHECKSUM
+    metrics_file: Path | None = None  # Prometheus textfile, written after every backup run
 
     def secrets(self) -> list[str]:
         """Return every secret value in play, for masking output."""
@@ -198,6 +199,7 @@ def resolve_settings(
         app_containers=tuple((value("APP_CONTAINERS") or "").replace(",", " ").split()),
         skip_app_stop=_boolean(value("SKIP_APP_STOP"), "SKIP_APP_STOP"),
         retention_check=_retention_check(value("RETENTION_VERIFY")),
+        metrics_file=Path(metrics_file) if (metrics_file := value("METRICS_FILE")) else None,
     )
 
 
