@@ -25,6 +25,7 @@ import typer
 
 from backup_agent import __version__, execute
 from backup_agent.actions.backup import run_backup
+from backup_agent.actions.doctor import run_doctor
 from backup_agent.actions.list import Where, run_list
 from backup_agent.actions.prune import prune_databases, run_prune
 from backup_agent.actions.restore import RestorePlan, run_restore
@@ -475,3 +476,32 @@ def status(
         else:
             typer.echo(f"ok: newest complete backup {result.newest.name} ({result.newest.where})"
                        f" is {hours:.1f} hours old")
+
+
+class DoctorFailedError(BackupAgentError):
+    exit_code = ExitCode.DOCTOR_FAILED
+
+
+@app.command()
+def doctor(
+    env_file: EnvFileOption = None, host: HostOption = None, port: PortOption = None,
+    user: UserOption = None, db: DatabaseOption = None, container: ContainerOption = None,
+    pg_bindir: BinDirectoryOption = None, backup_dir: BackupDirectoryOption = None,
+    s3_bucket: BucketOption = None, s3_prefix: PrefixOption = None, as_json: JsonOption = False,
+) -> None:
+    """Check everything a backup needs (database, pg_dump, disk, S3, bucket), with fixes."""
+    with _reported("doctor", as_json=as_json):
+        settings = _settings(
+            env_file, POSTGRES_HOST=host, POSTGRES_PORT=port, POSTGRES_USER=user,
+            POSTGRES_DB=db, POSTGRES_CONTAINER=container, PG_BINDIR=pg_bindir,
+            BACKUP_DIR=backup_dir, S3_BUCKET=s3_bucket, S3_PREFIX=s3_prefix)
+        result = run_doctor(settings)
+        for check in result.checks:
+            typer.echo(mask(f"{'PASS' if check.passed else 'FAIL'}  {check.name:<22} "
+                            f"{check.detail}"), err=as_json)
+        failed = [check.name for check in result.checks if not check.passed]
+        if failed:
+            raise DoctorFailedError(f"{len(failed)} check(s) failed: {', '.join(failed)}",
+                                    details=result.to_dict())
+        if as_json:
+            _print_json({"command": "doctor", **result.to_dict()})

@@ -26,6 +26,7 @@ class ExitCode(IntEnum):
     NOT_FOUND = 9  # the backup to restore or verify does not exist
     RESTORE_FAILED = 10  # the SQL failed or the swap failed; the target database is unchanged
     STALE = 11  # status: the newest complete backup is older than --max-age, or there is none
+    DOCTOR_FAILED = 12  # doctor: at least one check failed
     INTERRUPTED = 130  # SIGINT/SIGTERM: cleaned up and stopped
 
 

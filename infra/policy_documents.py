@@ -17,6 +17,9 @@ PolicyDocument = dict[str, Any]
 # (AbortMultipartUpload). Nothing deletes, nothing touches object versions.
 WRITER_OBJECT_ACTIONS = ["s3:PutObject", "s3:GetObject", "s3:AbortMultipartUpload"]
 WRITER_BUCKET_ACTIONS = ["s3:ListBucket"]
+# `backup-agent doctor` reads the bucket's safety settings; reading them changes nothing.
+WRITER_BUCKET_READ_ACTIONS = ["s3:GetEncryptionConfiguration", "s3:GetBucketPublicAccessBlock",
+                              "s3:GetLifecycleConfiguration", "s3:GetBucketVersioning"]
 
 
 def bucket_arn(bucket_name: str) -> str:
@@ -41,6 +44,12 @@ def writer_policy(bucket_name: str, prefix: str) -> PolicyDocument:
                 "Action": WRITER_BUCKET_ACTIONS,
                 "Resource": [arn],
                 "Condition": {"StringLike": {"s3:prefix": [prefix, f"{prefix}*"]}},
+            },
+            {
+                "Sid": "ReadBucketSafetySettings",
+                "Effect": "Allow",
+                "Action": WRITER_BUCKET_READ_ACTIONS,
+                "Resource": [arn],
             },
         ],
     }

@@ -93,3 +93,13 @@ def test_the_declared_policy_cannot_delete_or_reach_outside_the_prefix(
 
 def test_policy_file_is_loaded_from_infra() -> None:
     assert Path(sys.modules["policy_documents"].__file__ or "").parent == INFRA
+
+
+def test_the_declared_policy_lets_doctor_read_the_bucket_settings(
+        writer_env: dict[str, str]) -> None:
+    result = run_agent(["doctor", "--json"], writer_env)
+    checks = {check["name"]: check for check in json.loads(result.stdout)["checks"]}
+    assert checks["s3"]["passed"] and checks["s3-permissions"]["passed"], result.stdout
+    for name in ("bucket-encryption", "bucket-public-access", "bucket-lifecycle",
+                 "bucket-versioning"):
+        assert "denied" not in checks[name]["detail"], checks[name]

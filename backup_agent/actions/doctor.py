@@ -1,0 +1,206 @@
+"""`backup-agent doctor`: check everything a backup needs, one line per check, with the fix.
+
+The guide's troubleshooting table, as code: PostgreSQL reachable with these credentials,
+pg_dump present and not older than the server (inside the container in docker mode), the
+backup directory writable with room for the next backup, S3 reachable, the bucket
+encrypted, private, with a lifecycle rule and versioning, and the key able to put, get and
+list under the prefix.
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from backup_agent import local_store, s3_store
+from backup_agent.dump import check_client_not_older
+from backup_agent.errors import BackupAgentError, LocalStorageError
+from backup_agent.postgres.session import ServerFacts, SqlSession
+from backup_agent.settings import Settings
+
+PROBE_NAME = ".backup-agent-doctor"  # overwritten each time; the lifecycle rule expires it
+HEADROOM = 1.5  # room wanted for the next backup, relative to the estimate
+
+
+@dataclass
+class Check:
+    name: str
+    passed: bool
+    detail: str
+
+
+@dataclass
+class DoctorResult:
+    checks: list[Check] = field(default_factory=list)
+
+    @property
+    def passed(self) -> bool:
+        return all(check.passed for check in self.checks)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"status": "success" if self.passed else "failure",
+                "checks": [asdict(check) for check in self.checks]}
+
+
+def _run(result: DoctorResult, name: str, check: Callable[[], str]) -> bool:
+    try:
+        result.checks.append(Check(name, True, check()))
+        return True
+    except BackupAgentError as error:
+        result.checks.append(Check(name, False, str(error)))
+    except Exception as error:  # noqa: BLE001 - a doctor reports every failure as a line
+        result.checks.append(Check(name, False, f"{type(error).__name__}: {error}"))
+    return False
+
+
+def _error_code(error: Exception) -> str:
+    return str(getattr(error, "response", {}).get("Error", {}).get("Code", ""))
+
+
+class BucketProblem(BackupAgentError):
+    pass
+
+
+def run_doctor(settings: Settings) -> DoctorResult:
+    result = DoctorResult()
+    facts: list[ServerFacts] = []
+    database_size: list[int] = []
+
+    def postgres() -> str:
+        with SqlSession(settings.postgres, settings.postgres.database) as session:
+            facts.append(session.server_facts())
+            database_size.append(int(session.query(
+                "SELECT pg_database_size(current_database());")[0]))
+        return (f"PostgreSQL {facts[0].version}, database {settings.postgres.database} "
+                f"({database_size[0] / 2**20:.0f} MiB) reachable as {settings.postgres.user}")
+
+    reachable = _run(result, "postgres", postgres)
+    if reachable:
+        _run(result, "pg_dump", lambda: "pg_dump " + check_client_not_older(
+            settings.postgres, "pg_dump", facts[0]) + " is not older than the server"
+            + (f" (inside container {settings.postgres.container})"
+               if settings.postgres.container else ""))
+    _run(result, "backup-dir", lambda: _backup_directory(
+        settings, database_size[0] if database_size else 0))
+    if settings.s3.bucket:
+        _check_s3(settings, result)
+    else:
+        result.checks.append(Check("s3", True, "S3_BUCKET is not set: backups stay local "
+                                               "(every backup will end with a warning)"))
+    return result
+
+
+def _backup_directory(settings: Settings, database_bytes: int) -> str:
+    directory = settings.backup_directory
+    local_store.check_writable_directory(directory)
+    backups = [backup for backup in local_store.scan(directory) if backup.made_by_agent]
+    estimate = backups[0].size if backups else database_bytes // 4
+    free = shutil.disk_usage(directory).free
+    if free < estimate * HEADROOM:
+        raise LocalStorageError(
+            f"{directory} has {free / 2**20:.0f} MiB free, the next backup needs about "
+            f"{estimate * HEADROOM / 2**20:.0f} MiB: free space or lower KEEP_LOCAL")
+    return (f"{directory} is writable; {free / 2**30:.1f} GiB free for a backup of about "
+            f"{estimate / 2**20:.0f} MiB")
+
+
+def _check_s3(settings: Settings, result: DoctorResult) -> None:
+    bucket = settings.s3.bucket
+    assert bucket
+    prefix = settings.s3.prefix
+    session = s3_store.make_session(settings.s3)
+    if not s3_store.has_credentials(session):
+        result.checks.append(Check("s3", False, "no AWS credentials found: set "
+                                                "AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY"))
+        return
+    client = s3_store.make_client(settings.s3, session)
+
+    def call(action: str, function: Callable[[], Any]) -> Any:
+        try:
+            return function()
+        except Exception as error:  # noqa: BLE001 - translate_error re-raises the unknown
+            raise s3_store.translate_error(error, bucket=bucket, action=action,
+                                           endpoint=client.meta.endpoint_url) from None
+
+    def reachable() -> str:
+        call("list backups", lambda: client.list_objects_v2(Bucket=bucket, Prefix=prefix,
+                                                            MaxKeys=1))
+        return f"s3://{bucket}/{prefix} reachable and listable"
+
+    if not _run(result, "s3", reachable):
+        return
+    for name, check in (("bucket-encryption", _encryption), ("bucket-public-access", _private),
+                        ("bucket-lifecycle", _lifecycle), ("bucket-versioning", _versioning)):
+        _run(result, name, lambda check=check: check(client, bucket, prefix))  # type: ignore[misc]
+
+    def put_get_list() -> str:
+        key = f"{prefix}{PROBE_NAME}"
+        call("write a probe object", lambda: client.put_object(
+            Bucket=bucket, Key=key, Body=b"backup-agent doctor probe\n",
+            ServerSideEncryption="AES256"))
+        body = call("read the probe object", lambda: client.get_object(
+            Bucket=bucket, Key=key)["Body"].read())
+        if body != b"backup-agent doctor probe\n":
+            raise BucketProblem("the probe object read back differs from what was written")
+        return f"the key can put, get and list under {prefix}"
+
+    _run(result, "s3-permissions", put_get_list)
+
+
+def _bucket_config(client: Any, method: str, missing_codes: set[str], **arguments: Any) -> Any:
+    try:
+        return getattr(client, method)(**arguments)
+    except Exception as error:
+        code = _error_code(error)
+        if code in missing_codes:
+            return None
+        if code in ("AccessDenied", "403"):
+            raise BucketProblem(f"{method} was denied: the IAM policy lacks the read-only "
+                                "bucket-configuration actions (pulumi up adds them)") from None
+        raise
+
+
+def _encryption(client: Any, bucket: str, prefix: str) -> str:
+    answer = _bucket_config(client, "get_bucket_encryption",
+                            {"ServerSideEncryptionConfigurationNotFoundError"}, Bucket=bucket)
+    rules = (answer or {}).get("ServerSideEncryptionConfiguration", {}).get("Rules", [])
+    algorithms = {rule.get("ApplyServerSideEncryptionByDefault", {}).get("SSEAlgorithm")
+                  for rule in rules}
+    if not algorithms & {"AES256", "aws:kms", "aws:kms:dsse"}:
+        raise BucketProblem(f"s3://{bucket} has no default encryption: run pulumi up")
+    return f"default encryption {', '.join(sorted(str(a) for a in algorithms))}"
+
+
+def _private(client: Any, bucket: str, prefix: str) -> str:
+    answer = _bucket_config(client, "get_public_access_block",
+                            {"NoSuchPublicAccessBlockConfiguration"}, Bucket=bucket)
+    flags = (answer or {}).get("PublicAccessBlockConfiguration", {})
+    names = ("BlockPublicAcls", "IgnorePublicAcls", "BlockPublicPolicy",
+             "RestrictPublicBuckets")
+    off = [name for name in names if not flags.get(name)]
+    if off:
+        raise BucketProblem(f"s3://{bucket} public-access block is off for {', '.join(off)}: "
+                            "run pulumi up")
+    return "all four public-access-block flags on"
+
+
+def _lifecycle(client: Any, bucket: str, prefix: str) -> str:
+    answer = _bucket_config(client, "get_bucket_lifecycle_configuration",
+                            {"NoSuchLifecycleConfiguration"}, Bucket=bucket)
+    for rule in (answer or {}).get("Rules", []):
+        rule_prefix = rule.get("Filter", {}).get("Prefix", rule.get("Prefix", ""))
+        days = rule.get("Expiration", {}).get("Days")
+        if rule.get("Status") == "Enabled" and days and prefix.startswith(rule_prefix or ""):
+            return f"lifecycle rule {rule.get('ID', '?')}: {prefix} expires after {days} days"
+    raise BucketProblem(f"s3://{bucket} has no enabled lifecycle rule expiring {prefix}: "
+                        "backups would pile up forever; run pulumi up")
+
+
+def _versioning(client: Any, bucket: str, prefix: str) -> str:
+    answer = _bucket_config(client, "get_bucket_versioning", set(), Bucket=bucket)
+    if (answer or {}).get("Status") != "Enabled":
+        raise BucketProblem(f"s3://{bucket} versioning is off: an overwrite would destroy a "
+                            "backup; run pulumi up")
+    return "versioning enabled"

@@ -1,0 +1,73 @@
+"""`backup-agent doctor` against a good set-up, a misconfigured bucket and a missing container."""
+
+from __future__ import annotations
+
+import json
+
+from testbed.s3 import S3Endpoint
+from tests.conftest import DOCKER_CONTAINER, run_agent
+
+
+def harden(s3_endpoint: S3Endpoint, bucket: str) -> None:
+    """Give the bucket what `pulumi up` gives the real one."""
+    client = s3_endpoint.client()
+    client.put_bucket_encryption(Bucket=bucket, ServerSideEncryptionConfiguration={
+        "Rules": [{"ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "AES256"}}]})
+    client.put_public_access_block(Bucket=bucket, PublicAccessBlockConfiguration={
+        "BlockPublicAcls": True, "IgnorePublicAcls": True, "BlockPublicPolicy": True,
+        "RestrictPublicBuckets": True})
+    client.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
+    client.put_bucket_lifecycle_configuration(Bucket=bucket, LifecycleConfiguration={"Rules": [
+        {"ID": "ExpireOldBackups", "Status": "Enabled", "Filter": {"Prefix": "backups/"},
+         "Expiration": {"Days": 30}}]})
+
+
+def checks(result_stdout: str) -> dict[str, bool]:
+    return {check["name"]: check["passed"] for check in json.loads(result_stdout)["checks"]}
+
+
+def test_doctor_passes_on_a_good_setup(agent_env: dict[str, str], s3_endpoint: S3Endpoint,
+                                       bucket: str) -> None:
+    harden(s3_endpoint, bucket)
+    result = run_agent(["doctor", "--json"], agent_env)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert checks(result.stdout) == dict.fromkeys(
+        ["postgres", "pg_dump", "backup-dir", "s3", "bucket-encryption",
+         "bucket-public-access", "bucket-lifecycle", "bucket-versioning", "s3-permissions"],
+        True)
+    text = run_agent(["doctor"], agent_env)
+    assert "PASS  bucket-lifecycle" in text.stdout
+
+
+def test_doctor_fails_on_a_misconfigured_bucket_and_says_how_to_fix(
+        agent_env: dict[str, str], bucket: str) -> None:
+    result = run_agent(["doctor", "--json"], agent_env)  # a bare bucket: no hardening
+    assert result.returncode == 12
+    found = checks(result.stdout)
+    assert found["postgres"] and found["s3"] and found["s3-permissions"]
+    assert not found["bucket-public-access"] and not found["bucket-lifecycle"]
+    assert not found["bucket-versioning"]
+    text = run_agent(["doctor"], agent_env)
+    assert "FAIL  bucket-lifecycle" in text.stdout and "run pulumi up" in text.stdout
+    assert "check(s) failed" in text.stderr
+
+
+def test_doctor_names_a_missing_container_and_a_wrong_password(
+        agent_env: dict[str, str], docker_shim: dict[str, str]) -> None:
+    environment = {**agent_env, **docker_shim, "POSTGRES_CONTAINER": "no-such-container"}
+    del environment["S3_BUCKET"]
+    result = run_agent(["doctor"], environment)
+    assert result.returncode == 12
+    assert "FAIL  postgres" in result.stdout and "docker ps" in result.stdout
+    wrong = run_agent(["doctor"], {**agent_env, "POSTGRES_PASSWORD": "nope",
+                                   "POSTGRES_CONTAINER": "", "S3_BUCKET": ""})
+    assert "rejected the password" in wrong.stdout and wrong.returncode == 12
+    good_container = {**environment, "POSTGRES_CONTAINER": DOCKER_CONTAINER}
+    assert "(inside container" in run_agent(["doctor"], good_container).stdout
+
+
+def test_doctor_reports_a_missing_backup_dir(agent_env: dict[str, str], tmp_path: object) -> None:
+    result = run_agent(["doctor"], {**agent_env, "BACKUP_DIR": "/nonexistent/backups",
+                                    "S3_BUCKET": ""})
+    assert result.returncode == 12
+    assert "FAIL  backup-dir" in result.stdout and "mkdir -p" in result.stdout
