@@ -10,6 +10,7 @@ import json
 import logging
 import os
 import signal
+import socket
 import sys
 import time
 import traceback
@@ -39,6 +40,7 @@ from backup_agent.errors import (
     VerificationError,
 )
 from backup_agent.metrics import RunOutcome, write_metrics
+from backup_agent.notify import LogTail, notify_failure, notify_start, notify_success
 from backup_agent.progress import progress_for
 from backup_agent.report import (
     append_step_summary,
@@ -124,6 +126,7 @@ class RunState:
 
 
 STATE = RunState()
+TAIL = LogTail()  # the last log lines, sent with a failure notification
 
 
 class _MaskSecrets(logging.Filter):
@@ -160,6 +163,8 @@ def _configure_logging(*, debug: bool) -> None:
     root = logging.getLogger()
     root.handlers = [handler]
     root.setLevel(logging.WARNING)
+    TAIL.addFilter(_MaskSecrets())
+    log.addHandler(TAIL)
     log.setLevel(logging.DEBUG if debug else logging.INFO)
 
 
@@ -228,6 +233,22 @@ def _reported(command: str, *, as_json: bool) -> Iterator[None]:
         raise typer.Exit(int(code)) from None
 
 
+@contextmanager
+def _notified(settings: Settings, command: str) -> Iterator[dict[str, str]]:
+    """Send start/success/failure notifications around a command (if NOTIFY_URL is set)."""
+    host = socket.gethostname()
+    outcome = {"summary": f"backup-agent {command} succeeded on {host}"}
+    notify_start(settings.notify)
+    try:
+        yield outcome
+    except BaseException as error:
+        reason = str(error) if isinstance(error, BackupAgentError) else type(error).__name__
+        notify_failure(settings.notify, mask(f"backup-agent {command} failed on {host}: "
+                                             f"{reason}"), mask(TAIL.text()))
+        raise
+    notify_success(settings.notify, mask(outcome["summary"]))
+
+
 def _print_json(payload: dict[str, Any]) -> None:
     typer.echo(mask(json.dumps(payload, indent=2, default=str)))
 
@@ -252,12 +273,17 @@ def backup(
             POSTGRES_DB=db, POSTGRES_CONTAINER=container, PG_BINDIR=pg_bindir,
             BACKUP_DIR=backup_dir, KEEP_LOCAL=keep_local, S3_BUCKET=s3_bucket,
             S3_PREFIX=s3_prefix, METRICS_FILE=metrics_file)
-        try:
-            result = run_backup(settings)
-        except BaseException as error:
-            _record_metrics(settings, error=error)
-            raise
-        _record_metrics(settings, duration=result.duration_seconds, size=result.size_bytes)
+        with _notified(settings, "backup") as outcome:
+            try:
+                result = run_backup(settings)
+            except BaseException as error:
+                _record_metrics(settings, error=error)
+                raise
+            _record_metrics(settings, duration=result.duration_seconds, size=result.size_bytes)
+            outcome["summary"] = (f"backup-agent backup {result.status} on "
+                                  f"{socket.gethostname()}: {result.name}, "
+                                  f"{result.size_bytes} bytes, "
+                                  f"{result.s3.uri if result.s3 else 'local only'}")
         typer.echo(mask(backup_summary(result)), err=True)
         append_step_summary(mask(backup_markdown(result)))
         if as_json:
@@ -440,15 +466,16 @@ def verify(
             env_file, POSTGRES_HOST=host, POSTGRES_PORT=port, POSTGRES_USER=user,
             POSTGRES_DB=db, POSTGRES_CONTAINER=container, PG_BINDIR=pg_bindir,
             BACKUP_DIR=backup_dir, S3_BUCKET=s3_bucket, S3_PREFIX=s3_prefix)
-        result = run_verify(settings, source, from_s3=from_where is Where.S3,
-                            all_backups=all_backups, restore_test=restore_test)
-        typer.echo(mask(verify_summary(result)), err=True)
-        append_step_summary(mask(verify_markdown(result)))
-        if result.status != "success":
-            failed = [item.name for item in result.backups if not item.ok]
-            raise VerificationError(f"verification failed for {', '.join(failed)}: see above; "
-                                    "use an earlier backup and investigate",
-                                    details=result.to_dict())
+        with _notified(settings, "verify"):
+            result = run_verify(settings, source, from_s3=from_where is Where.S3,
+                                all_backups=all_backups, restore_test=restore_test)
+            typer.echo(mask(verify_summary(result)), err=True)
+            append_step_summary(mask(verify_markdown(result)))
+            if result.status != "success":
+                failed = [item.name for item in result.backups if not item.ok]
+                raise VerificationError(f"verification failed for {', '.join(failed)}: see "
+                                        "above; use an earlier backup and investigate",
+                                        details=result.to_dict())
         if as_json:
             _print_json({"command": "verify", **result.to_dict()})
 

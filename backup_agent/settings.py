@@ -7,7 +7,7 @@ them.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
@@ -15,6 +15,7 @@ from pathlib import Path
 from dotenv import dotenv_values
 
 from backup_agent.errors import ConfigurationError
+from backup_agent.notify import NotifyMode, NotifySettings
 
 DEFAULT_BACKUP_DIRECTORY = Path("/opt/dorami/backups")
 DEFAULT_KEEP_LOCAL = 7
@@ -79,11 +80,12 @@ class Settings:
     skip_app_stop: bool = False
     retention_check: RetentionCheck = RetentionCheck.CHECKSUM
     metrics_file: Path | None = None  # Prometheus textfile, written after every backup run
+    notify: NotifySettings = field(default_factory=NotifySettings)
 
     def secrets(self) -> list[str]:
         """Return every secret value in play, for masking output."""
         values = [self.postgres.password, self.s3.aws_from_env_file.get("AWS_SECRET_ACCESS_KEY"),
-                  self.s3.aws_from_env_file.get("AWS_SESSION_TOKEN")]
+                  self.s3.aws_from_env_file.get("AWS_SESSION_TOKEN"), self.notify.url]
         return [value for value in values if value]
 
 
@@ -200,7 +202,26 @@ def resolve_settings(
         skip_app_stop=_boolean(value("SKIP_APP_STOP"), "SKIP_APP_STOP"),
         retention_check=_retention_check(value("RETENTION_VERIFY")),
         metrics_file=Path(metrics_file) if (metrics_file := value("METRICS_FILE")) else None,
+        notify=_notify_settings(value),
     )
+
+
+def _notify_settings(value: Callable[[str], str | None]) -> NotifySettings:
+    mode_text = (value("NOTIFY_MODE") or NotifyMode.WEBHOOK.value).strip().lower()
+    try:
+        mode = NotifyMode(mode_text)
+    except ValueError:
+        raise ConfigurationError(f"NOTIFY_MODE={mode_text!r} is not 'webhook' or "
+                                 "'healthchecks': fix NOTIFY_MODE") from None
+    on = (value("NOTIFY_ON") or "failure").strip().lower()
+    if on not in ("failure", "always"):
+        raise ConfigurationError(f"NOTIFY_ON={on!r} is not 'failure' or 'always': fix NOTIFY_ON")
+    timeout = _positive_int(value("NOTIFY_TIMEOUT"), "NOTIFY_TIMEOUT", minimum=1)
+    url = value("NOTIFY_URL")
+    if url and not url.startswith(("https://", "http://")):
+        raise ConfigurationError("NOTIFY_URL must be an http(s) URL: fix NOTIFY_URL")
+    return NotifySettings(url=url, mode=mode, on_success=on == "always",
+                          timeout_seconds=float(timeout or 10))
 
 
 def _retention_check(text: str | None) -> RetentionCheck:
