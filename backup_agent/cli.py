@@ -26,7 +26,6 @@ from backup_agent.cli_support import (
     BucketOption,
     ContainerOption,
     DatabaseOption,
-    DoctorFailedError,
     EnvFileOption,
     HostOption,
     JsonOption,
@@ -48,10 +47,7 @@ from backup_agent.cli_support import (
     start_run,
     version_callback,
 )
-from backup_agent.errors import (
-    ConfigurationError,
-    VerificationError,
-)
+from backup_agent.errors import ConfigurationError, DoctorFailedError, VerificationError
 from backup_agent.progress import progress_for
 from backup_agent.report import (
     append_step_summary,

@@ -254,7 +254,5 @@ def confirm_restore(plan: RestorePlan, *, yes: bool) -> bool:
     return typer.confirm(f"Restore {plan.source.location} and {what}?", default=False)
 
 
-class DoctorFailedError(BackupAgentError):
-    exit_code = ExitCode.DOCTOR_FAILED
 
 

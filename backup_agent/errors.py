@@ -73,5 +73,17 @@ class RestoreError(BackupAgentError):
     exit_code = ExitCode.RESTORE_FAILED
 
 
+class SourceNotFoundError(BackupAgentError):
+    exit_code = ExitCode.NOT_FOUND
+
+
+class StaleBackupError(BackupAgentError):
+    exit_code = ExitCode.STALE
+
+
+class DoctorFailedError(BackupAgentError):
+    exit_code = ExitCode.DOCTOR_FAILED
+
+
 class InterruptedRunError(BackupAgentError):
     exit_code = ExitCode.INTERRUPTED

@@ -15,17 +15,13 @@ from pathlib import Path
 from typing import Any
 
 from backup_agent import local_store, s3_store
-from backup_agent.errors import BackupAgentError, ConfigurationError, ExitCode
+from backup_agent.errors import BackupAgentError, ConfigurationError, SourceNotFoundError
 from backup_agent.naming import checksum_name, created_at, manifest_name
 from backup_agent.settings import Settings
 from backup_agent.verification import ReadableStream
 
 LATEST = "latest"
 S3_SCHEME = "s3://"
-
-
-class SourceNotFoundError(BackupAgentError):
-    exit_code = ExitCode.NOT_FOUND
 
 
 @dataclass(frozen=True)

@@ -11,15 +11,11 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from backup_agent.actions.list import ListedBackup, Where, run_list
-from backup_agent.errors import BackupAgentError, ConfigurationError, ExitCode
+from backup_agent.errors import ConfigurationError, StaleBackupError
 from backup_agent.settings import Settings
 
 DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhd])\s*$")
 UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
-
-
-class StaleBackupError(BackupAgentError):
-    exit_code = ExitCode.STALE
 
 
 def parse_duration(text: str) -> timedelta:
