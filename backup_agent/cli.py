@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import socket
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -26,8 +27,10 @@ from backup_agent.cli_support import (
     BucketOption,
     ContainerOption,
     DatabaseOption,
+    EncryptToOption,
     EnvFileOption,
     HostOption,
+    IdentityOption,
     JsonOption,
     KeepLocalOption,
     MetricsFileOption,
@@ -41,14 +44,16 @@ from backup_agent.cli_support import (
     mask,
     notified,
     print_json,
+    progress_display,
     record_metrics,
     reported,
     resolve,
+    say,
     start_run,
     version_callback,
 )
+from backup_agent.encryption import generate_identity
 from backup_agent.errors import ConfigurationError, DoctorFailedError, VerificationError
-from backup_agent.progress import progress_for
 from backup_agent.report import (
     append_step_summary,
     backup_markdown,
@@ -74,6 +79,10 @@ app = typer.Typer(
 def main(
     debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks and each command run.")]
     = False,
+    quiet: Annotated[bool, typer.Option(
+        "--quiet", "-q", envvar="BACKUP_AGENT_QUIET",
+        help="Print only warnings and errors (and --json or tables asked for): for cron.")]
+    = False,
     version: Annotated[bool, typer.Option("--version", callback=version_callback,
                                           is_eager=True, help="Print the version and exit.")]
     = False,
@@ -85,7 +94,7 @@ def main(
     5 S3, 6 locked, 7 client tool missing or too old, 8 verification failed, 9 not found,
     10 restore failed, 11 stale (status), 12 doctor failed, 130 interrupted.
     """
-    start_run(debug=debug)
+    start_run(debug=debug, quiet=quiet)
 
 
 @app.command()
@@ -95,22 +104,24 @@ def backup(
     pg_bindir: BinDirectoryOption = None, backup_dir: BackupDirectoryOption = None,
     keep_local: KeepLocalOption = None, s3_bucket: BucketOption = None,
     s3_prefix: PrefixOption = None, metrics_file: MetricsFileOption = None,
-    as_json: JsonOption = False,
+    encrypt_to: EncryptToOption = None, as_json: JsonOption = False,
 ) -> None:
     """Dump the database, compress and checksum it, keep it locally, upload it, prune.
 
-    Writes BACKUP_DIR/db_backup_YYYYMMDD_HHMMSS.sql.gz with .sha256 and .manifest.json
-    sidecars; with S3_BUCKET, uploads all three to s3://BUCKET/PREFIX/YYYY/MM/.
+    Writes BACKUP_DIR/db_backup_YYYYMMDD_HHMMSS.sql.gz (.sql.gz.age with --encrypt-to) with
+    .sha256 and .manifest.json sidecars; with S3_BUCKET, uploads all three to
+    s3://BUCKET/PREFIX/YYYY/MM/.
     """
     with reported("backup", as_json=as_json):
         settings = resolve(
             env_file=env_file, POSTGRES_HOST=host, POSTGRES_PORT=port, POSTGRES_USER=user,
             POSTGRES_DB=db, POSTGRES_CONTAINER=container, PG_BINDIR=pg_bindir,
             BACKUP_DIR=backup_dir, KEEP_LOCAL=keep_local, S3_BUCKET=s3_bucket,
-            S3_PREFIX=s3_prefix, METRICS_FILE=metrics_file)
+            S3_PREFIX=s3_prefix, METRICS_FILE=metrics_file, ENCRYPT_TO=encrypt_to)
         with notified(settings, "backup") as outcome:
             try:
-                result = run_backup(settings)
+                with progress_display() as progress:
+                    result = run_backup(settings, progress=progress)
             except BaseException as error:
                 record_metrics(settings, error=error)
                 raise
@@ -119,7 +130,7 @@ def backup(
                                   f"{socket.gethostname()}: {result.name}, "
                                   f"{result.size_bytes} bytes, "
                                   f"{result.s3.uri if result.s3 else 'local only'}")
-        typer.echo(mask(backup_summary(result)), err=True)
+        say(backup_summary(result))
         append_step_summary(mask(backup_markdown(result)))
         if as_json:
             print_json({"command": "backup", **result.to_dict()})
@@ -206,7 +217,8 @@ def restore(
     user: UserOption = None, db: DatabaseOption = None, container: ContainerOption = None,
     pg_bindir: BinDirectoryOption = None, app_containers: AppContainersOption = None,
     skip_app_stop: SkipAppStopOption = False, backup_dir: BackupDirectoryOption = None,
-    s3_bucket: BucketOption = None, s3_prefix: PrefixOption = None, as_json: JsonOption = False,
+    s3_bucket: BucketOption = None, s3_prefix: PrefixOption = None,
+    identity: IdentityOption = None, as_json: JsonOption = False,
 ) -> None:
     """Restore a backup safely: into a new database, proven good, then swapped in.
 
@@ -220,18 +232,16 @@ def restore(
             env_file, POSTGRES_HOST=host, POSTGRES_PORT=port, POSTGRES_USER=user,
             POSTGRES_DB=db, POSTGRES_CONTAINER=container, PG_BINDIR=pg_bindir,
             APP_CONTAINERS=app_containers, SKIP_APP_STOP="true" if skip_app_stop else None,
-            BACKUP_DIR=backup_dir, S3_BUCKET=s3_bucket, S3_PREFIX=s3_prefix)
-        progress = progress_for("restoring")
-        try:
+            BACKUP_DIR=backup_dir, S3_BUCKET=s3_bucket, S3_PREFIX=s3_prefix,
+            AGE_IDENTITY_FILE=identity)
+        # The bars start with the first transfer, after the question (if any) was answered.
+        with progress_display() as progress:
             result = run_restore(
                 settings, source, from_s3=from_where is Where.S3, target_db=target_db,
                 dry_run=dry_run, no_verify=no_verify, no_owner=no_owner,
                 drop_previous=drop_previous, verbose=verbose, progress=progress,
                 confirm=lambda plan: confirm_restore(plan, yes=yes))
-        finally:
-            if progress:
-                progress.finish()
-        typer.echo(mask(restore_summary(result)), err=True)
+        say(restore_summary(result))
         append_step_summary(mask(restore_markdown(result)))
         if result.status == "dry-run" and not result.verified and not no_verify:
             raise VerificationError("the dry run found the backup unusable: the restore would "
@@ -253,20 +263,27 @@ def verify(
     env_file: EnvFileOption = None, host: HostOption = None, port: PortOption = None,
     user: UserOption = None, db: DatabaseOption = None, container: ContainerOption = None,
     pg_bindir: BinDirectoryOption = None, backup_dir: BackupDirectoryOption = None,
-    s3_bucket: BucketOption = None, s3_prefix: PrefixOption = None, as_json: JsonOption = False,
+    s3_bucket: BucketOption = None, s3_prefix: PrefixOption = None,
+    identity: IdentityOption = None, as_json: JsonOption = False,
 ) -> None:
-    """Prove backups intact (checksum, gzip, closing line); --restore-test restores one."""
+    """Prove backups intact (checksum, gzip, closing line); --restore-test restores one.
+
+    An encrypted backup without --identity gets its checksum proven only.
+    """
     with reported("verify", as_json=as_json):
         if from_where is Where.ALL:
             raise ConfigurationError("--from takes local or s3")
         settings = resolve(
             env_file, POSTGRES_HOST=host, POSTGRES_PORT=port, POSTGRES_USER=user,
             POSTGRES_DB=db, POSTGRES_CONTAINER=container, PG_BINDIR=pg_bindir,
-            BACKUP_DIR=backup_dir, S3_BUCKET=s3_bucket, S3_PREFIX=s3_prefix)
+            BACKUP_DIR=backup_dir, S3_BUCKET=s3_bucket, S3_PREFIX=s3_prefix,
+            AGE_IDENTITY_FILE=identity)
         with notified(settings, "verify"):
-            result = run_verify(settings, source, from_s3=from_where is Where.S3,
-                                all_backups=all_backups, restore_test=restore_test)
-            typer.echo(mask(verify_summary(result)), err=True)
+            with progress_display() as progress:
+                result = run_verify(settings, source, from_s3=from_where is Where.S3,
+                                    all_backups=all_backups, restore_test=restore_test,
+                                    progress=progress)
+            say(verify_summary(result))
             append_step_summary(mask(verify_markdown(result)))
             if result.status != "success":
                 failed = [item.name for item in result.backups if not item.ok]
@@ -298,8 +315,8 @@ def status(
                          "age_hours": round(hours, 2),
                          "max_age_hours": result.max_age.total_seconds() / 3600})
         else:
-            typer.echo(f"ok: newest complete backup {result.newest.name} ({result.newest.where})"
-                       f" is {hours:.1f} hours old")
+            say(f"ok: newest complete backup {result.newest.name} ({result.newest.where}) is "
+                f"{hours:.1f} hours old", stdout=True)
 
 
 @app.command()
@@ -326,3 +343,20 @@ def doctor(
         if as_json:
             print_json({"command": "doctor", **result.to_dict()})
 
+
+
+@app.command()
+def keygen(
+    output: Annotated[Path, typer.Argument(help="Where to write the new identity (private "
+                                               "key) file; it must not exist.")],
+) -> None:
+    """Create an age key pair for --encrypt-to; print the public key.
+
+    Run it on your workstation, not on the database server: keep the file (mode 0600) in
+    your password manager, and give the server only the printed public key (ENCRYPT_TO).
+    """
+    with reported("keygen", as_json=False):
+        public = generate_identity(output)
+        typer.echo(f"wrote the private key to {output} (keep it off the server, and safe: "
+                   "without it no encrypted backup can be restored)", err=True)
+        typer.echo(public)

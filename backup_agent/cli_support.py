@@ -34,6 +34,7 @@ from backup_agent.errors import (
 )
 from backup_agent.metrics import RunOutcome, write_metrics
 from backup_agent.notify import LogTail, notify_failure, notify_start, notify_success
+from backup_agent.progress import NO_PROGRESS, PlainProgress, Progress, RichProgress
 from backup_agent.report import (
     append_step_summary,
     failure_markdown,
@@ -90,6 +91,13 @@ AppContainersOption = Annotated[str | None, typer.Option(
 SkipAppStopOption = Annotated[bool, typer.Option(
     "--skip-app-stop", envvar="SKIP_APP_STOP", rich_help_panel=CONNECTION,
     help="Do not stop APP_CONTAINERS (for manual runs).")]
+EncryptToOption = Annotated[str | None, typer.Option(
+    "--encrypt-to", envvar="ENCRYPT_TO", rich_help_panel=STORAGE, metavar="AGE_RECIPIENT",
+    help="Encrypt the backup with age to this public key (age1…; several: comma separated). "
+         "Writes .sql.gz.age; the private key never needs to be on this server.")]
+IdentityOption = Annotated[str | None, typer.Option(
+    "--identity", envvar="AGE_IDENTITY_FILE", rich_help_panel=STORAGE, metavar="FILE",
+    help="age identity file (private key) to decrypt encrypted backups with.")]
 JsonOption = Annotated[bool, typer.Option(
     "--json", help="Print one JSON result on stdout (logs stay on stderr).")]
 
@@ -97,6 +105,7 @@ JsonOption = Annotated[bool, typer.Option(
 @dataclass
 class RunState:
     debug: bool = False
+    quiet: bool = False  # only warnings and errors (and what was asked for: --json, tables)
     secrets: tuple[str, ...] = ()
 
 
@@ -131,8 +140,19 @@ def remember_secrets(settings: Settings) -> None:
                                  key=len, reverse=True))
 
 
-def configure_logging(*, debug: bool) -> None:
-    handler = logging.StreamHandler(sys.stderr)
+class _CurrentStderr:
+    """Whatever sys.stderr is now: while progress bars are live, rich stands in for it and
+    prints log lines above the bars instead of through them."""
+
+    def write(self, text: str) -> int:
+        return sys.stderr.write(text)
+
+    def flush(self) -> None:
+        sys.stderr.flush()
+
+
+def configure_logging(*, debug: bool, quiet: bool = False) -> None:
+    handler = logging.StreamHandler(_CurrentStderr())
     handler.setFormatter(logging.Formatter("backup-agent: %(message)s"))
     handler.addFilter(_MaskSecrets())
     root = logging.getLogger()
@@ -140,14 +160,15 @@ def configure_logging(*, debug: bool) -> None:
     root.setLevel(logging.WARNING)
     TAIL.addFilter(_MaskSecrets())
     log.addHandler(TAIL)
-    log.setLevel(logging.DEBUG if debug else logging.INFO)
+    log.setLevel(logging.DEBUG if debug else logging.WARNING if quiet else logging.INFO)
 
 
-def start_run(*, debug: bool) -> None:
-    """Set up one invocation: debug flag, secrets to mask, logging, SIGTERM handling."""
+def start_run(*, debug: bool, quiet: bool = False) -> None:
+    """Set up one invocation: flags, secrets to mask, logging, SIGTERM handling."""
     STATE.debug = debug
+    STATE.quiet = quiet and not debug
     STATE.secrets = tuple(_environment_secrets())
-    configure_logging(debug=debug)
+    configure_logging(debug=debug, quiet=STATE.quiet)
     signal.signal(signal.SIGTERM, raise_interrupted)
 
 
@@ -210,6 +231,25 @@ def notified(settings: Settings, command: str) -> Iterator[dict[str, str]]:
                                              f"{reason}"), mask(TAIL.text()))
         raise
     notify_success(settings.notify, mask(outcome["summary"]))
+
+
+def say(text: str, *, stdout: bool = False) -> None:
+    """Print a human summary (on stderr, unless `stdout`), unless --quiet."""
+    if not STATE.quiet:
+        typer.echo(mask(text), err=not stdout)
+
+
+@contextmanager
+def progress_display() -> Iterator[Progress]:
+    """Bars on a terminal, a log line now and then elsewhere, nothing with --quiet."""
+    if STATE.quiet:
+        yield NO_PROGRESS
+        return
+    if not sys.stderr.isatty():
+        yield PlainProgress()
+        return
+    with RichProgress() as bars:
+        yield bars
 
 
 def print_json(payload: dict[str, Any]) -> None:

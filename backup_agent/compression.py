@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import hashlib
 import io
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import BinaryIO
 
 from isal import igzip_threaded
+
+from backup_agent.encryption import EncryptingWriter
 
 READ_CHUNK_BYTES = 1024 * 1024
 # ISA-L levels run 0-3. Level 3 stays within 10% of gzip -6's size (level 2 is ~12% larger)
@@ -65,20 +67,32 @@ class HashingWriter(io.RawIOBase):
 
 def compress_stream(source: BinaryIO, target: BinaryIO, *, level: int = DEFAULT_LEVEL,
                     threads: int = DEFAULT_THREADS,
-                    on_written: Callable[[int], None] | None = None) -> StreamResult:
+                    on_written: Callable[[int], None] | None = None,
+                    on_read: Callable[[int], None] | None = None,
+                    encrypt_to: Sequence[str] = ()) -> StreamResult:
     """Compress everything `source` yields into `target`; return sizes, digest and tail.
 
-    `on_written` is told the compressed size each time more reached `target`.
+    With `encrypt_to` (age public keys), the gzip stream is age-encrypted on its way to
+    `target`, and the sizes and SHA-256 are those of the encrypted bytes, as stored.
+    `on_written` is told the stored size each time more reached `target`; `on_read` the
+    uncompressed size read so far.
     """
     hashing = HashingWriter(target, on_written)
+    encrypting = EncryptingWriter(hashing, encrypt_to) if encrypt_to else None
     tail = b""
     uncompressed = 0
-    with igzip_threaded.open(  # type: ignore[no-untyped-call]
-            hashing, "wb", compresslevel=level, threads=threads) as compressor:
-        while chunk := source.read(READ_CHUNK_BYTES):
-            compressor.write(chunk)
-            uncompressed += len(chunk)
-            tail = (tail + chunk[-TAIL_BYTES:])[-TAIL_BYTES:]
+    try:
+        with igzip_threaded.open(  # type: ignore[no-untyped-call]
+                encrypting or hashing, "wb", compresslevel=level, threads=threads) as compressor:
+            while chunk := source.read(READ_CHUNK_BYTES):
+                compressor.write(chunk)
+                uncompressed += len(chunk)
+                tail = (tail + chunk[-TAIL_BYTES:])[-TAIL_BYTES:]
+                if on_read:
+                    on_read(uncompressed)
+    finally:
+        if encrypting is not None:
+            encrypting.close()  # writes age's final chunk; raises what encryption hit
     hashing.flush()
     return StreamResult(compressed_bytes=hashing.size, uncompressed_bytes=uncompressed,
                         sha256=hashing.hexdigest(), tail=tail)

@@ -11,7 +11,7 @@ import logging
 import signal
 import subprocess
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import BinaryIO
@@ -69,7 +69,9 @@ def check_client_not_older(settings: PostgresSettings, program: str,
 
 
 def dump_database(settings: PostgresSettings, target: BinaryIO, *,
-                  on_written: Callable[[int], None] | None = None) -> DumpResult:
+                  on_written: Callable[[int], None] | None = None,
+                  on_read: Callable[[int], None] | None = None,
+                  encrypt_to: Sequence[str] = ()) -> DumpResult:
     """Stream a consistent plain dump of the database into `target`.
 
     Raise DatabaseError (or a more specific error) unless pg_dump exited 0 and its output
@@ -88,7 +90,8 @@ def dump_database(settings: PostgresSettings, target: BinaryIO, *,
             try:
                 row_counts = pool.submit(session.row_counts)
                 stream = compress_stream(process.stdout, target,  # type: ignore[arg-type]
-                                         on_written=on_written)
+                                         on_written=on_written, on_read=on_read,
+                                         encrypt_to=encrypt_to)
             except BaseException:
                 # Stop pg_dump and the counting query now rather than let them run on.
                 process.kill()

@@ -8,6 +8,7 @@ the data file is renamed (without replacing anything) and the directory fsynced.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import json
 import os
@@ -133,8 +134,15 @@ def temporary_file(directory: Path, name: str) -> Iterator[tuple[Path, BinaryIO]
         raise storage_error(error, directory) from None
     handle = os.fdopen(descriptor, "wb")
     try:
-        with handle:
+        try:
             yield path, handle
+        except BaseException:
+            # The file is discarded: a flush failing again (disk still full) must not hide
+            # the error that got us here.
+            with contextlib.suppress(OSError):
+                handle.close()
+            raise
+        handle.close()
     finally:
         path.unlink(missing_ok=True)
 

@@ -8,6 +8,7 @@ what `verify --restore-test` compares row counts against, and the completion mar
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
@@ -19,7 +20,8 @@ MANIFEST_FORMAT = 1
 
 
 def build_manifest(*, name: str, database: str, dump: DumpResult, started: datetime,
-                   finished: datetime, hostname: str) -> dict[str, Any]:
+                   finished: datetime, hostname: str,
+                   encrypt_to: Sequence[str] = ()) -> dict[str, Any]:
     return {
         "tool": AGENT_NAME,
         "tool_version": __version__,
@@ -29,6 +31,9 @@ def build_manifest(*, name: str, database: str, dump: DumpResult, started: datet
         "server_version": dump.server.version,
         "pg_dump_version": dump.pg_dump_version,
         "compression": "gzip",
+        # Public keys only. The row counts and table names below stay readable: they are
+        # what retention, `list` and `verify` work from without the private key.
+        "encryption": {"format": "age", "recipients": list(encrypt_to)} if encrypt_to else None,
         "size_bytes": dump.stream.compressed_bytes,
         "uncompressed_bytes": dump.stream.uncompressed_bytes,
         "sha256": dump.stream.sha256,

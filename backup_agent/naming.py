@@ -6,15 +6,24 @@ import re
 from datetime import UTC, datetime
 
 # Only exact matches are backups. `db_backup_latest.sql.gz` and friends are not.
-BACKUP_NAME = re.compile(r"^db_backup_(?P<stamp>\d{8}_\d{6})\.sql\.gz$")
+# `.sql.gz.age` is an age-encrypted backup (ENCRYPT_TO).
+BACKUP_NAME = re.compile(r"^db_backup_(?P<stamp>\d{8}_\d{6})\.sql\.gz(?P<age>\.age)?$")
 STAMP_FORMAT = "%Y%m%d_%H%M%S"
 CHECKSUM_SUFFIX = ".sha256"
 MANIFEST_SUFFIX = ".manifest.json"
+ENCRYPTED_SUFFIX = ".age"
 
 
-def backup_name(moment: datetime) -> str:
-    """Return `db_backup_YYYYMMDD_HHMMSS.sql.gz` for `moment`, in UTC."""
-    return f"db_backup_{moment.astimezone(UTC).strftime(STAMP_FORMAT)}.sql.gz"
+def backup_name(moment: datetime, *, encrypted: bool = False) -> str:
+    """Return `db_backup_YYYYMMDD_HHMMSS.sql.gz[.age]` for `moment`, in UTC."""
+    suffix = ENCRYPTED_SUFFIX if encrypted else ""
+    return f"db_backup_{moment.astimezone(UTC).strftime(STAMP_FORMAT)}.sql.gz{suffix}"
+
+
+def is_encrypted(name: str) -> bool:
+    """True for the name of an age-encrypted backup."""
+    match = BACKUP_NAME.match(name)
+    return bool(match and match["age"])
 
 
 def created_at(name: str) -> datetime | None:

@@ -11,15 +11,7 @@ from backup_agent.actions.backup import BackupResult
 from backup_agent.actions.list import ListedBackup
 from backup_agent.actions.restore import RestoreResult
 from backup_agent.actions.verify import VerifyResult
-
-
-def human_size(size: int) -> str:
-    value = float(size)
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if value < 1024 or unit == "TiB":
-            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1024
-    raise AssertionError("unreachable")
+from backup_agent.progress import human_size
 
 
 def human_age(created: datetime, now: datetime) -> str:
@@ -122,8 +114,13 @@ def verify_summary(result: VerifyResult) -> str:
     lines = []
     for item in result.backups:
         state = "ok" if item.ok else "FAILED"
-        detail = "checksum, gzip stream and closing line verified" if item.ok \
-            else "; ".join(item.problems)
+        if not item.ok:
+            detail = "; ".join(item.problems)
+        elif item.gzip_complete is None:
+            detail = ("checksum verified; encrypted, so the content was not checked "
+                      "(--identity checks it too)")
+        else:
+            detail = "checksum, gzip stream and closing line verified"
         if item.restore_test and item.ok:
             detail += (f"; restored into a scratch database, {item.restore_test.tables_checked}"
                        " tables' row counts match the manifest")
@@ -131,6 +128,10 @@ def verify_summary(result: VerifyResult) -> str:
     lines.append(f"verify {result.status}: {sum(item.ok for item in result.backups)} of "
                  f"{len(result.backups)} backup(s) good in {result.duration_seconds:.1f}s")
     return "\n".join(lines)
+
+
+def _state(checked: bool | None) -> str:
+    return "not checked" if checked is None else "ok" if checked else "BAD"
 
 
 def verify_markdown(result: VerifyResult) -> str:
@@ -142,7 +143,7 @@ def verify_markdown(result: VerifyResult) -> str:
         test = "—" if item.restore_test is None else (
             f"{item.restore_test.tables_checked} tables match" if item.restore_test.passed
             else "; ".join(item.restore_test.mismatches))
-        lines.append(f"| `{item.name}` | {item.checksum} | {'ok' if item.gzip_complete else 'BAD'}"
-                     f" | {'ok' if item.dump_complete else 'BAD'} | {test} | "
+        lines.append(f"| `{item.name}` | {item.checksum} | {_state(item.gzip_complete)}"
+                     f" | {_state(item.dump_complete)} | {test} | "
                      f"{'✅' if item.ok else '❌'} |")
     return "\n".join(lines) + "\n"

@@ -10,8 +10,10 @@ from __future__ import annotations
 import re
 import subprocess
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+
+from pyrage.x25519 import Identity
 
 from backup_agent import execute
 from backup_agent.postgres.commands import make_environment, make_psql_command
@@ -88,7 +90,8 @@ def make_restore_psql_command(settings: PostgresSettings, database: str, *,
 
 def feed_psql(settings: PostgresSettings, database: str, source: ReadableStream, *,
               expected_sha256: str | None, no_owner: bool = False, verbose: bool = False,
-              progress: Callable[[int], None] | None = None) -> FeedResult:
+              progress: Callable[[int], None] | None = None,
+              identities: Sequence[Identity] | None = None) -> FeedResult:
     """Stream `source` into psql on `database`; return the verdict and psql's outcome."""
     with tempfile.TemporaryFile() as stderr:
         process = execute.spawn(
@@ -114,7 +117,7 @@ def feed_psql(settings: PostgresSettings, database: str, source: ReadableStream,
             sink = owner_filter
         try:
             verdict = verify_stream(source, expected_sha256=expected_sha256, sink=sink,
-                                    progress=progress)
+                                    progress=progress, identities=identities)
             if owner_filter:
                 owner_filter.flush()
             try:

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from dotenv import dotenv_values
 
+from backup_agent.encryption import parse_recipients
 from backup_agent.errors import ConfigurationError
 from backup_agent.notify import NotifyMode, NotifySettings
 
@@ -81,11 +82,20 @@ class Settings:
     retention_check: RetentionCheck = RetentionCheck.CHECKSUM
     metrics_file: Path | None = None  # Prometheus textfile, written after every backup run
     notify: NotifySettings = field(default_factory=NotifySettings)
+    # age public keys (ENCRYPT_TO): when set, backups are written as .sql.gz.age.
+    encrypt_to: tuple[str, ...] = ()
+    # The age private key file for restore and verify (AGE_IDENTITY_FILE); never needed,
+    # and best never present, on the server that makes the backups.
+    identity_file: Path | None = None
+    # Or the key itself (AGE_IDENTITY, environment only), as the restore-test workflow sends it.
+    identity_text: str | None = field(default=None, repr=False)
 
     def secrets(self) -> list[str]:
         """Return every secret value in play, for masking output."""
         values = [self.postgres.password, self.s3.aws_from_env_file.get("AWS_SECRET_ACCESS_KEY"),
-                  self.s3.aws_from_env_file.get("AWS_SESSION_TOKEN"), self.notify.url]
+                  self.s3.aws_from_env_file.get("AWS_SESSION_TOKEN"), self.notify.url,
+                  *(word for word in (self.identity_text or "").replace(",", " ").split()
+                    if word.upper().startswith("AGE-SECRET-KEY-"))]
         return [value for value in values if value]
 
 
@@ -203,6 +213,10 @@ def resolve_settings(
         retention_check=_retention_check(value("RETENTION_VERIFY")),
         metrics_file=Path(metrics_file) if (metrics_file := value("METRICS_FILE")) else None,
         notify=_notify_settings(value),
+        encrypt_to=parse_recipients(value("ENCRYPT_TO") or ""),
+        identity_file=Path(identity) if (identity := value("AGE_IDENTITY_FILE")) else None,
+        # Never a flag: a private key on the command line would show in `ps`.
+        identity_text=sources.get(None, "AGE_IDENTITY"),
     )
 
 

@@ -14,9 +14,12 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from pyrage.x25519 import Identity
+
 from backup_agent import local_store, s3_store
+from backup_agent.encryption import check_identity_matches, load_identities, parse_identities
 from backup_agent.errors import BackupAgentError, ConfigurationError, SourceNotFoundError
-from backup_agent.naming import checksum_name, created_at, manifest_name
+from backup_agent.naming import checksum_name, created_at, is_encrypted, manifest_name
 from backup_agent.settings import Settings
 from backup_agent.verification import ReadableStream
 
@@ -33,6 +36,43 @@ class BackupSource:
     expected_sha256: str | None
     manifest: dict[str, Any] | None
     open: Callable[[], ReadableStream] = field(repr=False)
+
+    @property
+    def encrypted(self) -> bool:
+        return is_encrypted(self.name)
+
+    @property
+    def recipients(self) -> list[str]:
+        """The age public keys the manifest says this backup was encrypted to."""
+        encryption = (self.manifest or {}).get("encryption")
+        recipients = encryption.get("recipients") if isinstance(encryption, dict) else None
+        return [str(item) for item in recipients] if isinstance(recipients, list) else []
+
+
+def decryption_keys(settings: Settings, source: BackupSource, *,
+                    required: bool = True) -> list[Identity] | None:
+    """Return the age identities that open `source`; None for an unencrypted backup (or,
+    when not `required`, an encrypted one without AGE_IDENTITY_FILE).
+
+    A missing or wrong key is refused here, before anything is created or read.
+    """
+    if not source.encrypted:
+        return None
+    if settings.identity_file is not None:
+        identities = load_identities(settings.identity_file)
+        origin = f"identity file {settings.identity_file}"
+    elif settings.identity_text is not None:
+        origin = "AGE_IDENTITY"
+        identities = parse_identities(settings.identity_text, origin)
+    elif not required:
+        return None
+    else:
+        recipients = f" (encrypted to {', '.join(source.recipients)})" if source.recipients else ""
+        raise ConfigurationError(f"{source.location} is age-encrypted{recipients}: pass "
+                                 "--identity FILE (or AGE_IDENTITY_FILE) with its private key")
+    check_identity_matches(identities, source.recipients, origin=origin,
+                           location=source.location)
+    return identities
 
 
 def parse_checksum_file(text: str, name: str) -> str | None:
@@ -66,8 +106,8 @@ def _local_path(settings: Settings, given: str) -> BackupSource:
         raise ConfigurationError(f"{given} is not in the backup directory {directory}: restore "
                                  "only from BACKUP_DIR (copy the file there, or set BACKUP_DIR)")
     if created_at(resolved.name) is None:
-        raise ConfigurationError(f"{resolved.name} is not a backup name "
-                                 "(db_backup_YYYYMMDD_HHMMSS.sql.gz): see `backup-agent list`")
+        raise ConfigurationError(f"{resolved.name} is not a backup name (db_backup_YYYYMMDD_"
+                                 "HHMMSS.sql.gz[.age]): see `backup-agent list`")
     if not resolved.is_file():
         raise SourceNotFoundError(f"no backup at {resolved}: `backup-agent list local` shows "
                                   "what there is")

@@ -14,7 +14,7 @@ import hashlib
 import logging
 import os
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -40,7 +40,8 @@ class StreamingUpload:
     """Multipart upload of a file that is still growing."""
 
     def __init__(self, client: S3Client, *, path: Path, bucket: str, key: str,
-                 part_size: int, extra_args: Mapping[str, Any]) -> None:
+                 part_size: int, extra_args: Mapping[str, Any],
+                 on_uploaded: Callable[[int], None] | None = None) -> None:
         self._client = client
         self._bucket = bucket
         self._key = key
@@ -55,6 +56,8 @@ class StreamingUpload:
         self._parts: dict[int, Future[tuple[str, bytes]]] = {}
         self._next_part = 1
         self.error: BaseException | None = None
+        self._on_uploaded = on_uploaded
+        self._uploaded = 0
 
     def advance(self, written: int) -> None:
         """Queue every whole part now on disk (`written` bytes); called as the file grows."""
@@ -90,7 +93,15 @@ class StreamingUpload:
         except Exception as error:
             self.error = self.error or error
             raise
+        self._count_uploaded(len(data))
         return str(answer["ETag"]), hashlib.md5(data, usedforsecurity=False).digest()
+
+    def _count_uploaded(self, size: int) -> None:
+        if self._on_uploaded is not None:
+            with self._lock:
+                self._uploaded += size
+                uploaded = self._uploaded
+            self._on_uploaded(uploaded)
 
     def finish(self, total: int) -> UploadedObject:
         """Upload the rest and complete; raise the first failure (after aborting)."""
@@ -124,6 +135,7 @@ class StreamingUpload:
         data = os.pread(self._descriptor, total, 0)
         self._client.put_object(Bucket=self._bucket, Key=self._key, Body=data,
                                 **self._extra_args)
+        self._count_uploaded(total)
         return UploadedObject(size=total,
                               etag=hashlib.md5(data, usedforsecurity=False).hexdigest())
 

@@ -25,6 +25,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import psutil
+from pyrage import x25519
 
 from testbed.postgres import PostgresServer, running_server
 from testbed.s3 import S3Endpoint, running_s3_process
@@ -103,6 +104,8 @@ class Bench:
         self.local_env = {key: value for key, value in self.agent_env.items()
                           if not key.startswith("AWS_")}
         self.s3_env = {**self.agent_env, "S3_BUCKET": BUCKET}
+        self.encrypted_env = {**self.local_env,
+                              "ENCRYPT_TO": str(x25519.Identity.generate().to_public())}
         self.guide_file = work / "guide.sql.gz"
 
     def record(self, name: str, wall: float, cpu: float = 0.0, rss: int = 0) -> None:
@@ -128,6 +131,9 @@ class Bench:
                 "guide: pg_dump | gzip -6 > f && sha256sum f",
                 shell(f"{self.pg_dump} | gzip -6 > {self.guide_file} && "
                       f"sha256sum {self.guide_file}", self.shell_env))),
+            # Before the plain backups: with KEEP_LOCAL=1 they prune this one, not it them.
+            ("agent backup (local, age-encrypted)", lambda: self.agent(
+                "agent backup (local, age-encrypted)", ["backup"], self.encrypted_env)),
             ("agent backup (local)", lambda: self.agent(
                 "agent backup (local)", ["backup"], self.local_env)),
             ("agent backup (local + S3, streamed)", lambda: self.agent(
@@ -189,6 +195,8 @@ def report(bench: Bench, size_mb: int, repeat: int) -> str:
         ("guide pipeline / agent backup (local)",
          wall("guide: pg_dump | gzip -6 > f && sha256sum f") / local, ">= 3.5"),
         ("agent .sql.gz size / gzip -6 size", agent_size / guide_size, "<= 1.10"),
+        ("agent backup (age-encrypted) / agent backup (local)",
+         wall("agent backup (local, age-encrypted)") / local, "(optional feature)"),
         ("agent backup (local + S3) / agent backup (local), wall",
          wall("agent backup (local + S3, streamed)") / local, "<= 1.2"),
         ("agent backup (local + S3) / agent backup (local), agent CPU",

@@ -4,14 +4,30 @@
 #
 # Reads PRODUCTION_HOST, PRODUCTION_USER and, unless UPLOAD=false, S3_BUCKET,
 # AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY (and optionally AWS_REGION, S3_PREFIX) from its
-# environment. printf is a shell builtin: the values never appear in any process's argv.
+# environment; and AGE_IDENTITY (an age key file's content) when set, for restore tests of
+# encrypted backups. printf is a shell builtin: the values never appear in any process's argv.
 set -euo pipefail
 
 remote_dir="${REMOTE_SCRIPTS_DIR:-/opt/dorami/backup-agent/scripts}"
 script="$1"
 shift
 
+age_identity() {
+  # Only the AGE-SECRET-KEY-1… words of the key file, comma separated, on one line.
+  local - word keys=""
+  set -f
+  for word in ${AGE_IDENTITY:-}; do
+    case "$word" in
+      AGE-SECRET-KEY-1*) keys="${keys:+$keys,}$word" ;;
+    esac
+  done
+  if [ -n "$keys" ]; then
+    printf 'AGE_IDENTITY=%s\n' "$keys"
+  fi
+}
+
 secrets() {
+  age_identity
   if [ "${UPLOAD:-true}" = "false" ]; then
     return 0
   fi

@@ -29,7 +29,7 @@ _names = itertools.count(1)
 
 # Variables of the developer's machine that must not leak into a run under test.
 _FOREIGN_VARIABLES = ("AWS_", "POSTGRES_", "PG", "S3_", "BACKUP_", "KEEP_LOCAL",
-                      "GITHUB_STEP_SUMMARY", "DOCKER_")
+                      "GITHUB_STEP_SUMMARY", "DOCKER_", "ENCRYPT_TO", "AGE_")
 
 
 def clean_environment() -> dict[str, str]:

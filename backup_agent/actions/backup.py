@@ -22,13 +22,15 @@ from backup_agent.dump import dump_database
 from backup_agent.errors import BackupAgentError, S3Error
 from backup_agent.lock import directory_lock
 from backup_agent.manifest import build_manifest, render
-from backup_agent.naming import backup_name, checksum_name, manifest_name, s3_key
+from backup_agent.naming import backup_name, checksum_name, is_encrypted, manifest_name, s3_key
+from backup_agent.progress import NO_PROGRESS, Progress
 from backup_agent.settings import Settings
 from backup_agent.streaming_upload import StreamingUpload
 
 log = logging.getLogger(__name__)
 
 GZIP_CONTENT_TYPE = "application/gzip"
+AGE_CONTENT_TYPE = "application/octet-stream"  # age has no registered media type
 
 
 def utc_now() -> datetime:
@@ -77,12 +79,15 @@ class BackupResult:
         return result
 
 
-def _free_name(directory: Path, clock: Callable[[], datetime]) -> tuple[str, datetime]:
-    """Return a name not yet taken; two runs within one second get different names."""
+def _free_name(directory: Path, clock: Callable[[], datetime], *,
+               encrypted: bool) -> tuple[str, datetime]:
+    """Return a name not yet taken; two runs within one second get different stamps
+    (whether either is encrypted or not, so a stamp always names one backup)."""
     for _ in range(3):
         moment = clock()
-        name = backup_name(moment)
-        if not (directory / name).exists():
+        name = backup_name(moment, encrypted=encrypted)
+        if not any((directory / backup_name(moment, encrypted=variant)).exists()
+                   for variant in (False, True)):
             return name, moment
         time.sleep(1)
     return name, moment  # publish() refuses to overwrite, with a clear message
@@ -104,7 +109,8 @@ def _s3_client(settings: Settings, warnings: list[str]) -> Any:
 
 
 def start_upload(client: Any, settings: Settings, temporary: Path, name: str,
-                 created: datetime, hostname: str) -> StreamingUpload:
+                 created: datetime, hostname: str, *,
+                 on_uploaded: Callable[[int], None] | None = None) -> StreamingUpload:
     """Begin streaming the backup being written at `temporary` to its S3 key."""
     bucket = settings.s3.bucket
     assert bucket
@@ -112,9 +118,11 @@ def start_upload(client: Any, settings: Settings, temporary: Path, name: str,
         client, path=temporary, bucket=bucket, key=s3_key(settings.s3.prefix, name),
         part_size=settings.s3.part_size_mib * s3_store.MEBIBYTE,
         extra_args={"ServerSideEncryption": s3_store.SERVER_SIDE_ENCRYPTION,
-                    "ContentType": GZIP_CONTENT_TYPE,
+                    "ContentType": AGE_CONTENT_TYPE if is_encrypted(name)
+                    else GZIP_CONTENT_TYPE,
                     "Metadata": {"created": created.isoformat(), "hostname": hostname,
-                                 "tool": local_store.AGENT_NAME}})
+                                 "tool": local_store.AGENT_NAME}},
+        on_uploaded=on_uploaded)
 
 
 def finish_upload(upload: StreamingUpload, client: Any, settings: Settings, directory: Path,
@@ -149,7 +157,7 @@ def finish_upload(upload: StreamingUpload, client: Any, settings: Settings, dire
 
 
 def run_backup(settings: Settings, *, clock: Callable[[], datetime] = utc_now,
-               hostname: str | None = None) -> BackupResult:
+               hostname: str | None = None, progress: Progress = NO_PROGRESS) -> BackupResult:
     """Make one backup; return what happened. Raise a BackupAgentError on failure."""
     directory = settings.backup_directory
     hostname = hostname or socket.gethostname()
@@ -159,21 +167,28 @@ def run_backup(settings: Settings, *, clock: Callable[[], datetime] = utc_now,
             log.info("removed %s, left by an interrupted run", leftover)
         warnings: list[str] = []
         client = _s3_client(settings, warnings)
-        name, started = _free_name(directory, clock)
+        name, started = _free_name(directory, clock, encrypted=bool(settings.encrypt_to))
         started_monotonic = time.monotonic()
         upload: StreamingUpload | None = None
+        dumping = progress.task(f"dump {settings.postgres.database}")
+        uploading = progress.task("upload to S3") if client is not None else None
         with local_store.temporary_file(directory, name) as (temporary, handle):
             try:
                 if client is not None:
-                    upload = start_upload(client, settings, temporary, name, started, hostname)
+                    upload = start_upload(client, settings, temporary, name, started, hostname,
+                                          on_uploaded=uploading.update if uploading else None)
                 dump = dump_database(settings.postgres, handle,
-                                     on_written=upload.advance if upload else None)
+                                     on_written=upload.advance if upload else None,
+                                     on_read=dumping.update, encrypt_to=settings.encrypt_to)
+                dumping.set_total(dump.stream.uncompressed_bytes)
+                if uploading is not None:
+                    uploading.set_total(dump.stream.compressed_bytes)
                 handle.flush()
                 os.fsync(handle.fileno())
                 finished = clock()
                 manifest = build_manifest(name=name, database=settings.postgres.database,
                                           dump=dump, started=started, finished=finished,
-                                          hostname=hostname)
+                                          hostname=hostname, encrypt_to=settings.encrypt_to)
                 local_store.write_small_file(directory / checksum_name(name),
                                              local_store.checksum_line(dump.stream.sha256, name))
                 local_store.write_small_file(directory / manifest_name(name), render(manifest))

@@ -4,7 +4,7 @@ The guide's troubleshooting table, as code: PostgreSQL reachable with these cred
 pg_dump present and not older than the server (inside the container in docker mode), the
 backup directory writable with room for the next backup, S3 reachable, the bucket
 encrypted, private, with a lifecycle rule and versioning, and the key able to put, get and
-list under the prefix.
+list under the prefix. With ENCRYPT_TO, that the private key is not configured here.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from typing import Any
 
 from backup_agent import local_store, s3_store
 from backup_agent.dump import check_client_not_older
+from backup_agent.encryption import load_identities, parse_identities, public_keys
 from backup_agent.errors import BackupAgentError, LocalStorageError
 from backup_agent.postgres.session import ServerFacts, SqlSession
 from backup_agent.settings import Settings
@@ -89,7 +90,24 @@ def run_doctor(settings: Settings) -> DoctorResult:
     else:
         result.checks.append(Check("s3", True, "S3_BUCKET is not set: backups stay local "
                                                "(every backup will end with a warning)"))
+    if settings.encrypt_to:
+        _run(result, "client-encryption", lambda: _client_side_encryption(settings))
     return result
+
+
+def _client_side_encryption(settings: Settings) -> str:
+    """Encryption only protects if the key that opens the backups is not beside them."""
+    configured = (settings.identity_file is not None) or (settings.identity_text is not None)
+    if configured:
+        keys = (load_identities(settings.identity_file) if settings.identity_file is not None
+                else parse_identities(settings.identity_text or "", "AGE_IDENTITY"))
+        if set(public_keys(keys)) & set(settings.encrypt_to):
+            raise BackupAgentError(
+                "the private key for ENCRYPT_TO is configured on this server (AGE_IDENTITY_FILE"
+                " or AGE_IDENTITY): whoever takes the server can decrypt every backup; keep "
+                "it off the server and pass --identity only when restoring")
+    return (f"backups are encrypted to {', '.join(settings.encrypt_to)}; the private key is "
+            "not configured here")
 
 
 def _backup_directory(settings: Settings, database_bytes: int) -> str:

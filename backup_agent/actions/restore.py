@@ -16,6 +16,8 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from pyrage.x25519 import Identity
+
 from backup_agent import containers
 from backup_agent.dump import client_version
 from backup_agent.errors import (
@@ -26,9 +28,10 @@ from backup_agent.errors import (
 )
 from backup_agent.naming import STAMP_FORMAT
 from backup_agent.postgres.admin import DatabaseAdmin, derived_name
+from backup_agent.progress import NO_PROGRESS, Progress
 from backup_agent.restore_stream import FeedResult, feed_psql
 from backup_agent.settings import Settings
-from backup_agent.sources import BackupSource, resolve_source
+from backup_agent.sources import BackupSource, decryption_keys, resolve_source
 from backup_agent.verification import Verdict, verify_stream
 
 log = logging.getLogger(__name__)
@@ -65,8 +68,9 @@ class RestorePlan:
 
     def steps(self) -> list[str]:
         steps = [f"create empty database {self.build}",
-                 f"stream {self.source.location} into it with psql, verifying SHA-256, gzip "
-                 "and the closing 'dump complete' line in the same pass",
+                 f"stream {self.source.location} into it with psql"
+                 f"{', decrypting it (age)' if self.source.encrypted else ''}, verifying "
+                 "SHA-256, gzip and the closing 'dump complete' line in the same pass",
                  f"ANALYZE {self.build}"]
         if self.swap:
             if self.stop_containers:
@@ -147,22 +151,24 @@ def make_plan(settings: Settings, source: BackupSource, *, target_db: str | None
 
 
 def _refuse_unverified(verdict: Verdict) -> None:
+    advice = ("check --identity, or try an earlier backup" if verdict.decryption_error else
+              "try an earlier backup; --no-verify restores anyway, at your own risk")
     raise VerificationError(
         f"refusing the backup: {'; '.join(verdict.problems())}; nothing was restored "
-        "(try an earlier backup; --no-verify restores anyway, at your own risk)")
+        f"({advice})")
 
 
 def _build(settings: Settings, plan: RestorePlan, admin: DatabaseAdmin, *, no_verify: bool,
-           verbose: bool, progress: Callable[[int, int], None] | None) -> FeedResult:
+           verbose: bool, progress: Progress, keys: list[Identity] | None) -> FeedResult:
     """Restore into plan.build; raise (leaving plan.build for the caller to drop) on failure."""
     admin.create_like(plan.build, admin.facts(plan.target), keep_owner=not plan.no_owner)
     stream = plan.source.open()
     try:
         fed = feed_psql(settings.postgres, plan.build, stream,
                         expected_sha256=plan.source.expected_sha256, no_owner=plan.no_owner,
-                        verbose=verbose,
-                        progress=(lambda done: progress(done, plan.source.size))
-                        if progress else None)
+                        verbose=verbose, identities=keys,
+                        progress=progress.task(f"restore {plan.source.name}",
+                                               plan.source.size).update)
     finally:
         stream.close()
     if not fed.verdict.good and not no_verify:
@@ -180,7 +186,7 @@ def run_restore(settings: Settings, given: str, *, from_s3: bool = False,
                 target_db: str | None = None, dry_run: bool = False, no_verify: bool = False,
                 no_owner: bool = False, drop_previous: bool = False, verbose: bool = False,
                 confirm: Callable[[RestorePlan], bool] = lambda plan: True,
-                progress: Callable[[int, int], None] | None = None,
+                progress: Progress = NO_PROGRESS,
                 clock: Callable[[], datetime] = lambda: datetime.now(UTC)) -> RestoreResult:
     """Restore a backup; return what happened. Raise a BackupAgentError on any failure."""
     started = time.monotonic()
@@ -193,6 +199,7 @@ def run_restore(settings: Settings, given: str, *, from_s3: bool = False,
         raise VerificationError(f"{source.location} has no .sha256 checksum, so it cannot be "
                                 "proven intact: nothing was restored (--no-verify restores "
                                 "anyway, at your own risk)")
+    keys = decryption_keys(settings, source)  # a missing or wrong key stops us here
     check_psql_understands_dump(settings, source)
     plan = make_plan(settings, source, target_db=target_db, drop_previous=drop_previous,
                      no_owner=no_owner, moment=clock())
@@ -201,13 +208,13 @@ def run_restore(settings: Settings, given: str, *, from_s3: bool = False,
             raise ConfigurationError(f"database {target_db} already exists: drop it first or "
                                      "choose another --target-db")
         if dry_run:
-            return _dry_run(source, plan, warnings, started)
+            return _dry_run(source, plan, warnings, started, keys, progress)
         if not confirm(plan):
             raise ConfigurationError("restore cancelled: nothing was changed")
         log.info("restoring %s into %s", source.location, plan.build)
         try:
             fed = _build(settings, plan, admin, no_verify=no_verify, verbose=verbose,
-                         progress=progress)
+                         progress=progress, keys=keys)
             if plan.swap:
                 assert plan.previous is not None
                 with containers.stopped(plan.stop_containers):
@@ -237,11 +244,15 @@ def run_restore(settings: Settings, given: str, *, from_s3: bool = False,
 
 
 def _dry_run(source: BackupSource, plan: RestorePlan, warnings: list[str],
-             started: float) -> RestoreResult:
+             started: float, keys: list[Identity] | None,
+             progress: Progress) -> RestoreResult:
     """Prove the backup and describe the plan; touch no database, file or container."""
     stream = source.open()
     try:
-        verdict = verify_stream(stream, expected_sha256=source.expected_sha256)
+        verdict = verify_stream(stream, expected_sha256=source.expected_sha256,
+                                identities=keys,
+                                progress=progress.task(f"verify {source.name}",
+                                                       source.size).update)
     finally:
         stream.close()
     warnings = [*warnings, *verdict.problems()]

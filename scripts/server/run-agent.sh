@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Runs ON THE SERVER, over SSH: `run-agent.sh COMMAND [ARGS...]`.
 #
-# Secrets (S3 bucket, AWS keys) arrive as KEY=VALUE lines on standard input, never on the
-# command line (which `ps` and the SSH logs would show). Database credentials come from
-# the server's own env file. Only known names are accepted.
+# Secrets (S3 bucket, AWS keys, and for restore tests of encrypted backups the age private
+# key AGE_IDENTITY) arrive as KEY=VALUE lines on standard input, never on the command line
+# (which `ps` and the SSH logs would show). Database credentials come from the server's own
+# env file. Only known names are accepted.
 set -euo pipefail
 
 agent="${BACKUP_AGENT:-/opt/dorami/backup-agent/bin/backup-agent}"
@@ -25,7 +26,7 @@ if [ ! -t 0 ]; then
     value="${line#*=}"
     case "$name" in
       S3_BUCKET|S3_PREFIX|AWS_ACCESS_KEY_ID|AWS_SECRET_ACCESS_KEY|AWS_SESSION_TOKEN|\
-      AWS_REGION|AWS_DEFAULT_REGION|AWS_ENDPOINT_URL_S3)
+      AWS_REGION|AWS_DEFAULT_REGION|AWS_ENDPOINT_URL_S3|AGE_IDENTITY)
         [ -n "$value" ] && export "$name=$value" ;;
       "") ;;
       *) echo "run-agent.sh: ignoring unexpected variable '$name'" >&2 ;;

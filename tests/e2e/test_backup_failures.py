@@ -11,6 +11,7 @@ from pathlib import Path
 
 import boto3
 import pytest
+from pyrage import x25519
 
 from testbed.postgres import PostgresServer
 from testbed.s3 import REGION, running_s3_process
@@ -87,8 +88,11 @@ def test_missing_backup_dir_exits_4_and_names_it(agent_env: dict[str, str],
     assert_one_clean_line(result.stderr, f"backup directory {missing} does not exist")
 
 
+@pytest.mark.parametrize("encrypted", [False, True], ids=["plain", "age"])
 def test_disk_full_leaves_no_partial_file_and_prunes_nothing(
-        agent_env: dict[str, str], backup_dir: Path) -> None:
+        encrypted: bool, agent_env: dict[str, str], backup_dir: Path) -> None:
+    if encrypted:
+        agent_env = {**agent_env, "ENCRYPT_TO": str(x25519.Identity.generate().to_public())}
     fabricate_agent_backups(backup_dir, count=9)
     before = snapshot_files(backup_dir)
     limit = 1024 * 1024  # the dump compresses to about 5 MiB: writing it must fail

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
+
+from pyrage import x25519
 
 from testbed.s3 import S3Endpoint
 from tests.conftest import DOCKER_CONTAINER, run_agent
@@ -71,3 +74,22 @@ def test_doctor_reports_a_missing_backup_dir(agent_env: dict[str, str], tmp_path
                                     "S3_BUCKET": ""})
     assert result.returncode == 12
     assert "FAIL  backup-dir" in result.stdout and "mkdir -p" in result.stdout
+
+
+def test_doctor_fails_when_the_key_that_opens_the_backups_is_on_the_server(
+        agent_env: dict[str, str], s3_endpoint: S3Endpoint, bucket: str,
+        tmp_path: Path) -> None:
+    harden(s3_endpoint, bucket)
+    identity = x25519.Identity.generate()
+    encrypted = {**agent_env, "ENCRYPT_TO": str(identity.to_public())}
+    good = run_agent(["doctor", "--json"], encrypted)
+    assert good.returncode == 0, good.stdout + good.stderr
+    assert checks(good.stdout)["client-encryption"] is True
+
+    key_file = tmp_path / "server.key"
+    key_file.write_text(f"{identity}\n")
+    leaked = run_agent(["doctor"], {**encrypted, "AGE_IDENTITY_FILE": str(key_file)})
+    assert leaked.returncode == 12
+    assert "FAIL  client-encryption" in leaked.stdout
+    assert "keep it off the server" in leaked.stdout
+    assert str(identity) not in leaked.stdout + leaked.stderr

@@ -23,7 +23,8 @@ PINNED = re.compile(r"^[\w.-]+/[\w./-]+@[0-9a-f]{40}$")
 # Secrets the user sets by hand (SSH access, the preview's Pulumi access), per the README.
 HAND_MADE = {"PRODUCTION_HOST", "PRODUCTION_USER", "PRODUCTION_SSH_KEY",
              "PRODUCTION_KNOWN_HOSTS", "PULUMI_ACCESS_TOKEN", "PULUMI_CONFIG_PASSPHRASE",
-             "PULUMI_PREVIEW_ROLE_ARN", "PULUMI_BACKEND_URL", "GITHUB_TOKEN"}
+             "PULUMI_PREVIEW_ROLE_ARN", "PULUMI_BACKEND_URL", "GITHUB_TOKEN",
+             "BACKUP_AGE_IDENTITY"}
 PULUMI_WRITTEN = {github_secrets.BUCKET_SECRET, github_secrets.ACCESS_KEY_ID_SECRET,
                   github_secrets.SECRET_ACCESS_KEY_SECRET}
 

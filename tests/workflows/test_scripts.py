@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from pyrage import x25519
 
 from testbed.postgres import PostgresServer
 from testbed.s3 import S3Endpoint
@@ -124,6 +125,27 @@ def test_the_weekly_restore_test_runs_remotely(runner_env: dict[str, str]) -> No
     result = remote(runner_env, "run-agent.sh", "verify", "latest", "--restore-test", "--json")
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout)["backups"][0]["restore_test"]["passed"] is True
+
+
+def test_the_restore_test_of_encrypted_backups_gets_the_key_over_stdin_only(
+        runner_env: dict[str, str], tmp_path: Path) -> None:
+    identity = x25519.Identity.generate()
+    env_file = Path(runner_env["BACKUP_ENV_FILE"])
+    env_file.write_text(env_file.read_text() + f"ENCRYPT_TO={identity.to_public()}\n")
+    backup = remote(runner_env, "run-agent.sh", "backup", "--json")
+    assert backup.returncode == 0, backup.stderr
+    assert json.loads(backup.stdout)["name"].endswith(".sql.gz.age")
+
+    without = remote(runner_env, "run-agent.sh", "verify", "latest", "--restore-test")
+    assert without.returncode == 2 and "is age-encrypted" in without.stderr
+    # The secret as GitHub holds it: the whole key file, comments included.
+    key_file = f"# created: 2026-11-24\n# public key: {identity.to_public()}\n{identity}\n"
+    result = remote({**runner_env, "AGE_IDENTITY": key_file}, "run-agent.sh", "verify",
+                    "latest", "--restore-test", "--json")
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["backups"][0]["restore_test"]["passed"] is True
+    assert str(identity) not in Path(runner_env["SSH_SHIM_LOG"]).read_text()
+    assert str(identity) not in result.stdout + result.stderr
 
 
 def test_run_agent_refuses_anything_but_its_commands(runner_env: dict[str, str]) -> None:

@@ -1,0 +1,121 @@
+"""What a person sees: bars on a terminal, plain lines in logs, nothing with --quiet.
+
+The terminal is a real pseudo-terminal (pty): the agent cannot tell it from a person's.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import pty
+import re
+import time
+from collections.abc import Mapping
+from pathlib import Path
+
+import pytest
+
+from backup_agent.progress import PlainProgress
+from tests.conftest import AGENT, make_backup, run_agent
+
+BAR = "━"
+ESCAPE = "\x1b"
+# rich's transfer columns: "5.0/5.0 MiB" and a rate such as "12.5 MiB/s" (or "?" at first).
+TRANSFER = re.compile(r"\d+\.\d/\d+\.\d MiB")
+
+
+def run_on_terminal(arguments: list[str], environment: Mapping[str, str],
+                    timeout: float = 120) -> tuple[int, str]:
+    """Run the agent with stdin, stdout and stderr on a pty; return (exit code, output)."""
+    pid, descriptor = pty.fork()
+    if pid == 0:  # the child: exec at once, nothing else
+        os.execve(str(AGENT), [str(AGENT), *arguments],  # noqa: S606 - our CLI, argv list
+                  {**environment, "COLUMNS": "120", "TERM": "xterm"})
+    output = b""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            data = os.read(descriptor, 65536)
+        except OSError:  # EIO: the child closed the terminal
+            break
+        if not data:
+            break
+        output += data
+    os.close(descriptor)
+    _, status = os.waitpid(pid, 0)
+    return os.waitstatus_to_exitcode(status), output.decode("utf-8", "replace")
+
+
+def test_a_terminal_gets_bars_for_dump_upload_download_and_restore(
+        agent_env: dict[str, str]) -> None:
+    code, backup = run_on_terminal(["backup"], agent_env)
+    assert code == 0, backup
+    assert BAR in backup and "dump app_" in backup and "upload to S3" in backup
+    assert TRANSFER.search(backup), backup
+    assert "backup success:" in backup
+
+    code, restore = run_on_terminal(["restore", "latest", "--from", "s3", "--yes"], agent_env)
+    assert code == 0, restore
+    assert "restore db_backup_" in restore and BAR in restore and TRANSFER.search(restore)
+    assert "restore success:" in restore
+
+    code, verify = run_on_terminal(["verify", "--all", "--from", "s3"], agent_env)
+    assert code == 0, verify
+    assert "verify db_backup_" in verify and BAR in verify
+
+
+def test_quiet_prints_nothing_on_success_even_on_a_terminal(agent_env: dict[str, str]) -> None:
+    code, output = run_on_terminal(["--quiet", "backup"], agent_env)
+    assert (code, output) == (0, "")
+    code, output = run_on_terminal(["--quiet", "status", "--max-age", "1h"], agent_env)
+    assert (code, output) == (0, "")
+
+
+def test_quiet_still_shows_warnings_and_errors(agent_env: dict[str, str],
+                                               tmp_path: Path) -> None:
+    local_only = {name: value for name, value in agent_env.items() if name != "S3_BUCKET"}
+    warned = run_agent(["--quiet", "backup"], local_only)
+    assert warned.returncode == 0
+    assert warned.stderr.startswith("backup-agent: S3_BUCKET is not set")
+    assert len(warned.stderr.splitlines()) == 1
+
+    failed = run_agent(["--quiet", "backup"], {**agent_env, "BACKUP_DIR": str(tmp_path / "no")})
+    assert failed.returncode == 4
+    assert failed.stderr.startswith("backup-agent: error: backup directory")
+
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    stale = run_agent(["--quiet", "status", "--where", "local"],
+                      {**agent_env, "BACKUP_DIR": str(empty)})
+    assert stale.returncode == 11 and "error:" in stale.stderr
+
+
+def test_without_a_terminal_the_output_is_plain_lines(agent_env: dict[str, str]) -> None:
+    result = run_agent(["backup"], agent_env)
+    assert result.returncode == 0
+    restored = run_agent(["restore", "latest", "--yes"], agent_env)
+    assert restored.returncode == 0
+    for output in (result.stderr, restored.stderr):
+        assert ESCAPE not in output and "\r" not in output and BAR not in output
+        assert all(line.startswith(("backup-agent: ", "backup success", "restore success",
+                                    "  ")) for line in output.splitlines()), output
+
+
+def test_json_output_is_unchanged_by_quiet(agent_env: dict[str, str]) -> None:
+    report = make_backup(agent_env)
+    quiet = run_agent(["--quiet", "list", "--json"], agent_env)
+    assert quiet.returncode == 0 and report["name"] in quiet.stdout and quiet.stderr == ""
+
+
+def test_plain_progress_logs_bytes_rate_and_time_left(
+        caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, logger="backup_agent.progress")
+    task = PlainProgress(interval=0).task("restore db_backup_x.sql.gz", total=4 * 1024 ** 3)
+    time.sleep(0.01)
+    task.update(1024 ** 3)
+    [record] = caplog.records
+    assert re.fullmatch(r"restore db_backup_x\.sql\.gz: 1\.0 GiB of 4\.0 GiB \(25%\) at "
+                        r"[\d.]+ [KMGT]iB/s, about \d+s left", record.getMessage())
+    quiet = PlainProgress(interval=3600).task("dump", None)
+    quiet.update(10)
+    assert len(caplog.records) == 1  # at most one line per interval
