@@ -63,6 +63,11 @@ TABLE = {row.scenario: row for row in (
               "refused; database untouched", 8),
     Behaviour("s3:// URL for another bucket or with '..', path outside BACKUP_DIR",
               "refused before reading anything", 2),
+    Behaviour("encrypted backup without --identity, or with a key it was not encrypted to",
+              "refused before any database is created", 2),
+    Behaviour("encrypted backup changed (even with its .sha256 rewritten to match), or "
+              "decrypting with a key the manifest does not name",
+              "age authentication fails; refused; database untouched", 8),
 )}
 
 

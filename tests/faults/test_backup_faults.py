@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 
 import pytest
+from pyrage import x25519
 
 from testbed.faulty_s3 import Fault, fail_after, fail_first, faulty_s3
 from testbed.postgres import PostgresServer
@@ -35,7 +36,11 @@ def one_error_line(stderr: str) -> str:
     return lines[0]
 
 
-def test_pg_dump_killed_mid_stream(agent_env: dict[str, str], history: History) -> None:
+@pytest.mark.parametrize("encrypted", [False, True], ids=["plain", "age"])
+def test_pg_dump_killed_mid_stream(encrypted: bool, agent_env: dict[str, str],
+                                   history: History) -> None:
+    if encrypted:
+        agent_env = {**agent_env, "ENCRYPT_TO": str(x25519.Identity.generate().to_public())}
     agent = start_agent(["backup"], agent_env)
     pg_dump = wait_for_child(agent, "pg_dump", argument="--format=plain")
     thaw(pg_dump)
@@ -82,9 +87,14 @@ def test_server_restarted_during_the_dump(agent_env: dict[str, str], history: Hi
     history.assert_unchanged()
 
 
-@pytest.mark.parametrize("stop_signal", [signal.SIGTERM, signal.SIGINT])
-def test_signal_mid_dump_cleans_up(stop_signal: signal.Signals, agent_env: dict[str, str],
-                                   history: History, backup_dir: Path) -> None:
+@pytest.mark.parametrize(("stop_signal", "encrypted"), [
+    (signal.SIGTERM, False), (signal.SIGINT, False), (signal.SIGTERM, True)],
+    ids=["SIGTERM", "SIGINT", "SIGTERM-age"])
+def test_signal_mid_dump_cleans_up(stop_signal: signal.Signals, encrypted: bool,
+                                   agent_env: dict[str, str], history: History,
+                                   backup_dir: Path) -> None:
+    if encrypted:  # the age thread must not keep the run (or its temp file) alive
+        agent_env = {**agent_env, "ENCRYPT_TO": str(x25519.Identity.generate().to_public())}
     agent = start_agent(["backup"], agent_env)
     pg_dump = wait_for_child(agent, "pg_dump", argument="--format=plain")
     os.kill(agent.pid, stop_signal)
