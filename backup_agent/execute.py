@@ -6,10 +6,14 @@ A program that does not exist becomes a ToolMissingError with a fix, not a trace
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
 import shlex
+import signal
 import subprocess
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import IO
 
 from backup_agent.errors import ToolMissingError
@@ -66,6 +70,27 @@ def stop_all_children() -> None:
             process.kill()
             process.wait()
         _running.discard(process)
+    # A signal can land inside Popen itself, after the fork but before the child is in
+    # the registry: on Linux, /proc still knows it as ours.
+    for pid in _direct_children():
+        with contextlib.suppress(ProcessLookupError, ChildProcessError):
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+
+
+def _direct_children() -> list[int]:
+    """Return the pids whose parent is this process (empty where there is no /proc)."""
+    mine = os.getpid()
+    children = []
+    for entry in Path("/proc").glob("[0-9]*"):
+        try:
+            # "pid (comm) state ppid ...": comm may hold spaces and parentheses.
+            fields = (entry / "stat").read_text().rpartition(")")[2].split()
+        except OSError:
+            continue
+        if len(fields) > 1 and fields[1] == str(mine):
+            children.append(int(entry.name))
+    return children
 
 
 def run(
