@@ -129,7 +129,9 @@ class RichProgress:
         self.console = console or Console(stderr=True)
         self._bars = RichBars(
             TextColumn("{task.description}"), BarColumn(), DownloadColumn(binary_units=True),
-            TransferSpeedColumn(), TimeRemainingColumn(), console=self.console)
+            TransferSpeedColumn(), TimeRemainingColumn(), console=self.console,
+            # stdout carries --json for machines: never route it through the bars (stderr).
+            redirect_stdout=False)
         self._started = False
 
     def task(self, label: str, total: int | None = None) -> Task:

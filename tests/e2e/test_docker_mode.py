@@ -10,6 +10,7 @@ import json
 from pathlib import Path
 
 import pytest
+from pyrage import x25519
 
 from testbed.postgres import PostgresServer
 from tests.conftest import DOCKER_CONTAINER, run_agent
@@ -73,10 +74,18 @@ def test_docker_mode_without_pg_dump_in_the_image_says_so(docker_env: dict[str, 
     assert f"not found inside container {CONTAINER}" in result.stderr
 
 
+@pytest.mark.parametrize("encrypted", [False, True], ids=["plain", "age"])
 def test_restore_and_restore_test_run_psql_inside_the_container(
-        docker_env: dict[str, str], pg_server: PostgresServer, database: str) -> None:
+        encrypted: bool, docker_env: dict[str, str], pg_server: PostgresServer, database: str,
+        tmp_path: Path) -> None:
     from testbed.sample_data import fingerprint
 
+    if encrypted:  # age runs in the agent on the host; only SQL crosses into the container
+        identity = x25519.Identity.generate()
+        key_file = tmp_path / "backup.key"
+        key_file.write_text(f"{identity}\n")
+        docker_env = {**docker_env, "ENCRYPT_TO": str(identity.to_public()),
+                      "AGE_IDENTITY_FILE": str(key_file)}
     assert run_agent(["backup"], docker_env).returncode == 0
     expected = fingerprint(pg_server, database)
     pg_server.psql(database, "TRUNCATE audit.events;")

@@ -105,6 +105,20 @@ def test_restore_with_the_identity_gives_identical_data_locally_and_from_s3(
         pg_server.psql(database, "DELETE FROM shop.orders WHERE id <= 10;")
 
 
+def test_a_dry_run_decrypts_and_proves_the_backup_and_changes_nothing(
+        encrypted: tuple[dict[str, str], dict[str, str]], keys: tuple[Path, str],
+        agent_env: dict[str, str], pg_server: PostgresServer, database: str) -> None:
+    identity, _ = keys
+    before = (pg_server.database_names(), fingerprint(pg_server, database))
+    result = run_agent(["restore", "latest", "--dry-run", "--identity", str(identity),
+                        "--json"], agent_env)
+    assert result.returncode == 0, result.stderr
+    plan = json.loads(result.stdout)
+    assert (plan["status"], plan["verified"]) == ("dry-run", True)
+    assert any("decrypting it (age)" in step for step in plan["steps"])
+    assert (pg_server.database_names(), fingerprint(pg_server, database)) == before
+
+
 def test_verify_proves_the_content_with_the_identity_and_the_checksum_without(
         encrypted: tuple[dict[str, str], dict[str, str]], keys: tuple[Path, str],
         agent_env: dict[str, str]) -> None:

@@ -5,10 +5,12 @@ The terminal is a real pseudo-terminal (pty): the agent cannot tell it from a pe
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import pty
 import re
+import subprocess
 import time
 from collections.abc import Mapping
 from pathlib import Path
@@ -119,3 +121,29 @@ def test_plain_progress_logs_bytes_rate_and_time_left(
     quiet = PlainProgress(interval=3600).task("dump", None)
     quiet.update(10)
     assert len(caplog.records) == 1  # at most one line per interval
+
+
+def test_bars_on_a_terminal_stderr_leave_json_on_stdout_clean(
+        agent_env: dict[str, str]) -> None:
+    """`backup-agent backup --json | jq` at a terminal: bars on stderr, pure JSON on stdout."""
+    controller, terminal = os.openpty()
+    try:
+        process = subprocess.Popen([str(AGENT), "backup", "--json"],
+                                   env={**agent_env, "COLUMNS": "120", "TERM": "xterm"},
+                                   stdout=subprocess.PIPE, stderr=terminal, text=True)
+        os.close(terminal)
+        drawn = b""
+        while True:
+            try:
+                data = os.read(controller, 65536)
+            except OSError:
+                break
+            if not data:
+                break
+            drawn += data
+        stdout, _ = process.communicate(timeout=120)
+    finally:
+        os.close(controller)
+    assert process.returncode == 0
+    assert BAR in drawn.decode("utf-8", "replace")
+    assert json.loads(stdout)["status"] == "success"
