@@ -41,6 +41,10 @@ class BackupSource:
     def encrypted(self) -> bool:
         return is_encrypted(self.name)
 
+    def progress_label(self, verb: str) -> str:
+        """`restore NAME`, or `download + restore NAME` when it streams from S3."""
+        return f"{'download + ' if self.location.startswith(S3_SCHEME) else ''}{verb} {self.name}"
+
     @property
     def recipients(self) -> list[str]:
         """The age public keys the manifest says this backup was encrypted to."""

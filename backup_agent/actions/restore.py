@@ -167,7 +167,7 @@ def _build(settings: Settings, plan: RestorePlan, admin: DatabaseAdmin, *, no_ve
         fed = feed_psql(settings.postgres, plan.build, stream,
                         expected_sha256=plan.source.expected_sha256, no_owner=plan.no_owner,
                         verbose=verbose, identities=keys,
-                        progress=progress.task(f"restore {plan.source.name}",
+                        progress=progress.task(plan.source.progress_label("restore"),
                                                plan.source.size).update)
     finally:
         stream.close()
@@ -251,7 +251,7 @@ def _dry_run(source: BackupSource, plan: RestorePlan, warnings: list[str],
     try:
         verdict = verify_stream(stream, expected_sha256=source.expected_sha256,
                                 identities=keys,
-                                progress=progress.task(f"verify {source.name}",
+                                progress=progress.task(source.progress_label("verify"),
                                                        source.size).update)
     finally:
         stream.close()

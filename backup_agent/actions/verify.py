@@ -120,7 +120,7 @@ def verify_one(settings: Settings, source: BackupSource, *, restore_test: bool,
     test = None
     keys = decryption_keys(settings, source, required=restore_test)
     checksum_only = source.encrypted and keys is None
-    task = progress.task(f"{'restore-test' if restore_test else 'verify'} {source.name}",
+    task = progress.task(source.progress_label("restore-test" if restore_test else "verify"),
                          source.size)
     if restore_test:
         verdict, test = _restore_test(settings, source, moment, keys, task)
