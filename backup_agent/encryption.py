@@ -240,8 +240,8 @@ class DecryptingReader:
         self._pipe = os.fdopen(read_end, "rb")
         writer = os.fdopen(write_end, "wb")
         self._worker = _PipeWorker("age-decrypt")
-
         self._source = _RecordingReader(source)
+        self.error: str | None = None
 
         def decrypt() -> None:
             try:
@@ -251,7 +251,6 @@ class DecryptingReader:
                     writer.close()
 
         self._worker.start(decrypt)
-        self.error: str | None = None
 
     def read(self, size: int = PIPE_CHUNK_BYTES, /) -> bytes:
         data = self._pipe.read(size)

@@ -53,6 +53,19 @@ class BackupSource:
         return [str(item) for item in recipients] if isinstance(recipients, list) else []
 
 
+def configured_identities(settings: Settings) -> tuple[list[Identity], str] | None:
+    """Return the age identities the settings provide and where they came from, or None.
+
+    AGE_IDENTITY_FILE (--identity) wins over AGE_IDENTITY.
+    """
+    if settings.identity_file is not None:
+        return (load_identities(settings.identity_file),
+                f"identity file {settings.identity_file}")
+    if settings.identity_text is not None:
+        return parse_identities(settings.identity_text, "AGE_IDENTITY"), "AGE_IDENTITY"
+    return None
+
+
 def decryption_keys(settings: Settings, source: BackupSource, *,
                     required: bool = True) -> list[Identity] | None:
     """Return the age identities that open `source`; None for an unencrypted backup (or,
@@ -62,18 +75,14 @@ def decryption_keys(settings: Settings, source: BackupSource, *,
     """
     if not source.encrypted:
         return None
-    if settings.identity_file is not None:
-        identities = load_identities(settings.identity_file)
-        origin = f"identity file {settings.identity_file}"
-    elif settings.identity_text is not None:
-        origin = "AGE_IDENTITY"
-        identities = parse_identities(settings.identity_text, origin)
-    elif not required:
-        return None
-    else:
+    configured = configured_identities(settings)
+    if configured is None:
+        if not required:
+            return None
         recipients = f" (encrypted to {', '.join(source.recipients)})" if source.recipients else ""
         raise ConfigurationError(f"{source.location} is age-encrypted{recipients}: pass "
                                  "--identity FILE (or AGE_IDENTITY_FILE) with its private key")
+    identities, origin = configured
     check_identity_matches(identities, source.recipients, origin=origin,
                            location=source.location)
     return identities

@@ -16,10 +16,11 @@ from typing import Any
 
 from backup_agent import local_store, s3_store
 from backup_agent.dump import check_client_not_older
-from backup_agent.encryption import load_identities, parse_identities, public_keys
+from backup_agent.encryption import public_keys
 from backup_agent.errors import BackupAgentError, LocalStorageError
 from backup_agent.postgres.session import ServerFacts, SqlSession
 from backup_agent.settings import Settings
+from backup_agent.sources import configured_identities
 
 PROBE_NAME = ".backup-agent-doctor"  # overwritten each time; the lifecycle rule expires it
 HEADROOM = 1.5  # room wanted for the next backup, relative to the estimate
@@ -97,10 +98,9 @@ def run_doctor(settings: Settings) -> DoctorResult:
 
 def _client_side_encryption(settings: Settings) -> str:
     """Encryption only protects if the key that opens the backups is not beside them."""
-    configured = (settings.identity_file is not None) or (settings.identity_text is not None)
-    if configured:
-        keys = (load_identities(settings.identity_file) if settings.identity_file is not None
-                else parse_identities(settings.identity_text or "", "AGE_IDENTITY"))
+    configured = configured_identities(settings)
+    if configured is not None:
+        keys, _origin = configured
         if set(public_keys(keys)) & set(settings.encrypt_to):
             raise BackupAgentError(
                 "the private key for ENCRYPT_TO is configured on this server (AGE_IDENTITY_FILE"
