@@ -7,6 +7,7 @@ import json
 import pulumi
 import pulumi_aws as aws
 from policy_documents import access_log_bucket_policy
+from private_bucket import private_bucket
 from stack_settings import StackSettings
 
 LOG_PREFIX = "access-logs/"
@@ -19,20 +20,8 @@ class AccessLogs(pulumi.ComponentResource):
                  opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("dorami:backups:AccessLogs", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
-        self.bucket = aws.s3.Bucket(
-            name, bucket=f"{settings.bucket_name}-access-logs",
-            opts=pulumi.ResourceOptions(parent=self, protect=True))
-        ownership = aws.s3.BucketOwnershipControls(
-            f"{name}-ownership", bucket=self.bucket.id,
-            rule={"object_ownership": "BucketOwnerEnforced"}, opts=child)
-        public_access_block = aws.s3.BucketPublicAccessBlock(
-            f"{name}-public-access-block", bucket=self.bucket.id,
-            block_public_acls=True, ignore_public_acls=True,
-            block_public_policy=True, restrict_public_buckets=True, opts=child)
-        aws.s3.BucketServerSideEncryptionConfiguration(
-            f"{name}-encryption", bucket=self.bucket.id,
-            rules=[{"apply_server_side_encryption_by_default": {"sse_algorithm": "AES256"}}],
-            opts=child)
+        private = private_bucket(name, f"{settings.bucket_name}-access-logs", self)
+        self.bucket = private.bucket
         aws.s3.BucketLifecycleConfiguration(
             f"{name}-lifecycle", bucket=self.bucket.id,
             rules=[{"id": "ExpireAccessLogs", "status": "Enabled",
@@ -44,7 +33,8 @@ class AccessLogs(pulumi.ComponentResource):
             policy=pulumi.Output.all(self.bucket.arn, source.arn).apply(
                 lambda arns: json.dumps(access_log_bucket_policy(*arns))),
             opts=pulumi.ResourceOptions(parent=self,
-                                        depends_on=[public_access_block, ownership]))
+                                        depends_on=[private.public_access_block,
+                                                    private.ownership]))
         aws.s3.BucketLogging(
             f"{name}-logging", bucket=source.id, target_bucket=self.bucket.id,
             target_prefix=LOG_PREFIX,

@@ -7,6 +7,7 @@ import json
 import pulumi
 import pulumi_aws as aws
 from policy_documents import tls_only_policy
+from private_bucket import private_bucket
 from stack_settings import StackSettings
 
 
@@ -18,22 +19,12 @@ class BackupBucket(pulumi.ComponentResource):
         super().__init__("dorami:backups:BackupBucket", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
 
-        # protect: `pulumi destroy` must never take the backups with it; no force_destroy.
-        self.bucket = aws.s3.Bucket(
-            name, bucket=settings.bucket_name,
-            object_lock_enabled=True if settings.object_lock else None,
-            opts=pulumi.ResourceOptions(parent=self, protect=True))
-        self.ownership = aws.s3.BucketOwnershipControls(
-            f"{name}-ownership", bucket=self.bucket.id,
-            rule={"object_ownership": "BucketOwnerEnforced"}, opts=child)
-        self.public_access_block = aws.s3.BucketPublicAccessBlock(
-            f"{name}-public-access-block", bucket=self.bucket.id,
-            block_public_acls=True, ignore_public_acls=True,
-            block_public_policy=True, restrict_public_buckets=True, opts=child)
-        self.encryption = aws.s3.BucketServerSideEncryptionConfiguration(
-            f"{name}-encryption", bucket=self.bucket.id,
-            rules=[{"apply_server_side_encryption_by_default": {"sse_algorithm": "AES256"}}],
-            opts=child)
+        private = private_bucket(name, settings.bucket_name, self,
+                                 object_lock=settings.object_lock)
+        self.bucket = private.bucket
+        self.ownership = private.ownership
+        self.public_access_block = private.public_access_block
+        self.encryption = private.encryption
         self.versioning = aws.s3.BucketVersioning(
             f"{name}-versioning", bucket=self.bucket.id,
             versioning_configuration={"status": "Enabled"}, opts=child)
