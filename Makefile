@@ -1,6 +1,7 @@
 # Two commands do everything on a fresh machine (Python 3.11+, git, make, Node):
 #   make demo   - a real backup and listing against a throwaway PostgreSQL and S3
 #   make test   - lint, type-check and the whole test suite
+#   make test-fast - the unit and integration tiers only (under a minute), while you work
 # Both create the virtualenv in .venv and install what they need first.
 
 PYTHON ?= python3
@@ -8,7 +9,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 
-.PHONY: install demo test lint clean
+.PHONY: install demo test test-fast lint clean
 
 $(INSTALLED): pyproject.toml package-lock.json
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python 3.11+ is required"'
@@ -29,6 +30,9 @@ lint: $(INSTALLED)
 
 test: lint
 	$(BIN)/pytest
+
+test-fast: $(INSTALLED)
+	$(BIN)/pytest tests/unit tests/integration
 
 clean:
 	rm -rf $(VENV) node_modules .pytest_cache .mypy_cache .ruff_cache

@@ -8,7 +8,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 
 from backup_agent import execute
-from backup_agent.errors import RestoreError
+from backup_agent.model.errors import RestoreError
 
 log = logging.getLogger(__name__)
 STOP_TIMEOUT_SECONDS = 30

@@ -12,11 +12,13 @@ import os
 import shlex
 import signal
 import subprocess
-from collections.abc import Mapping, Sequence
+import tempfile
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import IO
 
-from backup_agent.errors import ToolMissingError
+from backup_agent.model.errors import ToolMissingError
 
 log = logging.getLogger(__name__)
 
@@ -110,3 +112,70 @@ def run(
     except PermissionError:
         raise ToolMissingError(f"{command[0]} is not executable: fix its permissions or "
                                "PG_BINDIR") from None
+
+
+class Child:
+    """A running child whose stderr goes to a private temporary file.
+
+    The one owner of a running process's kill, wait and stderr: dump, feed and the psql
+    session all hold one.
+    """
+
+    def __init__(self, command: Sequence[str], *, environment: Mapping[str, str],
+                 stdin: int | IO[bytes] | None = subprocess.DEVNULL,
+                 stdout: int | IO[bytes] | None = subprocess.PIPE) -> None:
+        self._stderr: IO[bytes] = tempfile.TemporaryFile()  # noqa: SIM115 - closed in close()
+        try:
+            self.process = spawn(command, environment=environment, stdin=stdin, stdout=stdout,
+                                 stderr=self._stderr)
+        except BaseException:
+            self._stderr.close()
+            raise
+
+    @property
+    def alive(self) -> bool:
+        return self.process.poll() is None
+
+    def wait(self, timeout: float | None = None) -> int:
+        """Wait for the child to end; kill it if it outlives `timeout`."""
+        try:
+            return self.process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.kill()
+            return self.process.wait()
+
+    def kill(self) -> None:
+        """Stop the child at once and reap it."""
+        if self.process.poll() is None:
+            self.process.kill()
+            self.process.wait()
+
+    def stderr_text(self) -> str:
+        self._stderr.seek(0)
+        return self._stderr.read().decode("utf-8", "replace")
+
+    def close(self) -> None:
+        """Kill the child if it still runs, and release its pipes and stderr file."""
+        self.kill()
+        for pipe in (self.process.stdin, self.process.stdout):
+            if pipe is not None:
+                with contextlib.suppress(OSError):
+                    pipe.close()
+        self._stderr.close()
+        _running.discard(self.process)
+
+
+@contextmanager
+def running(command: Sequence[str], *, environment: Mapping[str, str],
+            stdin: int | IO[bytes] | None = subprocess.DEVNULL,
+            stdout: int | IO[bytes] | None = subprocess.PIPE) -> Iterator[Child]:
+    """Run `command` for the duration of the block; kill it if the block fails.
+
+    The block waits for the child itself (to read its exit status); whatever still runs
+    when the block ends, normally or not, is killed and reaped.
+    """
+    child = Child(command, environment=environment, stdin=stdin, stdout=stdout)
+    try:
+        yield child
+    finally:
+        child.close()

@@ -9,29 +9,29 @@ backups with our manifest: the old shell script's files and anything else are ne
 
 from __future__ import annotations
 
-import hashlib
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from backup_agent.local_store import LocalBackup
-from backup_agent.naming import checksum_name
-from backup_agent.settings import RetentionCheck
-from backup_agent.sources import parse_checksum_file
+from backup_agent.model.backup import BackupRef
+from backup_agent.model.naming import checksum_name, parse_checksum_file
+from backup_agent.model.settings import RetentionCheck, Settings
+from backup_agent.storage import local
 
 log = logging.getLogger(__name__)
-HASH_CHUNK_BYTES = 4 * 1024 * 1024
 
 
 @dataclass(frozen=True)
 class RetentionPlan:
-    keep: list[LocalBackup]  # the good ones counted towards KEEP_LOCAL
-    bad: list[LocalBackup]  # ours but corrupt/incomplete; kept, reported
-    delete: list[LocalBackup]
+    keep: list[BackupRef]  # the good ones counted towards KEEP_LOCAL
+    bad: list[BackupRef]  # ours but corrupt/incomplete; kept, reported
+    delete: list[BackupRef]
+    foreign: list[BackupRef]  # not ours: never touched
 
 
-def problem_with(backup: LocalBackup, check: RetentionCheck) -> str | None:
-    """Return what is wrong with one of our backups, or None if it is good."""
+def problem_with(backup: BackupRef, check: RetentionCheck) -> str | None:
+    """Return what is wrong with one of our local backups, or None if it is good."""
+    assert backup.path is not None
     manifest = backup.manifest or {}
     if backup.size != manifest.get("size_bytes"):
         return f"size {backup.size} differs from the manifest's {manifest.get('size_bytes')}"
@@ -42,30 +42,23 @@ def problem_with(backup: LocalBackup, check: RetentionCheck) -> str | None:
         return "its .sha256 is missing or unreadable"
     if expected is None or expected != manifest.get("sha256"):
         return "its .sha256 does not match the manifest"
-    if check is RetentionCheck.CHECKSUM and sha256_of(backup) != expected:
+    if check is RetentionCheck.CHECKSUM and local.sha256_of(backup.path) != expected:
         return "its content does not match its SHA-256"
     return None
 
 
-def sha256_of(backup: LocalBackup) -> str:
-    digest = hashlib.sha256()
-    with backup.path.open("rb") as data:
-        while chunk := data.read(HASH_CHUNK_BYTES):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
-def plan_retention(backups: list[LocalBackup], keep: int, *,
-                   is_known_good: Callable[[LocalBackup], bool] = lambda backup: False,
+def plan_retention(backups: list[BackupRef], keep: int, *,
+                   is_known_good: Callable[[BackupRef], bool] = lambda backup: False,
                    check: RetentionCheck = RetentionCheck.CHECKSUM) -> RetentionPlan:
     """Walk our backups newest first until `keep` good ones are found; the rest may go."""
     own = sorted((backup for backup in backups if backup.made_by_agent),
                  key=lambda backup: backup.created, reverse=True)
-    good: list[LocalBackup] = []
-    bad: list[LocalBackup] = []
+    foreign = [backup for backup in backups if not backup.made_by_agent]
+    good: list[BackupRef] = []
+    bad: list[BackupRef] = []
     for position, backup in enumerate(own):
         if len(good) == keep:
-            return RetentionPlan(keep=good, bad=bad, delete=own[position:])
+            return RetentionPlan(keep=good, bad=bad, delete=own[position:], foreign=foreign)
         problem = None if is_known_good(backup) else problem_with(backup, check)
         if problem:
             log.warning("backup %s is damaged (%s): kept for inspection, not counted towards "
@@ -73,4 +66,27 @@ def plan_retention(backups: list[LocalBackup], keep: int, *,
             bad.append(backup)
         else:
             good.append(backup)
-    return RetentionPlan(keep=good, bad=bad, delete=[])
+    return RetentionPlan(keep=good, bad=bad, delete=[], foreign=foreign)
+
+
+def prune(settings: Settings, *, dry_run: bool,
+          just_written: str | None = None) -> RetentionPlan:
+    """Delete (or with dry_run, only name) what retention allows; caller holds the lock.
+
+    `just_written` names a backup proven good while it was written: it is not re-read.
+    """
+    plan = plan_retention(local.scan(settings.backup_directory), settings.keep_local,
+                          is_known_good=lambda backup: backup.name == just_written,
+                          check=settings.retention_check)
+    for backup in plan.delete:
+        assert backup.path is not None
+        if dry_run:
+            log.info("would delete %s and its sidecars", backup.path)
+        else:
+            local.delete_backup(backup.path)
+            log.info("deleted %s and its sidecars (KEEP_LOCAL=%d)", backup.path,
+                     settings.keep_local)
+    if plan.foreign:
+        log.info("left %d backup(s) without a backup-agent manifest alone (made by another "
+                 "tool; delete them by hand when no longer needed)", len(plan.foreign))
+    return plan

@@ -19,12 +19,13 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from backup_agent import s3_store
 from backup_agent.actions.backup import BackupResult
-from backup_agent.actions.list import list_s3
-from backup_agent.naming import checksum_name
-from backup_agent.report import append_step_summary, backup_markdown, failure_markdown
-from backup_agent.settings import resolve_settings
+from backup_agent.catalog import Catalog
+from backup_agent.cli.markdown import append_step_summary, backup_markdown, failure_markdown
+from backup_agent.model.backup import newest_complete
+from backup_agent.model.naming import checksum_name
+from backup_agent.model.settings import resolve_settings
+from backup_agent.storage.s3 import S3Store
 
 
 def annotate(level: str, message: str) -> None:
@@ -61,16 +62,15 @@ def check_upload(report: dict[str, Any]) -> int:
         annotate("warning", "the backup was kept locally only: nothing to check in S3")
         return 0
     settings = resolve_settings({}, os.environ)
-    client = s3_store.make_client(settings.s3, s3_store.make_session(settings.s3))
-    head = s3_store.head(client, bucket=location["bucket"], key=location["key"])
+    store = S3Store(settings.s3, bucket=location["bucket"])
+    head = store.head(location["key"])
     problems = []
     if head is None:
         problems.append("the object does not exist")
     else:
         if head["ContentLength"] != report["size_bytes"]:
             problems.append(f"size {head['ContentLength']} != reported {report['size_bytes']}")
-        sidecar = client.get_object(Bucket=location["bucket"],
-                                    Key=checksum_name(location["key"]))["Body"].read()
+        sidecar = store.read_small(checksum_name(location["key"]))
         if report["sha256"] not in sidecar.decode(errors="replace"):
             problems.append("its .sha256 sidecar does not hold the reported checksum")
     if problems:
@@ -83,11 +83,10 @@ def check_upload(report: dict[str, Any]) -> int:
 def check_freshness(max_age: timedelta, now: datetime) -> int:
     """Fail unless the newest complete backup in S3 is younger than `max_age`."""
     settings = resolve_settings({}, os.environ)
-    complete = [backup for backup in list_s3(settings) if backup.complete]
-    if not complete:
+    newest = newest_complete(Catalog(settings).s3())
+    if newest is None:
         annotate("error", f"no complete backup in s3://{settings.s3.bucket}/{settings.s3.prefix}")
         return 1
-    newest = max(complete, key=lambda backup: backup.created)
     age = now - newest.created
     hours = age.total_seconds() / 3600
     if age > max_age:

@@ -14,15 +14,15 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from backup_agent import local_store, s3_store
-from backup_agent.dump import check_client_not_older
-from backup_agent.encryption import public_keys
-from backup_agent.errors import BackupAgentError, LocalStorageError
+from backup_agent.model.errors import BackupAgentError, DoctorFailedError, LocalStorageError
+from backup_agent.model.settings import Settings
+from backup_agent.postgres.clients import check_client_not_older
 from backup_agent.postgres.session import ServerFacts, SqlSession
-from backup_agent.settings import Settings
-from backup_agent.sources import configured_identities
+from backup_agent.storage import local
+from backup_agent.storage.s3 import ENCRYPTED_AT_REST, S3Store
 
 PROBE_NAME = ".backup-agent-doctor"  # overwritten each time; the lifecycle rule expires it
+PROBE_BODY = b"backup-agent doctor probe\n"
 HEADROOM = 1.5  # room wanted for the next backup, relative to the estimate
 
 
@@ -36,14 +36,17 @@ class Check:
 @dataclass
 class DoctorResult:
     checks: list[Check] = field(default_factory=list)
-
-    @property
-    def passed(self) -> bool:
-        return all(check.passed for check in self.checks)
+    warnings: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"status": "success" if self.passed else "failure",
-                "checks": [asdict(check) for check in self.checks]}
+        return {"checks": [asdict(check) for check in self.checks]}
+
+    def failure(self) -> BackupAgentError | None:
+        failed = [check.name for check in self.checks if not check.passed]
+        if not failed:
+            return None
+        return DoctorFailedError(f"{len(failed)} check(s) failed: {', '.join(failed)}",
+                                 details=self.to_dict())
 
 
 def _run(result: DoctorResult, name: str, check: Callable[[], str]) -> bool:
@@ -55,10 +58,6 @@ def _run(result: DoctorResult, name: str, check: Callable[[], str]) -> bool:
     except Exception as error:  # noqa: BLE001 - a doctor reports every failure as a line
         result.checks.append(Check(name, False, f"{type(error).__name__}: {error}"))
     return False
-
-
-def _error_code(error: Exception) -> str:
-    return str(getattr(error, "response", {}).get("Error", {}).get("Code", ""))
 
 
 class BucketProblem(BackupAgentError):
@@ -98,6 +97,9 @@ def run_doctor(settings: Settings) -> DoctorResult:
 
 def _client_side_encryption(settings: Settings) -> str:
     """Encryption only protects if the key that opens the backups is not beside them."""
+    from backup_agent.identities import configured_identities  # pyrage, only when asked
+    from backup_agent.streams.age import public_keys
+
     configured = configured_identities(settings)
     if configured is not None:
         keys, _origin = configured
@@ -112,8 +114,8 @@ def _client_side_encryption(settings: Settings) -> str:
 
 def _backup_directory(settings: Settings, database_bytes: int) -> str:
     directory = settings.backup_directory
-    local_store.check_writable_directory(directory)
-    backups = [backup for backup in local_store.scan(directory) if backup.made_by_agent]
+    local.check_writable_directory(directory)
+    backups = [backup for backup in local.scan(directory) if backup.made_by_agent]
     estimate = backups[0].size if backups else database_bytes // 4
     free = shutil.disk_usage(directory).free
     if free < estimate * HEADROOM:
@@ -125,100 +127,72 @@ def _backup_directory(settings: Settings, database_bytes: int) -> str:
 
 
 def _check_s3(settings: Settings, result: DoctorResult) -> None:
-    bucket = settings.s3.bucket
-    assert bucket
-    prefix = settings.s3.prefix
-    session = s3_store.make_session(settings.s3)
-    if not s3_store.has_credentials(session):
+    store = S3Store(settings.s3)
+    if not store.has_credentials():
         result.checks.append(Check("s3", False, "no AWS credentials found: set "
                                                 "AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY"))
         return
-    client = s3_store.make_client(settings.s3, session)
-
-    def call(action: str, function: Callable[[], Any]) -> Any:
-        try:
-            return function()
-        except Exception as error:  # noqa: BLE001 - translate_error re-raises the unknown
-            raise s3_store.translate_error(error, bucket=bucket, action=action,
-                                           endpoint=client.meta.endpoint_url) from None
 
     def reachable() -> str:
-        call("list backups", lambda: client.list_objects_v2(Bucket=bucket, Prefix=prefix,
-                                                            MaxKeys=1))
-        return f"s3://{bucket}/{prefix} reachable and listable"
+        store.probe_listing()
+        return f"s3://{store.bucket}/{store.prefix} reachable and listable"
 
     if not _run(result, "s3", reachable):
         return
     for name, check in (("bucket-encryption", _encryption), ("bucket-public-access", _private),
                         ("bucket-lifecycle", _lifecycle), ("bucket-versioning", _versioning)):
-        _run(result, name, lambda check=check: check(client, bucket, prefix))  # type: ignore[misc]
+        _run(result, name, lambda check=check: check(store))  # type: ignore[misc]
 
     def put_get_list() -> str:
-        key = f"{prefix}{PROBE_NAME}"
-        call("write a probe object", lambda: client.put_object(
-            Bucket=bucket, Key=key, Body=b"backup-agent doctor probe\n",
-            ServerSideEncryption="AES256"))
-        body = call("read the probe object", lambda: client.get_object(
-            Bucket=bucket, Key=key)["Body"].read())
-        if body != b"backup-agent doctor probe\n":
+        key = f"{store.prefix}{PROBE_NAME}"
+        store.put_bytes(key, PROBE_BODY, action="write a probe object")
+        if store.read_small(key, action="read the probe object") != PROBE_BODY:
             raise BucketProblem("the probe object read back differs from what was written")
-        return f"the key can put, get and list under {prefix}"
+        return f"the key can put, get and list under {store.prefix}"
 
     _run(result, "s3-permissions", put_get_list)
 
 
-def _bucket_config(client: Any, method: str, missing_codes: set[str], **arguments: Any) -> Any:
-    try:
-        return getattr(client, method)(**arguments)
-    except Exception as error:
-        code = _error_code(error)
-        if code in missing_codes:
-            return None
-        if code in ("AccessDenied", "403"):
-            raise BucketProblem(f"{method} was denied: the IAM policy lacks the read-only "
-                                "bucket-configuration actions (pulumi up adds them)") from None
-        raise
-
-
-def _encryption(client: Any, bucket: str, prefix: str) -> str:
-    answer = _bucket_config(client, "get_bucket_encryption",
-                            {"ServerSideEncryptionConfigurationNotFoundError"}, Bucket=bucket)
+def _encryption(store: S3Store) -> str:
+    answer = store.configuration("get_bucket_encryption",
+                                 {"ServerSideEncryptionConfigurationNotFoundError"})
     rules = (answer or {}).get("ServerSideEncryptionConfiguration", {}).get("Rules", [])
     algorithms = {rule.get("ApplyServerSideEncryptionByDefault", {}).get("SSEAlgorithm")
                   for rule in rules}
-    if not algorithms & {"AES256", "aws:kms", "aws:kms:dsse"}:
-        raise BucketProblem(f"s3://{bucket} has no default encryption: run pulumi up")
+    if not algorithms & set(ENCRYPTED_AT_REST):
+        raise BucketProblem(f"s3://{store.bucket} has no default encryption: run pulumi up")
     return f"default encryption {', '.join(sorted(str(a) for a in algorithms))}"
 
 
-def _private(client: Any, bucket: str, prefix: str) -> str:
-    answer = _bucket_config(client, "get_public_access_block",
-                            {"NoSuchPublicAccessBlockConfiguration"}, Bucket=bucket)
+def _private(store: S3Store) -> str:
+    answer = store.configuration("get_public_access_block",
+                                 {"NoSuchPublicAccessBlockConfiguration"})
     flags = (answer or {}).get("PublicAccessBlockConfiguration", {})
     names = ("BlockPublicAcls", "IgnorePublicAcls", "BlockPublicPolicy",
              "RestrictPublicBuckets")
     off = [name for name in names if not flags.get(name)]
     if off:
-        raise BucketProblem(f"s3://{bucket} public-access block is off for {', '.join(off)}: "
-                            "run pulumi up")
+        raise BucketProblem(f"s3://{store.bucket} public-access block is off for "
+                            f"{', '.join(off)}: run pulumi up")
     return "all four public-access-block flags on"
 
 
-def _lifecycle(client: Any, bucket: str, prefix: str) -> str:
-    answer = _bucket_config(client, "get_bucket_lifecycle_configuration",
-                            {"NoSuchLifecycleConfiguration"}, Bucket=bucket)
+def _lifecycle(store: S3Store) -> str:
+    answer = store.configuration("get_bucket_lifecycle_configuration",
+                                 {"NoSuchLifecycleConfiguration"})
     for rule in (answer or {}).get("Rules", []):
         rule_prefix = rule.get("Filter", {}).get("Prefix", rule.get("Prefix", ""))
         days = rule.get("Expiration", {}).get("Days")
-        if rule.get("Status") == "Enabled" and days and prefix.startswith(rule_prefix or ""):
-            return f"lifecycle rule {rule.get('ID', '?')}: {prefix} expires after {days} days"
-    raise BucketProblem(f"s3://{bucket} has no enabled lifecycle rule expiring {prefix}: "
-                        "backups would pile up forever; run pulumi up")
+        if rule.get("Status") == "Enabled" and days and store.prefix.startswith(rule_prefix or ""):
+            return (f"lifecycle rule {rule.get('ID', '?')}: {store.prefix} expires after "
+                    f"{days} days")
+    raise BucketProblem(f"s3://{store.bucket} has no enabled lifecycle rule expiring "
+                        f"{store.prefix}: backups would pile up forever; run pulumi up")
 
 
-def _versioning(client: Any, bucket: str, prefix: str) -> str:
-    answer = _bucket_config(client, "get_bucket_versioning", set(), Bucket=bucket)
+def _versioning(store: S3Store) -> str:
+    answer = store.configuration("get_bucket_versioning", set())
     if (answer or {}).get("Status") != "Enabled":
-        raise BucketProblem(f"s3://{bucket} versioning is off: an overwrite would destroy a "
-                            "backup; run pulumi up")
+        raise BucketProblem(f"s3://{store.bucket} versioning is off: an overwrite would "
+                            "destroy a backup; run pulumi up")
     return "versioning enabled"

@@ -1,45 +1,42 @@
 """`backup-agent prune`: keep the KEEP_LOCAL newest of the agent's own local backups.
 
 Only backups with our manifest are counted or deleted; the guide's old script's backups,
-stray files, directories and symlinks are never touched.
+stray files, directories and symlinks are never touched. With --databases, also drop what
+restores and restore tests left behind.
 """
 
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass, field
+from typing import Any
 
-from backup_agent import local_store
-from backup_agent.local_store import LocalBackup
-from backup_agent.lock import directory_lock
+from backup_agent import retention
+from backup_agent.model.backup import BackupRef
+from backup_agent.model.settings import Settings
 from backup_agent.postgres.admin import DatabaseAdmin
-from backup_agent.retention import plan_retention
-from backup_agent.settings import Settings
+from backup_agent.storage import local
+from backup_agent.storage.lock import directory_lock
 
 log = logging.getLogger(__name__)
 
 
-def prune_local(settings: Settings, *, dry_run: bool,
-                just_written: str | None = None) -> list[LocalBackup]:
-    """Delete (or with dry_run, only name) what retention allows; caller holds the lock.
+@dataclass(frozen=True)
+class PruneResult:
+    dry_run: bool
+    keep_local: int
+    deleted: list[BackupRef]
+    databases: list[str]
+    warnings: list[str] = field(default_factory=list)
 
-    `just_written` names a backup proven good while it was written: it is not re-read.
-    """
-    backups = local_store.scan(settings.backup_directory)
-    plan = plan_retention(backups, settings.keep_local,
-                          is_known_good=lambda backup: backup.name == just_written,
-                          check=settings.retention_check)
-    for backup in plan.delete:
-        if dry_run:
-            log.info("would delete %s and its sidecars", backup.path)
-        else:
-            local_store.delete_backup(backup)
-            log.info("deleted %s and its sidecars (KEEP_LOCAL=%d)", backup.path,
-                     settings.keep_local)
-    foreign = [backup for backup in backups if not backup.made_by_agent]
-    if foreign:
-        log.info("left %d backup(s) without a backup-agent manifest alone (made by another "
-                 "tool; delete them by hand when no longer needed)", len(foreign))
-    return plan.delete
+    def failure(self) -> None:
+        return None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"dry_run": self.dry_run,
+                "would_delete" if self.dry_run else "deleted":
+                    [backup.name for backup in self.deleted],
+                "databases": self.databases}
 
 
 def prune_databases(settings: Settings, *, dry_run: bool) -> list[str]:
@@ -60,10 +57,14 @@ def prune_databases(settings: Settings, *, dry_run: bool) -> list[str]:
     return names
 
 
-def run_prune(settings: Settings, *, dry_run: bool) -> list[LocalBackup]:
+def run_prune(settings: Settings, *, dry_run: bool, databases: bool = False) -> PruneResult:
     """Prune under the directory lock; a dry run only reads, so it takes no lock."""
     if dry_run:
-        return prune_local(settings, dry_run=True)
-    local_store.check_writable_directory(settings.backup_directory)
-    with directory_lock(settings.backup_directory, purpose="prune"):
-        return prune_local(settings, dry_run=dry_run)
+        plan = retention.prune(settings, dry_run=True)
+    else:
+        local.check_writable_directory(settings.backup_directory)
+        with directory_lock(settings.backup_directory, purpose="prune"):
+            plan = retention.prune(settings, dry_run=False)
+    dropped = prune_databases(settings, dry_run=dry_run) if databases else []
+    return PruneResult(dry_run=dry_run, keep_local=settings.keep_local, deleted=plan.delete,
+                       databases=dropped)

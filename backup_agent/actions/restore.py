@@ -14,47 +14,34 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
-from typing import Any
-
-from pyrage.x25519 import Identity
+from typing import TYPE_CHECKING, Any
 
 from backup_agent import containers
-from backup_agent.dump import client_version
-from backup_agent.errors import (
+from backup_agent.catalog import Catalog
+from backup_agent.identities import decryption_keys
+from backup_agent.model.backup import BackupRef
+from backup_agent.model.errors import (
+    BackupAgentError,
     ConfigurationError,
     RestoreError,
-    ToolMissingError,
     VerificationError,
 )
-from backup_agent.naming import STAMP_FORMAT
+from backup_agent.model.naming import STAMP_FORMAT
+from backup_agent.model.progress import NO_PROGRESS, Progress
+from backup_agent.model.settings import Settings
 from backup_agent.postgres.admin import DatabaseAdmin, derived_name
-from backup_agent.progress import NO_PROGRESS, Progress
-from backup_agent.restore_stream import FeedResult, feed_psql
-from backup_agent.settings import Settings
-from backup_agent.sources import BackupSource, decryption_keys, resolve_source
-from backup_agent.verification import Verdict, verify_stream
+from backup_agent.postgres.clients import check_psql_understands_dump
+from backup_agent.postgres.feed import FeedResult, feed_psql
+from backup_agent.streams.verify import Verdict, verify_stream
+
+if TYPE_CHECKING:
+    from pyrage.x25519 import Identity
 
 log = logging.getLogger(__name__)
 
-# pg_dump 17.6 (and the same-day minor releases of 13-16) write `\restrict` lines into
-# plain dumps; a psql older than these rejects them.
-RESTRICT_SINCE = {13: 22, 14: 19, 15: 14, 16: 10, 17: 6}
-
-
-def understands_restrict(major: int, minor: int) -> bool:
-    return major >= 18 or (major in RESTRICT_SINCE and minor >= RESTRICT_SINCE[major])
-
-
-def parse_version(text: str) -> tuple[int, int] | None:
-    parts = text.split(".")
-    if len(parts) >= 2 and parts[0].isdigit() and parts[1].isdigit():
-        return int(parts[0]), int(parts[1])
-    return None
-
-
 @dataclass
 class RestorePlan:
-    source: BackupSource
+    source: BackupRef
     target: str  # the database that ends up holding the backup's data
     build: str  # where the backup is restored first
     previous: str | None  # what the current target is renamed to (swap mode only)
@@ -89,55 +76,39 @@ class RestorePlan:
 
 @dataclass
 class RestoreResult:
-    status: str  # "success" or "dry-run"
+    dry_run: bool
     source: str
     source_name: str
     target_database: str
     previous_database: str | None
-    checksum: str  # "ok", "mismatch", "missing", "skipped"
+    checksum: str  # "ok", "mismatch", "missing"
     verified: bool  # checksum, gzip stream and closing line all good
     source_size_bytes: int
     source_created: str
     duration_seconds: float
     steps: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    no_verify: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
+    def failure(self) -> BackupAgentError | None:
+        if self.dry_run and not self.verified and not self.no_verify:
+            return VerificationError("the dry run found the backup unusable: the restore "
+                                     "would be refused", details=self.to_dict())
+        return None
+
     @property
     def rollback_hint(self) -> str | None:
-        if not self.previous_database or self.status != "success":
+        if not self.previous_database or self.dry_run:
             return None
         return (f"to roll back: ALTER DATABASE \"{self.target_database}\" RENAME TO "
                 f"\"{self.target_database}_bad\"; ALTER DATABASE \"{self.previous_database}\" "
                 f"RENAME TO \"{self.target_database}\";")
 
 
-def checksum_state(verdict: Verdict | None, source: BackupSource) -> str:
-    if source.expected_sha256 is None:
-        return "missing"
-    if verdict is None:
-        return "skipped"
-    return "ok" if verdict.checksum_matches else "mismatch"
-
-
-def check_psql_understands_dump(settings: Settings, source: BackupSource) -> None:
-    """Refuse up front when the dump carries `\\restrict` lines this psql cannot read."""
-    recorded = (source.manifest or {}).get("pg_dump_version")
-    dump_version = parse_version(str(recorded)) if recorded else None
-    if dump_version is None or not understands_restrict(*dump_version):
-        return
-    version_text, _major = client_version(settings.postgres, "psql")
-    psql_version = parse_version(version_text)
-    if psql_version and not understands_restrict(*psql_version):
-        raise ToolMissingError(
-            f"this backup was made by pg_dump {recorded}, whose plain dumps contain "
-            f"\\restrict lines that psql {version_text} rejects: use psql 17.6+/18 (PG_BINDIR)"
-            ", or POSTGRES_CONTAINER with a current image")
-
-
-def make_plan(settings: Settings, source: BackupSource, *, target_db: str | None,
+def make_plan(settings: Settings, source: BackupRef, *, target_db: str | None,
               drop_previous: bool, no_owner: bool, moment: datetime) -> RestorePlan:
     stamp = moment.astimezone(UTC).strftime(STAMP_FORMAT)
     target = target_db or settings.postgres.database
@@ -162,15 +133,12 @@ def _build(settings: Settings, plan: RestorePlan, admin: DatabaseAdmin, *, no_ve
            verbose: bool, progress: Progress, keys: list[Identity] | None) -> FeedResult:
     """Restore into plan.build; raise (leaving plan.build for the caller to drop) on failure."""
     admin.create_like(plan.build, admin.facts(plan.target), keep_owner=not plan.no_owner)
-    stream = plan.source.open()
-    try:
+    with plan.source.open() as stream:
         fed = feed_psql(settings.postgres, plan.build, stream,
                         expected_sha256=plan.source.expected_sha256, no_owner=plan.no_owner,
                         verbose=verbose, identities=keys,
                         progress=progress.task(plan.source.progress_label("restore"),
                                                plan.source.size).update)
-    finally:
-        stream.close()
     if not fed.verdict.good and not no_verify:
         _refuse_unverified(fed.verdict)
     if not fed.psql_ok:
@@ -190,17 +158,17 @@ def run_restore(settings: Settings, given: str, *, from_s3: bool = False,
                 clock: Callable[[], datetime] = lambda: datetime.now(UTC)) -> RestoreResult:
     """Restore a backup; return what happened. Raise a BackupAgentError on any failure."""
     started = time.monotonic()
-    source = resolve_source(settings, given, from_s3=from_s3)
+    source = Catalog(settings).resolve(given, from_s3=from_s3)
     warnings = []
     if no_verify:
         warnings.append("--no-verify: the backup's checksum and completeness are NOT required")
-        log.warning("%s", warnings[-1])
     elif source.expected_sha256 is None:
         raise VerificationError(f"{source.location} has no .sha256 checksum, so it cannot be "
                                 "proven intact: nothing was restored (--no-verify restores "
                                 "anyway, at your own risk)")
     keys = decryption_keys(settings, source)  # a missing or wrong key stops us here
-    check_psql_understands_dump(settings, source)
+    recorded = (source.manifest or {}).get("pg_dump_version")
+    check_psql_understands_dump(settings.postgres, str(recorded) if recorded else None)
     plan = make_plan(settings, source, target_db=target_db, drop_previous=drop_previous,
                      no_owner=no_owner, moment=clock())
     with DatabaseAdmin(settings.postgres) as admin:
@@ -208,7 +176,8 @@ def run_restore(settings: Settings, given: str, *, from_s3: bool = False,
             raise ConfigurationError(f"database {target_db} already exists: drop it first or "
                                      "choose another --target-db")
         if dry_run:
-            return _dry_run(source, plan, warnings, started, keys, progress)
+            return _dry_run(source, plan, warnings, started, keys, progress,
+                            no_verify=no_verify)
         if not confirm(plan):
             raise ConfigurationError("restore cancelled: nothing was changed")
         log.info("restoring %s into %s", source.location, plan.build)
@@ -234,32 +203,29 @@ def run_restore(settings: Settings, given: str, *, from_s3: bool = False,
             admin.drop(plan.previous)
             log.info("dropped the previous database %s", plan.previous)
     return RestoreResult(
-        status="success", source=source.location, source_name=source.name,
+        dry_run=False, source=source.location, source_name=source.name,
         target_database=plan.target,
         previous_database=None if plan.drop_previous else plan.previous,
-        checksum=checksum_state(fed.verdict, source), verified=fed.verdict.good,
+        checksum=fed.verdict.checksum_state, verified=fed.verdict.good,
         source_size_bytes=source.size, source_created=source.created.isoformat(),
         duration_seconds=round(time.monotonic() - started, 3), steps=plan.steps(),
-        warnings=warnings)
+        warnings=warnings, no_verify=no_verify)
 
 
-def _dry_run(source: BackupSource, plan: RestorePlan, warnings: list[str],
+def _dry_run(source: BackupRef, plan: RestorePlan, warnings: list[str],
              started: float, keys: list[Identity] | None,
-             progress: Progress) -> RestoreResult:
+             progress: Progress, *, no_verify: bool) -> RestoreResult:
     """Prove the backup and describe the plan; touch no database, file or container."""
-    stream = source.open()
-    try:
+    with source.open() as stream:
         verdict = verify_stream(stream, expected_sha256=source.expected_sha256,
                                 identities=keys,
                                 progress=progress.task(source.progress_label("verify"),
                                                        source.size).update)
-    finally:
-        stream.close()
     warnings = [*warnings, *verdict.problems()]
     return RestoreResult(
-        status="dry-run", source=source.location, source_name=source.name,
+        dry_run=True, source=source.location, source_name=source.name,
         target_database=plan.target, previous_database=plan.previous,
-        checksum=checksum_state(verdict, source), verified=verdict.good,
+        checksum=verdict.checksum_state, verified=verdict.good,
         source_size_bytes=source.size, source_created=source.created.isoformat(),
         duration_seconds=round(time.monotonic() - started, 3),
-        steps=plan.steps(), warnings=warnings)
+        steps=plan.steps(), warnings=warnings, no_verify=no_verify)

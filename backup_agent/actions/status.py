@@ -7,12 +7,14 @@ or when there is none, whatever the schedule that should have made it.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Any
 
-from backup_agent.actions.list import ListedBackup, Where, run_list
-from backup_agent.errors import ConfigurationError, StaleBackupError
-from backup_agent.settings import Settings
+from backup_agent.catalog import Catalog
+from backup_agent.model.backup import BackupRef, Where, newest_complete
+from backup_agent.model.errors import ConfigurationError, StaleBackupError
+from backup_agent.model.settings import Settings
 
 DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhd])\s*$")
 UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
@@ -28,24 +30,33 @@ def parse_duration(text: str) -> timedelta:
 
 @dataclass(frozen=True)
 class StatusResult:
-    newest: ListedBackup
+    newest: BackupRef
     age: timedelta
     max_age: timedelta
+    warnings: list[str] = field(default_factory=list)
+
+    def failure(self) -> None:
+        return None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**self.newest.to_dict(),
+                "age_hours": round(self.age.total_seconds() / 3600, 2),
+                "max_age_hours": self.max_age.total_seconds() / 3600}
 
 
 def run_status(settings: Settings, *, max_age: timedelta, where: Where,
                now: datetime) -> StatusResult:
     """Return the newest complete backup; raise StaleBackupError if it is too old or absent."""
-    complete = [backup for backup in run_list(settings, where).backups if backup.complete]
-    if not complete:
+    listing = Catalog(settings).listing(where)
+    newest = newest_complete(listing.backups)
+    if newest is None:
         raise StaleBackupError(f"no complete backup found ({where.value}): backups are not "
                                "being made; check the backup job's logs")
-    newest = max(complete, key=lambda backup: backup.created)
     age = now - newest.created
     if age > max_age:
         hours = age.total_seconds() / 3600
         raise StaleBackupError(
-            f"the newest complete backup ({newest.name}, {newest.where}) is {hours:.1f} hours "
-            f"old, over the {max_age.total_seconds() / 3600:g}-hour limit: backups have "
+            f"the newest complete backup ({newest.name}, {newest.where.value}) is {hours:.1f} "
+            f"hours old, over the {max_age.total_seconds() / 3600:g}-hour limit: backups have "
             "stopped; check the backup job's logs")
-    return StatusResult(newest=newest, age=age, max_age=max_age)
+    return StatusResult(newest=newest, age=age, max_age=max_age, warnings=listing.warnings)

@@ -12,21 +12,22 @@ import logging
 import time
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from pyrage.x25519 import Identity
-
-from backup_agent.actions.list import list_s3
-from backup_agent.errors import ConfigurationError
-from backup_agent.local_store import scan
-from backup_agent.naming import STAMP_FORMAT
+from backup_agent.catalog import Catalog
+from backup_agent.identities import decryption_keys
+from backup_agent.model.backup import BackupRef
+from backup_agent.model.errors import BackupAgentError, ConfigurationError, VerificationError
+from backup_agent.model.naming import STAMP_FORMAT
+from backup_agent.model.progress import NO_PROGRESS, Progress, Task
+from backup_agent.model.settings import Settings
 from backup_agent.postgres.admin import DatabaseAdmin, derived_name
+from backup_agent.postgres.feed import feed_psql
 from backup_agent.postgres.session import SqlSession
-from backup_agent.progress import NO_PROGRESS, Progress, Task
-from backup_agent.restore_stream import feed_psql
-from backup_agent.settings import Settings
-from backup_agent.sources import BackupSource, decryption_keys, resolve_source
-from backup_agent.verification import Verdict, checksum_stream, verify_stream
+from backup_agent.streams.verify import Verdict, checksum_stream, verify_stream
+
+if TYPE_CHECKING:
+    from pyrage.x25519 import Identity
 
 log = logging.getLogger(__name__)
 
@@ -55,18 +56,21 @@ class VerifiedBackup:
 
 @dataclass
 class VerifyResult:
-    status: str  # "success" or "failure"
     backups: list[VerifiedBackup]
     duration_seconds: float
+    warnings: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        return {"backups": [asdict(item) for item in self.backups],
+                "duration_seconds": self.duration_seconds}
 
-
-def _checksum(verdict: Verdict) -> str:
-    if verdict.expected_sha256 is None:
-        return "missing"
-    return "ok" if verdict.checksum_matches else "mismatch"
+    def failure(self) -> BackupAgentError | None:
+        failed = [item.name for item in self.backups if not item.ok]
+        if not failed:
+            return None
+        return VerificationError(f"verification failed for {', '.join(failed)}: see above; "
+                                 "use an earlier backup and investigate",
+                                 details=self.to_dict())
 
 
 def compare_row_counts(expected: dict[str, int], actual: dict[str, int]) -> list[str]:
@@ -83,27 +87,24 @@ def compare_row_counts(expected: dict[str, int], actual: dict[str, int]) -> list
     return lines
 
 
-def _restore_test(settings: Settings, source: BackupSource, moment: datetime,
+def _restore_test(settings: Settings, backup: BackupRef, moment: datetime,
                   keys: list[Identity] | None, task: Task) -> tuple[Verdict, RestoreTest]:
     scratch = derived_name(settings.postgres.database,
                            f"_verify_{moment.astimezone(UTC).strftime(STAMP_FORMAT)}")
     with DatabaseAdmin(settings.postgres) as admin:
         admin.create_like(scratch, None, keep_owner=False)
         try:
-            stream = source.open()
-            try:
+            with backup.open() as stream:
                 fed = feed_psql(settings.postgres, scratch, stream,
-                                expected_sha256=source.expected_sha256, no_owner=True,
+                                expected_sha256=backup.expected_sha256, no_owner=True,
                                 identities=keys, progress=task.update)
-            finally:
-                stream.close()
             mismatches = []
             if not fed.psql_ok:
                 mismatches.append(f"psql failed: {fed.psql_error}")
-            expected = (source.manifest or {}).get("row_counts")
+            expected = (backup.manifest or {}).get("row_counts")
+            actual: dict[str, int] = {}
             if not isinstance(expected, dict):
                 mismatches.append("no manifest with row counts to compare against")
-                actual: dict[str, int] = {}
             else:
                 with SqlSession(settings.postgres, scratch) as session:
                     session.query("SELECT 1;")  # the restored database accepts connections
@@ -115,25 +116,22 @@ def _restore_test(settings: Settings, source: BackupSource, moment: datetime,
                                     tables_checked=len(actual), mismatches=mismatches)
 
 
-def verify_one(settings: Settings, source: BackupSource, *, restore_test: bool,
+def verify_one(settings: Settings, backup: BackupRef, *, restore_test: bool,
                moment: datetime, progress: Progress = NO_PROGRESS) -> VerifiedBackup:
     test = None
-    keys = decryption_keys(settings, source, required=restore_test)
-    checksum_only = source.encrypted and keys is None
-    task = progress.task(source.progress_label("restore-test" if restore_test else "verify"),
-                         source.size)
+    keys = decryption_keys(settings, backup, required=restore_test)
+    checksum_only = backup.encrypted and keys is None
+    task = progress.task(backup.progress_label("restore-test" if restore_test else "verify"),
+                         backup.size)
     if restore_test:
-        verdict, test = _restore_test(settings, source, moment, keys, task)
+        verdict, test = _restore_test(settings, backup, moment, keys, task)
     else:
-        stream = source.open()
-        try:
-            verdict = (checksum_stream(stream, expected_sha256=source.expected_sha256,
+        with backup.open() as stream:
+            verdict = (checksum_stream(stream, expected_sha256=backup.expected_sha256,
                                        progress=task.update)
                        if checksum_only else
-                       verify_stream(stream, expected_sha256=source.expected_sha256,
+                       verify_stream(stream, expected_sha256=backup.expected_sha256,
                                      identities=keys, progress=task.update))
-        finally:
-            stream.close()
     if checksum_only:
         # Without the private key only the stored bytes can be proven: they hash to what
         # the backup run wrote after it had checked the dump complete.
@@ -142,24 +140,12 @@ def verify_one(settings: Settings, source: BackupSource, *, restore_test: bool,
     else:
         problems = verdict.problems() + (test.mismatches if test else [])
         ok = verdict.good and (test is None or test.passed)
-    log.info("%s %s%s", source.location,
-             ("checksum verified (encrypted: content not checked without --identity)"
-              if checksum_only else "verified") if ok else "FAILED: ",
-             "" if ok else "; ".join(problems))
-    return VerifiedBackup(name=source.name, location=source.location, ok=ok,
-                          checksum=_checksum(verdict),
+    return VerifiedBackup(name=backup.name, location=backup.location, ok=ok,
+                          checksum=verdict.checksum_state,
                           gzip_complete=None if checksum_only else verdict.gzip_complete,
                           dump_complete=None if checksum_only else verdict.dump_complete,
-                          size_bytes=verdict.compressed_bytes, encrypted=source.encrypted,
+                          size_bytes=verdict.compressed_bytes, encrypted=backup.encrypted,
                           problems=problems, restore_test=test)
-
-
-def _all_sources(settings: Settings, *, from_s3: bool) -> list[BackupSource]:
-    if from_s3:
-        return [resolve_source(settings, backup.location, from_s3=True)
-                for backup in list_s3(settings)]
-    return [resolve_source(settings, str(backup.path), from_s3=False)
-            for backup in scan(settings.backup_directory)]
 
 
 def run_verify(settings: Settings, given: str | None, *, from_s3: bool = False,
@@ -169,11 +155,11 @@ def run_verify(settings: Settings, given: str | None, *, from_s3: bool = False,
     started = time.monotonic()
     if all_backups and given:
         raise ConfigurationError("give either a SOURCE or --all, not both")
-    sources = (_all_sources(settings, from_s3=from_s3) if all_backups
-               else [resolve_source(settings, given or "latest", from_s3=from_s3)])
+    catalog = Catalog(settings)
+    backups = (catalog.all(from_s3=from_s3) if all_backups
+               else [catalog.resolve(given or "latest", from_s3=from_s3)])
     moment = datetime.now(UTC)
-    verified = [verify_one(settings, source, restore_test=restore_test, moment=moment,
+    verified = [verify_one(settings, backup, restore_test=restore_test, moment=moment,
                            progress=progress)
-                for source in sources]
-    return VerifyResult(status="success" if all(item.ok for item in verified) else "failure",
-                        backups=verified, duration_seconds=round(time.monotonic() - started, 3))
+                for backup in backups]
+    return VerifyResult(backups=verified, duration_seconds=round(time.monotonic() - started, 3))

@@ -11,9 +11,9 @@ import re
 import time
 from dataclasses import dataclass
 
-from backup_agent.errors import DatabaseError
+from backup_agent.model.errors import DatabaseError
+from backup_agent.model.settings import PostgresSettings
 from backup_agent.postgres.session import SqlSession
-from backup_agent.settings import PostgresSettings
 
 MAINTENANCE_DATABASE = "postgres"
 IDENTIFIER_LIMIT = 63  # PostgreSQL truncates longer names (NAMEDATALEN - 1)

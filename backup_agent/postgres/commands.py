@@ -10,9 +10,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 
-from backup_agent.settings import PostgresSettings
-
-DUMP_COMPLETE_MARKER = b"-- PostgreSQL database dump complete"
+from backup_agent.model.settings import PostgresSettings
 
 
 def client_program(settings: PostgresSettings, program: str) -> list[str]:

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from backup_agent.errors import (
+from backup_agent.model.errors import (
     BackupAgentError,
     ConfigurationError,
     DatabaseError,
     ToolMissingError,
 )
-from backup_agent.settings import PostgresSettings
+from backup_agent.model.settings import PostgresSettings
 
 
 def describe_server(settings: PostgresSettings) -> str:

@@ -10,16 +10,14 @@ from __future__ import annotations
 
 import secrets
 import subprocess
-import tempfile
 from dataclasses import dataclass
 from types import TracebackType
-from typing import IO
 
 from backup_agent import execute
-from backup_agent.errors import DatabaseError
+from backup_agent.model.errors import DatabaseError
+from backup_agent.model.settings import PostgresSettings
 from backup_agent.postgres.commands import make_environment, make_psql_command
 from backup_agent.postgres.diagnosis import diagnose
-from backup_agent.settings import PostgresSettings
 
 # One generated `SELECT count(*)` a user table, run by psql's \gexec inside the session.
 ROW_COUNTS_SQL = r"""
@@ -52,15 +50,14 @@ class SqlSession:
         self._start()
 
     def _start(self) -> None:
-        self._stderr: IO[bytes] = tempfile.TemporaryFile()  # noqa: SIM115 - closed in close()
-        self._process = execute.spawn(
-            make_psql_command(self._settings, self._database),
-            environment=make_environment(self._settings),
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._stderr)
+        self._child = execute.Child(make_psql_command(self._settings, self._database),
+                                    environment=make_environment(self._settings),
+                                    stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+        self._process = self._child.process
 
     @property
     def alive(self) -> bool:
-        return self._process.poll() is None
+        return self._child.alive
 
     def reopen(self) -> None:
         """Start a new connection (psql exits at the first failed statement)."""
@@ -75,10 +72,8 @@ class SqlSession:
         self.close()
 
     def _error(self) -> DatabaseError | Exception:
-        self._process.wait(timeout=30)
-        self._stderr.seek(0)
-        stderr = self._stderr.read().decode("utf-8", "replace")
-        return diagnose(stderr, self._settings, program="psql")
+        self._child.wait(timeout=30)
+        return diagnose(self._child.stderr_text(), self._settings, program="psql")
 
     def query(self, sql: str) -> list[str]:
         """Run `sql` and return its output lines; raise a diagnosed error if psql fails."""
@@ -118,9 +113,7 @@ class SqlSession:
 
     def kill(self) -> None:
         """Stop psql at once (a query in flight is abandoned; the server rolls back)."""
-        if self._process.poll() is None:
-            self._process.kill()
-            self._process.wait()
+        self._child.kill()
 
     def close(self) -> None:
         """End the transaction (read-only, so nothing to commit) and the process."""
@@ -131,11 +124,5 @@ class SqlSession:
                 self._process.stdin.close()
             except (BrokenPipeError, OSError):
                 pass
-            try:
-                self._process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self._process.kill()
-                self._process.wait()
-        if self._process.stdout is not None:
-            self._process.stdout.close()
-        self._stderr.close()
+            self._child.wait(timeout=30)
+        self._child.close()

@@ -114,7 +114,7 @@ def test_a_dry_run_decrypts_and_proves_the_backup_and_changes_nothing(
                         "--json"], agent_env)
     assert result.returncode == 0, result.stderr
     plan = json.loads(result.stdout)
-    assert (plan["status"], plan["verified"]) == ("dry-run", True)
+    assert (plan["status"], plan["dry_run"], plan["verified"]) == ("success", True, True)
     assert any("decrypting it (age)" in step for step in plan["steps"])
     assert (pg_server.database_names(), fingerprint(pg_server, database)) == before
 

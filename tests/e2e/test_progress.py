@@ -6,7 +6,6 @@ The terminal is a real pseudo-terminal (pty): the agent cannot tell it from a pe
 from __future__ import annotations
 
 import json
-import logging
 import os
 import pty
 import re
@@ -15,9 +14,6 @@ import time
 from collections.abc import Mapping
 from pathlib import Path
 
-import pytest
-
-from backup_agent.progress import PlainProgress
 from tests.conftest import AGENT, make_backup, run_agent
 
 BAR = "━"
@@ -108,20 +104,6 @@ def test_json_output_is_unchanged_by_quiet(agent_env: dict[str, str]) -> None:
     report = make_backup(agent_env)
     quiet = run_agent(["--quiet", "list", "--json"], agent_env)
     assert quiet.returncode == 0 and report["name"] in quiet.stdout and quiet.stderr == ""
-
-
-def test_plain_progress_logs_bytes_rate_and_time_left(
-        caplog: pytest.LogCaptureFixture) -> None:
-    caplog.set_level(logging.INFO, logger="backup_agent.progress")
-    task = PlainProgress(interval=0).task("restore db_backup_x.sql.gz", total=4 * 1024 ** 3)
-    time.sleep(0.01)
-    task.update(1024 ** 3)
-    [record] = caplog.records
-    assert re.fullmatch(r"restore db_backup_x\.sql\.gz: 1\.0 GiB of 4\.0 GiB \(25%\) at "
-                        r"[\d.]+ [KMGT]iB/s, about \d+s left", record.getMessage())
-    quiet = PlainProgress(interval=3600).task("dump", None)
-    quiet.update(10)
-    assert len(caplog.records) == 1  # at most one line per interval
 
 
 def test_bars_on_a_terminal_stderr_leave_json_on_stdout_clean(

@@ -1,57 +1,85 @@
-"""The S3 wrapper against moto's server: multipart, encryption, not-found as a result."""
+"""The S3 store against moto's server: multipart, encryption, not-found as a result, errors."""
 
 from __future__ import annotations
 
 import hashlib
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import pytest
 
-from backup_agent import s3_store
-from backup_agent.settings import S3Settings
+from backup_agent.model.errors import S3Error
+from backup_agent.model.settings import S3Settings
+from backup_agent.storage.s3 import S3Store
+from backup_agent.storage.s3_download import MEBIBYTE, ParallelObjectStream
 from testbed.s3 import S3Endpoint
-
-if TYPE_CHECKING:
-    from mypy_boto3_s3 import S3Client
 
 
 @pytest.fixture
-def client(s3_endpoint: S3Endpoint, monkeypatch: pytest.MonkeyPatch) -> S3Client:
+def aws_environment(s3_endpoint: S3Endpoint, monkeypatch: pytest.MonkeyPatch) -> None:
     for name, value in s3_endpoint.environment().items():
         monkeypatch.setenv(name, value)
-    settings = S3Settings(bucket="unused")
-    return s3_store.make_client(settings, s3_store.make_session(settings))
 
 
-def test_large_files_go_up_in_parts_encrypted_and_intact(client: S3Client, bucket: str,
+@pytest.fixture
+def store(aws_environment: None, bucket: str) -> S3Store:
+    return S3Store(S3Settings(bucket=bucket))
+
+
+def test_large_files_go_up_in_parts_encrypted_and_intact(store: S3Store,
                                                          tmp_path: Path) -> None:
     path = tmp_path / "db_backup_20260228_110000.sql.gz"
-    path.write_bytes(os.urandom(3 * 16 * s3_store.MEBIBYTE + 12345))
-    s3_store.upload_file(client, bucket=bucket, key="backups/big", path=path,
-                         metadata={"sha256": "abc"}, content_type="application/gzip")
-    head = s3_store.head(client, bucket=bucket, key="backups/big")
+    path.write_bytes(os.urandom(3 * 16 * MEBIBYTE + 12345))
+    store.put_file("backups/big", path, metadata={"sha256": "abc"},
+                   content_type="application/gzip")
+    head = store.head("backups/big")
     assert head is not None
     assert head["ContentLength"] == path.stat().st_size
     assert head["ServerSideEncryption"] == "AES256"
     assert head["Metadata"] == {"sha256": "abc"}
     assert head["ETag"].strip('"').endswith("-4")  # four parts: a multipart upload
-    body = client.get_object(Bucket=bucket, Key="backups/big")["Body"].read()
+    stream = store.opener("backups/big", path.stat().st_size)()
+    body = b"".join(iter(lambda: stream.read(1 << 20), b""))
+    stream.close()
     assert hashlib.sha256(body).digest() == hashlib.sha256(path.read_bytes()).digest()
 
 
-def test_head_of_a_missing_object_is_none(client: S3Client, bucket: str) -> None:
-    assert s3_store.head(client, bucket=bucket, key="backups/none") is None
+def test_head_of_a_missing_object_is_none(store: S3Store) -> None:
+    assert store.head("backups/none") is None
 
 
-def test_parallel_download_returns_the_object_in_order(client: S3Client, bucket: str) -> None:
-    data = os.urandom(3 * s3_store.MEBIBYTE + 777)
-    client.put_object(Bucket=bucket, Key="backups/ranged", Body=data)
-    stream = s3_store.ParallelObjectStream(client, bucket=bucket, key="backups/ranged",
-                                           size=len(data), chunk_bytes=256 * 1024)
+def test_listing_pages_through_every_key_under_the_prefix(store: S3Store) -> None:
+    for number in range(1005):  # more than one page of 1,000
+        store.client.put_object(Bucket=store.bucket, Key=f"backups/k{number:04d}", Body=b"x")
+    store.client.put_object(Bucket=store.bucket, Key="elsewhere/k", Body=b"x")
+    keys = [item.key for item in store.list()]
+    assert len(keys) == 1005 and all(key.startswith("backups/") for key in keys)
+
+
+def test_small_reads_are_capped_and_probes_round_trip(store: S3Store) -> None:
+    store.put_bytes("backups/probe", b"hello\n", action="write a probe object")
+    assert store.read_small("backups/probe") == b"hello\n"
+
+
+def test_parallel_download_returns_the_object_in_order(store: S3Store) -> None:
+    data = os.urandom(3 * MEBIBYTE + 777)
+    store.client.put_object(Bucket=store.bucket, Key="backups/ranged", Body=data)
+    stream = ParallelObjectStream(store.client, bucket=store.bucket, key="backups/ranged",
+                                  size=len(data), chunk_bytes=256 * 1024)
     pieces = []
     while piece := stream.read(100_000):
         pieces.append(piece)
     stream.close()
     assert b"".join(pieces) == data
+
+
+def test_a_missing_bucket_is_one_s3_error_with_the_fix(aws_environment: None) -> None:
+    store = S3Store(S3Settings(bucket="no-such-bucket-here"))
+    with pytest.raises(S3Error, match="does not exist: check S3_BUCKET"):
+        store.list()
+
+
+def test_bucket_configuration_that_is_unset_is_none(store: S3Store) -> None:
+    assert store.configuration("get_bucket_lifecycle_configuration",
+                               {"NoSuchLifecycleConfiguration"}) is None
+    assert store.configuration("get_bucket_versioning", set()) is not None

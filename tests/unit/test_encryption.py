@@ -11,13 +11,13 @@ import pyrage
 import pytest
 from pyrage import x25519
 
-from backup_agent.encryption import (
+from backup_agent.model.age_keys import parse_recipients
+from backup_agent.model.errors import ConfigurationError
+from backup_agent.streams.age import (
     DecryptingReader,
     EncryptingWriter,
     load_identities,
-    parse_recipients,
 )
-from backup_agent.errors import ConfigurationError
 
 IDENTITY = x25519.Identity.generate()
 RECIPIENT = str(IDENTITY.to_public())

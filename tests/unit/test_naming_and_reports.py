@@ -6,9 +6,9 @@ from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
-from backup_agent.naming import backup_name, created_at, s3_key
-from backup_agent.progress import human_size
-from backup_agent.report import human_age
+from backup_agent.cli.progress import human_size
+from backup_agent.cli.render import human_age
+from backup_agent.model.naming import backup_name, created_at, s3_key
 
 
 def test_backup_name_is_utc() -> None:

@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from backup_agent.errors import ConfigurationError, DatabaseError, ToolMissingError
+from backup_agent.model.errors import ConfigurationError, DatabaseError, ToolMissingError
+from backup_agent.model.settings import PostgresSettings
 from backup_agent.postgres.commands import (
     make_dump_command,
     make_environment,
@@ -14,7 +15,6 @@ from backup_agent.postgres.commands import (
     parse_client_version,
 )
 from backup_agent.postgres.diagnosis import diagnose
-from backup_agent.settings import PostgresSettings
 
 DIRECT = PostgresSettings(database="dorami_production", user="dorami_prod", password="s3cret!",
                           host="127.0.0.1", port=5432, bin_directory=Path("/usr/lib/pg/bin"))

@@ -6,8 +6,8 @@ import botocore.exceptions
 import pytest
 from boto3.exceptions import S3UploadFailedError
 
-from backup_agent.errors import ExitCode
-from backup_agent.s3_store import translate_error
+from backup_agent.model.errors import ExitCode
+from backup_agent.storage.s3_errors import translate_error
 
 
 def client_error(code: str, status: int) -> botocore.exceptions.ClientError:

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from backup_agent.errors import ConfigurationError
-from backup_agent.settings import normalize_prefix, resolve_settings
+from backup_agent.model.errors import ConfigurationError
+from backup_agent.model.settings import normalize_prefix, resolve_settings
 
 
 def test_defaults_follow_the_guide() -> None:

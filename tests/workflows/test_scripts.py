@@ -176,7 +176,7 @@ def test_freshness_check_passes_on_a_fresh_backup_and_fails_on_an_old_one(
     stale = runner_check(runner_env, s3_endpoint, "check-freshness", "--max-age-hours", "26")
     assert stale.returncode == 1 and "no complete backup" in stale.stdout
     client = s3_endpoint.client()
-    for suffix in ("", ".manifest.json"):
+    for suffix in ("", ".sha256", ".manifest.json"):  # data, checksum, manifest: complete
         client.put_object(Bucket=bucket, Body=b"{}",
                           Key=f"backups/2026/01/db_backup_20260101_020000.sql.gz{suffix}")
     old = runner_check(runner_env, s3_endpoint, "check-freshness", "--max-age-hours", "26")

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from backup_agent.errors import S3Error
+from backup_agent.model.errors import S3Error
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -44,7 +44,7 @@ class StreamingUpload:
                  on_uploaded: Callable[[int], None] | None = None) -> None:
         self._client = client
         self._bucket = bucket
-        self._key = key
+        self.key = key
         self._part_size = part_size
         self._extra_args = dict(extra_args)
         self.metadata: dict[str, str] = dict(self._extra_args.get("Metadata", {}))
@@ -76,7 +76,7 @@ class StreamingUpload:
     def _create(self) -> str | None:
         try:
             answer = self._client.create_multipart_upload(
-                Bucket=self._bucket, Key=self._key, **self._extra_args)
+                Bucket=self._bucket, Key=self.key, **self._extra_args)
         except Exception as error:  # noqa: BLE001 - kept, raised by finish() after the dump
             self.error = error
             return None
@@ -87,7 +87,7 @@ class StreamingUpload:
             raise S3Error("an earlier part failed")
         data = os.pread(self._descriptor, length, offset)
         try:
-            answer = self._client.upload_part(Bucket=self._bucket, Key=self._key,
+            answer = self._client.upload_part(Bucket=self._bucket, Key=self.key,
                                               UploadId=self._upload_id or "", PartNumber=number,
                                               Body=data)
         except Exception as error:
@@ -118,7 +118,7 @@ class StreamingUpload:
             if self.error is not None:
                 raise self.error
             self._client.complete_multipart_upload(
-                Bucket=self._bucket, Key=self._key, UploadId=self._upload_id or "",
+                Bucket=self._bucket, Key=self.key, UploadId=self._upload_id or "",
                 MultipartUpload={"Parts": [{"PartNumber": number, "ETag": etag}
                                            for number, (etag, _) in sorted(results.items())]})
             digests = b"".join(digest for _, (_, digest) in sorted(results.items()))
@@ -133,7 +133,7 @@ class StreamingUpload:
     def _put_whole(self, total: int) -> UploadedObject:
         """A backup smaller than one part goes up in one PUT."""
         data = os.pread(self._descriptor, total, 0)
-        self._client.put_object(Bucket=self._bucket, Key=self._key, Body=data,
+        self._client.put_object(Bucket=self._bucket, Key=self.key, Body=data,
                                 **self._extra_args)
         self._count_uploaded(total)
         return UploadedObject(size=total,
@@ -147,13 +147,13 @@ class StreamingUpload:
         self._pool.shutdown(wait=True, cancel_futures=True)
         if self._upload_id is not None:
             try:
-                self._client.abort_multipart_upload(Bucket=self._bucket, Key=self._key,
+                self._client.abort_multipart_upload(Bucket=self._bucket, Key=self.key,
                                                     UploadId=self._upload_id)
-                log.info("aborted the multipart upload of s3://%s/%s", self._bucket, self._key)
+                log.info("aborted the multipart upload of s3://%s/%s", self._bucket, self.key)
             except Exception as error:  # noqa: BLE001 - the lifecycle rule aborts it in 7 days
                 log.warning("could not abort the multipart upload of s3://%s/%s (%s): the "
                             "bucket's lifecycle rule removes it within 7 days", self._bucket,
-                            self._key, error)
+                            self.key, error)
             self._upload_id = None
         self._close()
 

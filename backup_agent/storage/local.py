@@ -10,35 +10,20 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import hashlib
 import json
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
-from datetime import datetime
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from backup_agent.errors import LocalStorageError
-from backup_agent.naming import checksum_name, created_at, manifest_name
+from backup_agent.model.backup import BackupRef, Where
+from backup_agent.model.errors import LocalStorageError
+from backup_agent.model.naming import checksum_name, created_at, manifest_name
 
 TEMPORARY_PREFIX = ".tmp-"
-AGENT_NAME = "backup-agent"
-
-
-@dataclass(frozen=True)
-class LocalBackup:
-    name: str
-    path: Path
-    size: int
-    created: datetime
-    has_checksum: bool
-    manifest: dict[str, Any] | None
-
-    @property
-    def made_by_agent(self) -> bool:
-        """True when our manifest says we wrote it (the guide's old script wrote none)."""
-        return bool(self.manifest) and self.manifest.get("tool") == AGENT_NAME  # type: ignore[union-attr]
+HASH_CHUNK_BYTES = 4 * 1024 * 1024
 
 
 def storage_error(error: OSError, directory: Path) -> LocalStorageError:
@@ -72,44 +57,56 @@ def read_manifest(path: Path) -> dict[str, Any] | None:
     return content if isinstance(content, dict) else None
 
 
-def _is_regular_file(path: Path) -> bool:
+def is_regular_file(path: Path) -> bool:
     """True for a real file: symlinks are never taken for backups, nor followed."""
     return path.is_file() and not path.is_symlink()
 
 
-def scan(directory: Path) -> list[LocalBackup]:
+def describe(path: Path) -> BackupRef | None:
+    """Return the backup at `path` as listed (sidecars noted, manifest read), or None."""
+    created = created_at(path.name)
+    if created is None or not is_regular_file(path):
+        return None
+    manifest = read_manifest(path.with_name(manifest_name(path.name)))
+    return BackupRef(
+        name=path.name, where=Where.LOCAL, location=str(path), size=path.lstat().st_size,
+        created=created, has_checksum=is_regular_file(path.with_name(checksum_name(path.name))),
+        has_manifest=manifest is not None, manifest=manifest, path=path,
+        opener=lambda: path.open("rb"))
+
+
+def scan(directory: Path) -> list[BackupRef]:
     """Return the backups in `directory`, newest first."""
     if not directory.is_dir():
         return []
-    backups = []
-    for entry in directory.iterdir():
-        created = created_at(entry.name)
-        if created is None or not _is_regular_file(entry):
-            continue
-        backups.append(LocalBackup(
-            name=entry.name, path=entry, size=entry.lstat().st_size, created=created,
-            has_checksum=_is_regular_file(directory / checksum_name(entry.name)),
-            manifest=read_manifest(directory / manifest_name(entry.name)),
-        ))
-    return sorted(backups, key=lambda backup: backup.created, reverse=True)
+    found = [backup for entry in directory.iterdir() if (backup := describe(entry))]
+    return sorted(found, key=lambda backup: backup.created, reverse=True)
+
+
+def sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as data:
+        while chunk := data.read(HASH_CHUNK_BYTES):
+            digest.update(chunk)
+    return digest.hexdigest()
 
 
 def remove_stale_temporary_files(directory: Path) -> list[Path]:
     """Remove temporary files a killed run left; call only while holding the directory lock."""
     removed = []
     for entry in directory.glob(f"{TEMPORARY_PREFIX}*"):
-        if _is_regular_file(entry):
+        if is_regular_file(entry):
             entry.unlink()
             removed.append(entry)
     return removed
 
 
-def delete_backup(backup: LocalBackup) -> list[Path]:
+def delete_backup(data: Path) -> list[Path]:
     """Delete a backup's data file and its sidecars; return what was removed."""
     removed = []
-    for path in (backup.path.with_name(checksum_name(backup.name)),
-                 backup.path.with_name(manifest_name(backup.name)), backup.path):
-        if _is_regular_file(path):
+    for path in (data.with_name(checksum_name(data.name)),
+                 data.with_name(manifest_name(data.name)), data):
+        if is_regular_file(path):
             path.unlink()
             removed.append(path)
     return removed
@@ -171,8 +168,3 @@ def publish(temporary: Path, final: Path) -> None:
         raise storage_error(error, final.parent) from None
     temporary.unlink()
     fsync_directory(final.parent)
-
-
-def checksum_line(sha256: str, name: str) -> str:
-    """Return a line in `sha256sum` format, so `sha256sum -c` checks the backup."""
-    return f"{sha256}  {name}\n"

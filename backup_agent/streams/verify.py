@@ -7,19 +7,20 @@ restore builds a new database and swaps it in only when the verdict is good.
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Protocol, cast
+from typing import TYPE_CHECKING
 
-from isal import isal_zlib
-from pyrage.x25519 import Identity
+from backup_agent.model.backup import DUMP_COMPLETE_MARKER, ReadableStream
+from backup_agent.streams.gzip import CorruptStreamError, GzipDecoder
+from backup_agent.streams.hashing import READ_CHUNK_BYTES, HashingReader
 
-from backup_agent.compression import READ_CHUNK_BYTES, TAIL_BYTES
-from backup_agent.encryption import DecryptingReader, Readable
-from backup_agent.postgres.commands import DUMP_COMPLETE_MARKER
+if TYPE_CHECKING:
+    from pyrage.x25519 import Identity
 
-GZIP_WINDOW_BITS = 31  # zlib's "gzip container" mode
+    from backup_agent.streams.age import Readable
+
+TAIL_BYTES = 8192  # enough of the uncompressed end to find pg_dump's closing line
 HEAD_BYTES = 4096  # enough of the uncompressed start to read pg_dump's header comments
 
 
@@ -40,6 +41,13 @@ class Verdict:
     @property
     def checksum_matches(self) -> bool:
         return self.expected_sha256 is not None and self.sha256 == self.expected_sha256
+
+    @property
+    def checksum_state(self) -> str:
+        """"ok", "mismatch", or "missing" (no .sha256 to compare with)."""
+        if self.expected_sha256 is None:
+            return "missing"
+        return "ok" if self.checksum_matches else "mismatch"
 
     @property
     def good(self) -> bool:
@@ -68,83 +76,12 @@ class Verdict:
         return found
 
 
-# isal's stub declares `error` as an instance, not a class.
-_ZLIB_ERROR = cast("type[Exception]", isal_zlib.error)
-
-
-class ReadableStream(Protocol):
-    """Anything with `read(size)`: a file, an S3 body."""
-
-    def read(self, size: int = -1, /) -> bytes: ...
-
-    def close(self) -> None: ...
-
-
-class CorruptStreamError(Exception):
-    """The gzip data cannot be decompressed at all (a bit flip, not gzip, ...)."""
-
-
-class _Decompressor(Protocol):
-    eof: bool
-    unused_data: bytes
-
-    def decompress(self, data: bytes) -> bytes: ...
-
-
-class GzipDecoder:
-    """Incremental gzip decoding across concatenated members (still valid gzip)."""
-
-    def __init__(self) -> None:
-        self._decompressor: _Decompressor = isal_zlib.decompressobj(GZIP_WINDOW_BITS)
-        self.in_member = False  # True while a member has started but not ended
-
-    def feed(self, chunk: bytes) -> bytes:
-        """Return the data decoded from `chunk`; raise CorruptStreamError if it is not gzip."""
-        pieces = []
-        data = chunk
-        while data:
-            try:
-                pieces.append(self._decompressor.decompress(data))
-            except _ZLIB_ERROR as error:
-                raise CorruptStreamError(str(error)) from None
-            self.in_member = not self._decompressor.eof
-            if self.in_member:
-                break
-            data = self._decompressor.unused_data
-            self._decompressor = isal_zlib.decompressobj(GZIP_WINDOW_BITS)
-        return b"".join(pieces)
-
-
-class _HashingReader:
-    """Read `source`, hashing and counting every byte as stored (ciphertext when encrypted)."""
-
-    def __init__(self, source: ReadableStream,
-                 progress: Callable[[int], None] | None) -> None:
-        self._source = source
-        self._progress = progress
-        self.digest = hashlib.sha256()
-        self.size = 0
-
-    def read(self, size: int = READ_CHUNK_BYTES, /) -> bytes:
-        chunk = self._source.read(size if size > 0 else READ_CHUNK_BYTES)
-        self.digest.update(chunk)
-        self.size += len(chunk)
-        if self._progress and chunk:
-            self._progress(self.size)
-        return chunk
-
-    def drain(self) -> None:
-        """Hash the rest: the checksum is reported even when decoding stopped early."""
-        while self.read(READ_CHUNK_BYTES):
-            pass
-
-
 def checksum_stream(source: ReadableStream, *, expected_sha256: str | None,
                     progress: Callable[[int], None] | None = None) -> Verdict:
     """Hash `source` only: for an encrypted backup when no private key is at hand."""
-    hashing = _HashingReader(source, progress)
+    hashing = HashingReader(source, progress)
     hashing.drain()
-    return Verdict(sha256=hashing.digest.hexdigest(), expected_sha256=expected_sha256,
+    return Verdict(sha256=hashing.hexdigest(), expected_sha256=expected_sha256,
                    compressed_bytes=hashing.size, uncompressed_bytes=0, gzip_complete=False,
                    dump_complete=False, head=b"", encrypted=True)
 
@@ -160,8 +97,12 @@ def verify_stream(source: ReadableStream, *, expected_sha256: str | None,
     decompressed stops feeding the sink early (gzip_complete False); the sink has then seen
     only a prefix of the dump, and the caller must discard its work.
     """
-    hashing = _HashingReader(source, progress)
-    decrypting = DecryptingReader(hashing, identities) if identities is not None else None
+    hashing = HashingReader(source, progress)
+    decrypting = None
+    if identities is not None:
+        from backup_agent.streams.age import DecryptingReader  # pyrage only when decrypting
+
+        decrypting = DecryptingReader(hashing, identities)
     compressed: Readable = decrypting if decrypting is not None else hashing
     decoder = GzipDecoder()
     uncompressed = 0
@@ -190,7 +131,7 @@ def verify_stream(source: ReadableStream, *, expected_sha256: str | None,
     decryption_error = decrypting.error if decrypting is not None else None
     gzip_complete = (not corrupt and not decoder.in_member and read_any
                      and decryption_error is None)
-    return Verdict(sha256=hashing.digest.hexdigest(), expected_sha256=expected_sha256,
+    return Verdict(sha256=hashing.hexdigest(), expected_sha256=expected_sha256,
                    compressed_bytes=hashing.size, uncompressed_bytes=uncompressed,
                    gzip_complete=gzip_complete,
                    dump_complete=gzip_complete and DUMP_COMPLETE_MARKER in tail, head=head,

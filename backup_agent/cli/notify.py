@@ -12,24 +12,11 @@ import logging
 import urllib.error
 import urllib.request
 from collections import deque
-from dataclasses import dataclass, field
-from enum import StrEnum
+
+from backup_agent.model.settings import NotifyMode, NotifySettings
 
 log = logging.getLogger(__name__)
 TAIL_LINES = 40
-
-
-class NotifyMode(StrEnum):
-    WEBHOOK = "webhook"  # POST {"text": ...} (Slack, Mattermost, Discord's /slack endpoint)
-    HEALTHCHECKS = "healthchecks"  # GET URL/start, POST URL on success, POST URL/fail on failure
-
-
-@dataclass(frozen=True)
-class NotifySettings:
-    url: str | None = field(default=None, repr=False)
-    mode: NotifyMode = NotifyMode.WEBHOOK
-    on_success: bool = False  # webhook mode: also post successes
-    timeout_seconds: float = 10.0
 
 
 class LogTail(logging.Handler):

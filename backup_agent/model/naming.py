@@ -1,4 +1,4 @@
-"""Backup names, sidecar names and S3 keys: the layout the guide's shell scripts used."""
+"""Backup names, sidecar names, checksum lines and S3 keys: the layout the guide's scripts used."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ STAMP_FORMAT = "%Y%m%d_%H%M%S"
 CHECKSUM_SUFFIX = ".sha256"
 MANIFEST_SUFFIX = ".manifest.json"
 ENCRYPTED_SUFFIX = ".age"
+AGENT_NAME = "backup-agent"  # the manifest's "tool": what makes a backup ours
 
 
 def backup_name(moment: datetime, *, encrypted: bool = False) -> str:
@@ -52,3 +53,17 @@ def s3_key(prefix: str, name: str) -> str:
     if moment is None:
         raise ValueError(f"not a backup name: {name}")
     return f"{prefix}{moment:%Y}/{moment:%m}/{name}"
+
+
+def checksum_line(sha256: str, name: str) -> str:
+    """Return a line in `sha256sum` format, so `sha256sum -c` checks the backup."""
+    return f"{sha256}  {name}\n"
+
+
+def parse_checksum_file(text: str, name: str) -> str | None:
+    """Return the digest from `sha256sum` output for `name`, or None if it has none."""
+    for line in text.splitlines():
+        parts = line.strip().split()
+        if len(parts) == 2 and parts[1].lstrip("*") == name and len(parts[0]) == 64:
+            return parts[0].lower()
+    return None

@@ -14,9 +14,8 @@ from pathlib import Path
 
 from dotenv import dotenv_values
 
-from backup_agent.encryption import parse_recipients
-from backup_agent.errors import ConfigurationError
-from backup_agent.notify import NotifyMode, NotifySettings
+from backup_agent.model.age_keys import parse_recipients
+from backup_agent.model.errors import ConfigurationError
 
 DEFAULT_BACKUP_DIRECTORY = Path("/opt/dorami/backups")
 DEFAULT_KEEP_LOCAL = 7
@@ -37,6 +36,19 @@ AWS_VARIABLES = (
     "AWS_ENDPOINT_URL_S3",
     "AWS_ENDPOINT_URL",
 )
+
+
+class NotifyMode(StrEnum):
+    WEBHOOK = "webhook"  # POST {"text": ...} (Slack, Mattermost, Discord's /slack endpoint)
+    HEALTHCHECKS = "healthchecks"  # GET URL/start, POST URL on success, POST URL/fail on failure
+
+
+@dataclass(frozen=True)
+class NotifySettings:
+    url: str | None = field(default=None, repr=False)
+    mode: NotifyMode = NotifyMode.WEBHOOK
+    on_success: bool = False  # webhook mode: also post successes
+    timeout_seconds: float = 10.0
 
 
 class RetentionCheck(StrEnum):

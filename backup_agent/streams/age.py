@@ -13,38 +13,21 @@ import contextlib
 import io
 import os
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
-from typing import BinaryIO, Protocol
+from typing import Any, BinaryIO, Protocol
 
 import pyrage
 from pyrage import x25519
 
-from backup_agent.errors import ConfigurationError
+from backup_agent.model.errors import ConfigurationError
 
-RECIPIENT_PREFIX = "age1"
-IDENTITY_PREFIX = "AGE-SECRET-KEY-1"
 PIPE_CHUNK_BYTES = 1024 * 1024
 
 
 class Readable(Protocol):
     def read(self, size: int = -1, /) -> bytes: ...
-
-
-def parse_recipients(text: str, variable: str = "ENCRYPT_TO") -> tuple[str, ...]:
-    """Return the age recipients (public keys) in `text`, separated by commas or spaces."""
-    recipients = tuple(text.replace(",", " ").split())
-    for recipient in recipients:
-        if not recipient.startswith(RECIPIENT_PREFIX):
-            raise ConfigurationError(f"{variable}: {recipient[:12]!r}… is not an age public key "
-                                     "(age1…): give the recipient, never the secret key")
-        try:
-            x25519.Recipient.from_str(recipient)
-        except pyrage.RecipientError:
-            raise ConfigurationError(f"{variable}: {recipient} is not a valid age public key "
-                                     "(a typo? copy it again from the key file's "
-                                     "'# public key:' line)") from None
-    return recipients
 
 
 def load_identities(path: Path) -> list[x25519.Identity]:
@@ -195,6 +178,20 @@ class EncryptingWriter(io.RawIOBase):
                 self._finish()
             finally:
                 super().close()
+
+
+@contextmanager
+def encrypting(target: Any, recipients: Sequence[str]) -> Iterator[Any]:
+    """Yield a writer that age-encrypts into `target` to `recipients`; `target` itself when
+    there are none. The age stream is finished (its last chunk written) on the way out."""
+    if not recipients:
+        yield target
+        return
+    writer = EncryptingWriter(target, recipients)
+    try:
+        yield writer
+    finally:
+        writer.close()  # raises what encryption hit (a full disk keeps its errno)
 
 
 class _RecordingWriter:

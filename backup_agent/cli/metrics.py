@@ -11,7 +11,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from backup_agent.local_store import write_small_file
+from backup_agent.storage.local import write_small_file
 
 METRIC_LINE = re.compile(r'^(\w+)\{database="((?:[^"\\]|\\.)*)"\} (\S+)$')
 HELP = {

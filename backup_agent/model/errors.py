@@ -39,6 +39,8 @@ class BackupAgentError(Exception):
         super().__init__(message)
         # Machine-readable context for --json (e.g. which backups failed verification).
         self.details = details or {}
+        # Warnings of the run that ended in this error, for the --json envelope.
+        self.warned: list[str] = []
 
 
 class ConfigurationError(BackupAgentError):

@@ -9,17 +9,19 @@ from __future__ import annotations
 
 import re
 import subprocess
-import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-
-from pyrage.x25519 import Identity
+from typing import TYPE_CHECKING
 
 from backup_agent import execute
+from backup_agent.model.backup import ReadableStream
+from backup_agent.model.settings import PostgresSettings
 from backup_agent.postgres.commands import make_environment, make_psql_command
 from backup_agent.postgres.diagnosis import last_meaningful_line
-from backup_agent.settings import PostgresSettings
-from backup_agent.verification import ReadableStream, Verdict, verify_stream
+from backup_agent.streams.verify import Verdict, verify_stream
+
+if TYPE_CHECKING:
+    from pyrage.x25519 import Identity
 
 # pg_dump writes ownership as one-line statements: `ALTER TABLE shop.orders OWNER TO app;`
 OWNER_STATEMENT = re.compile(rb"^ALTER (?:[A-Z]+ )+\S.* OWNER TO \S.*;$")
@@ -93,13 +95,11 @@ def feed_psql(settings: PostgresSettings, database: str, source: ReadableStream,
               progress: Callable[[int], None] | None = None,
               identities: Sequence[Identity] | None = None) -> FeedResult:
     """Stream `source` into psql on `database`; return the verdict and psql's outcome."""
-    with tempfile.TemporaryFile() as stderr:
-        process = execute.spawn(
-            make_restore_psql_command(settings, database, verbose=verbose),
-            environment=make_environment(settings), stdin=subprocess.PIPE,
-            stdout=STDERR_DESCRIPTOR if verbose else subprocess.DEVNULL, stderr=stderr)
-        assert process.stdin is not None
-        stdin = process.stdin
+    with execute.running(make_restore_psql_command(settings, database, verbose=verbose),
+                         environment=make_environment(settings), stdin=subprocess.PIPE,
+                         stdout=STDERR_DESCRIPTOR if verbose else subprocess.DEVNULL) as psql:
+        assert psql.process.stdin is not None
+        stdin = psql.process.stdin
         broken = False
 
         def write(data: bytes) -> None:
@@ -111,26 +111,18 @@ def feed_psql(settings: PostgresSettings, database: str, source: ReadableStream,
             except BrokenPipeError:
                 broken = True  # psql stopped at an error; keep reading to finish the verdict
 
-        sink: Callable[[bytes], None] = write
         owner_filter = OwnerFilter(write) if no_owner else None
+        verdict = verify_stream(source, expected_sha256=expected_sha256,
+                                sink=owner_filter or write, progress=progress,
+                                identities=identities)
         if owner_filter:
-            sink = owner_filter
+            owner_filter.flush()
         try:
-            verdict = verify_stream(source, expected_sha256=expected_sha256, sink=sink,
-                                    progress=progress, identities=identities)
-            if owner_filter:
-                owner_filter.flush()
-            try:
-                stdin.close()
-            except BrokenPipeError:
-                broken = True
-            returncode = process.wait()
-        except BaseException:
-            process.kill()
-            process.wait()
-            raise
-        stderr.seek(0)
-        error_output = stderr.read().decode("utf-8", "replace")
+            stdin.close()
+        except BrokenPipeError:
+            broken = True
+        returncode = psql.wait()
+        error_output = psql.stderr_text()
     psql_ok = returncode == 0 and not broken
     return FeedResult(verdict=verdict, psql_ok=psql_ok,
                       psql_error="" if psql_ok else last_meaningful_line(error_output))

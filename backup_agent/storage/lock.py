@@ -12,8 +12,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from backup_agent.errors import LockedError
-from backup_agent.local_store import storage_error
+from backup_agent.model.errors import LockedError
+from backup_agent.storage.local import storage_error
 
 LOCK_FILE_NAME = ".backup-agent.lock"
 

@@ -1,0 +1,3 @@
+from backup_agent.cli.app import app
+
+__all__ = ["app"]

@@ -1,0 +1,157 @@
+"""Render results: plain summaries and a table for people, one JSON envelope for machines.
+
+Every `--json` document has the same envelope: `command`, `status` (success, warning or
+failure), `exit_code`, `error`, `warnings`, then the command's own data. Secrets are masked
+in the values before encoding, so no escaping can hide one.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, Protocol
+
+import typer
+
+from backup_agent.cli.progress import human_size
+from backup_agent.model.errors import BackupAgentError, ExitCode
+
+if TYPE_CHECKING:
+    from backup_agent.actions.backup import BackupResult
+    from backup_agent.actions.prune import PruneResult
+    from backup_agent.actions.restore import RestoreResult
+    from backup_agent.actions.status import StatusResult
+    from backup_agent.actions.verify import VerifyResult
+    from backup_agent.model.backup import BackupRef
+
+
+class Outcome(Protocol):
+    """What every action returns: its data, its warnings, and its verdict."""
+
+    @property
+    def warnings(self) -> list[str]: ...
+
+    def to_dict(self) -> dict[str, Any]: ...
+
+    def failure(self) -> BackupAgentError | None: ...
+
+
+def envelope(command: str, *, warnings: Sequence[str], data: dict[str, Any],
+             exit_code: ExitCode = ExitCode.OK, error: str | None = None) -> dict[str, Any]:
+    """Return the one JSON shape every command prints with --json."""
+    status = "failure" if error is not None else "warning" if warnings else "success"
+    return {"command": command, "status": status, "exit_code": int(exit_code),
+            "error": error, "warnings": list(warnings),
+            **{key: value for key, value in data.items() if key not in ENVELOPE_KEYS}}
+
+
+ENVELOPE_KEYS = ("command", "status", "exit_code", "error", "warnings")
+
+
+def _masked(value: Any, secrets: Sequence[str]) -> Any:
+    if isinstance(value, str):
+        for secret in secrets:
+            value = value.replace(secret, "****")
+        return value
+    if isinstance(value, dict):
+        return {key: _masked(item, secrets) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_masked(item, secrets) for item in value]
+    return value
+
+
+def print_json(payload: dict[str, Any], secrets: Sequence[str]) -> None:
+    typer.echo(json.dumps(_masked(payload, secrets), indent=2, default=str))
+
+
+def human_age(created: datetime, now: datetime) -> str:
+    seconds = max(0, int((now - created).total_seconds()))
+    if seconds < 3600:
+        return f"{seconds // 60}m"
+    if seconds < 86400 * 2:
+        return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
+    return f"{seconds // 86400}d"
+
+
+def backup_table(backups: Sequence[BackupRef], now: datetime) -> str:
+    """Return an aligned table of backups, one line each, with a header."""
+    header = ("NAME", "WHERE", "SIZE", "CREATED (UTC)", "AGE", "CHECKSUM", "COMPLETE")
+    rows = [header] + [
+        (backup.name, backup.where.value, human_size(backup.size),
+         backup.created.strftime("%Y-%m-%d %H:%M:%S"), human_age(backup.created, now),
+         "yes" if backup.has_checksum else "no",
+         "yes" if backup.complete else "no manifest")
+        for backup in backups]
+    widths = [max(len(row[column]) for row in rows) for column in range(len(header))]
+    return "\n".join("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True))
+                     .rstrip() for row in rows)
+
+
+def backup_summary(result: BackupResult) -> str:
+    """Return the closing lines of a backup run in plain words."""
+    lines = [f"backup {result.status}: {result.name} of database {result.database}, "
+             f"{human_size(result.size_bytes)} "
+             f"({human_size(result.uncompressed_bytes)} of SQL) in {result.duration_seconds:.1f}s",
+             f"  local: {result.path}",
+             f"  sha256: {result.sha256}",
+             f"  s3: {result.s3.uri if result.s3 else 'not uploaded'}"]
+    if result.pruned:
+        lines.append(f"  pruned: {', '.join(result.pruned)}")
+    return "\n".join(lines)
+
+
+def restore_summary(result: RestoreResult) -> str:
+    if result.dry_run:
+        lines = [f"dry run: nothing was changed. The plan for {result.source}:",
+                 f"  backup: {result.source_name}, {human_size(result.source_size_bytes)}, "
+                 f"created {result.source_created}",
+                 f"  checksum: {result.checksum}; verified: {'yes' if result.verified else 'NO'}",
+                 f"  target database: {result.target_database}"]
+        lines += [f"  {number}. {step}" for number, step in enumerate(result.steps, 1)]
+    else:
+        lines = [f"restore success: {result.source_name} is now database "
+                 f"{result.target_database} (checksum {result.checksum}) in "
+                 f"{result.duration_seconds:.1f}s"]
+        if result.previous_database:
+            lines.append(f"  previous database kept as {result.previous_database}")
+            lines.append(f"  {result.rollback_hint}")
+    return "\n".join(lines)
+
+
+def verify_summary(result: VerifyResult) -> str:
+    lines = []
+    for item in result.backups:
+        state = "ok" if item.ok else "FAILED"
+        if not item.ok:
+            detail = "; ".join(item.problems)
+        elif item.gzip_complete is None:
+            detail = ("checksum verified; encrypted, so the content was not checked "
+                      "(--identity checks it too)")
+        else:
+            detail = "checksum, gzip stream and closing line verified"
+        if item.restore_test and item.ok:
+            detail += (f"; restored into a scratch database, {item.restore_test.tables_checked}"
+                       " tables' row counts match the manifest")
+        lines.append(f"{state}: {item.location}: {detail}")
+    status = "success" if all(item.ok for item in result.backups) else "failure"
+    lines.append(f"verify {status}: {sum(item.ok for item in result.backups)} of "
+                 f"{len(result.backups)} backup(s) good in {result.duration_seconds:.1f}s")
+    return "\n".join(lines)
+
+
+
+
+def prune_summary(result: PruneResult, *, databases: bool) -> str:
+    verb = "would delete" if result.dry_run else "deleted"
+    lines = [f"{verb} {len(result.deleted)} backup(s), keeping the {result.keep_local} newest",
+             *(f"  {backup.location}" for backup in result.deleted)]
+    if databases:
+        lines += [f"{'would drop' if result.dry_run else 'dropped'} {len(result.databases)} "
+                  "database(s)", *(f"  {name}" for name in result.databases)]
+    return "\n".join(lines)
+
+
+def status_summary(result: StatusResult) -> str:
+    return (f"ok: newest complete backup {result.newest.name} ({result.newest.where.value}) "
+            f"is {result.age.total_seconds() / 3600:.1f} hours old")

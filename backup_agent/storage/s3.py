@@ -1,0 +1,216 @@
+"""The S3 store: the only code that knows boto3 (barman's cloud_providers/aws_s3.py).
+
+boto3 finds the endpoint (AWS_ENDPOINT_URL_S3), region and credential chain itself, exactly
+as on AWS; values that only an --env-file supplied are handed over explicitly. Every call
+is translated here: callers see results, None for a missing object, or one S3Error that
+names the fix.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+import boto3
+import botocore.exceptions
+from boto3.s3.transfer import TransferConfig
+from botocore.config import Config
+
+from backup_agent.model.backup import S3Location
+from backup_agent.model.errors import BackupAgentError, S3Error
+from backup_agent.model.settings import S3Settings
+from backup_agent.storage.s3_download import MEBIBYTE, open_object
+from backup_agent.storage.s3_errors import NOT_FOUND_CODES, error_code, translate_error
+from backup_agent.storage.s3_upload import UPLOAD_THREADS, StreamingUpload
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
+
+    from backup_agent.model.backup import ReadableStream
+
+SERVER_SIDE_ENCRYPTION: Literal["AES256"] = "AES256"
+ENCRYPTED_AT_REST = (SERVER_SIDE_ENCRYPTION, "aws:kms", "aws:kms:dsse")
+DEFAULT_MAX_ATTEMPTS = 6
+SIDECAR_LIMIT_BYTES = 1024 * 1024  # a .sha256 or manifest is a few KiB at most
+
+
+def transfer_config(part_size_mib: int) -> TransferConfig:
+    """Return upload settings: parts of S3_PART_SIZE_MB (16 MiB) on 4 threads.
+
+    S3 allows at most 10,000 parts of at least 5 MiB; s3transfer raises the part size
+    itself for files too large for that. 16 MiB x 4 threads keeps memory near 64 MiB.
+    """
+    part = part_size_mib * MEBIBYTE
+    return TransferConfig(multipart_threshold=part, multipart_chunksize=part,
+                          max_concurrency=UPLOAD_THREADS)
+
+
+def client_config() -> Config:
+    """Return the client settings: "standard" retries (throttling, 500/503) with backoff.
+
+    AWS_MAX_ATTEMPTS, when set, is left for botocore to read (a value in Config would win).
+    """
+    retries: dict[str, Any] = {"mode": "standard"}
+    if not os.environ.get("AWS_MAX_ATTEMPTS"):
+        retries["max_attempts"] = DEFAULT_MAX_ATTEMPTS
+    # No per-request CRC32: every upload is confirmed end to end by its ETag (MD5 of the
+    # parts) and every download by the backup's SHA-256, so it would only cost CPU.
+    return Config(retries=retries, connect_timeout=10, read_timeout=120,  # type: ignore[arg-type]
+                  request_checksum_calculation="when_required",
+                  response_checksum_validation="when_required")
+
+
+@dataclass(frozen=True)
+class S3Object:
+    key: str
+    size: int
+    last_modified: datetime
+
+
+class S3Store:
+    """One bucket, as the configured credentials see it."""
+
+    def __init__(self, settings: S3Settings, *, bucket: str | None = None) -> None:
+        chosen = bucket or settings.bucket
+        if not chosen:
+            raise S3Error("S3_BUCKET is not set: set it (env or --env-file)")
+        self.bucket = chosen
+        self.prefix = settings.prefix
+        self._part_size_mib = settings.part_size_mib
+        aws = settings.aws_from_env_file
+        self._endpoint = aws.get("AWS_ENDPOINT_URL_S3") or aws.get("AWS_ENDPOINT_URL")
+        self._session = boto3.session.Session(
+            aws_access_key_id=aws.get("AWS_ACCESS_KEY_ID"),
+            aws_secret_access_key=aws.get("AWS_SECRET_ACCESS_KEY"),
+            aws_session_token=aws.get("AWS_SESSION_TOKEN"),
+            region_name=aws.get("AWS_REGION") or aws.get("AWS_DEFAULT_REGION"),
+            profile_name=aws.get("AWS_PROFILE"))
+        self._client: S3Client | None = None
+
+    def has_credentials(self) -> bool:
+        return self._session.get_credentials() is not None
+
+    @property
+    def client(self) -> S3Client:
+        if self._client is None:
+            self._client = self._session.client("s3", endpoint_url=self._endpoint,
+                                                config=client_config())
+        return self._client
+
+    def url(self, key: str) -> str:
+        return f"s3://{self.bucket}/{key}"
+
+    @contextmanager
+    def _translated(self, action: str) -> Iterator[None]:
+        try:
+            yield
+        except BackupAgentError:
+            raise
+        except Exception as error:  # noqa: BLE001 - translate_error re-raises the unknown
+            raise translate_error(error, bucket=self.bucket, action=action,
+                                  endpoint=self.client.meta.endpoint_url) from None
+
+    # Reading
+
+    def list(self, prefix: str | None = None) -> list[S3Object]:
+        """Return every object under `prefix` (default: S3_PREFIX), 1,000 keys a page."""
+        found = []
+        with self._translated("list backups"):
+            paginator = self.client.get_paginator("list_objects_v2")
+            for page in paginator.paginate(Bucket=self.bucket,
+                                           Prefix=self.prefix if prefix is None else prefix):
+                found += [S3Object(key=item["Key"], size=item["Size"],
+                                   last_modified=item["LastModified"])
+                          for item in page.get("Contents", [])]
+        return found
+
+    def probe_listing(self) -> None:
+        """List one key: proves the bucket is reachable with these credentials."""
+        with self._translated("list backups"):
+            self.client.list_objects_v2(Bucket=self.bucket, Prefix=self.prefix, MaxKeys=1)
+
+    def head(self, key: str) -> dict[str, Any] | None:
+        """Return the object's headers, or None if it does not exist."""
+        with self._translated("read the backup"):
+            try:
+                return dict(self.client.head_object(Bucket=self.bucket, Key=key))
+            except botocore.exceptions.ClientError as error:
+                if error_code(error) in NOT_FOUND_CODES:
+                    return None
+                raise
+
+    def read_small(self, key: str, *, action: str = "read the backup") -> bytes:
+        """Return a small object's bytes (a sidecar), at most SIDECAR_LIMIT_BYTES."""
+        with self._translated(action), \
+                self.client.get_object(Bucket=self.bucket, Key=key)["Body"] as body:
+            return bytes(body.read(SIDECAR_LIMIT_BYTES))
+
+    def opener(self, key: str, size: int) -> Callable[[], ReadableStream]:
+        """Return a function that opens the object as a stream (parallel ranged reads)."""
+        return lambda: open_object(self.client, bucket=self.bucket, key=key, size=size)
+
+    # Writing
+
+    def put_bytes(self, key: str, body: bytes, *, action: str) -> None:
+        with self._translated(action):
+            self.client.put_object(Bucket=self.bucket, Key=key, Body=body,
+                                   ServerSideEncryption=SERVER_SIDE_ENCRYPTION)
+
+    def put_file(self, key: str, path: Path, *, content_type: str,
+                 metadata: Mapping[str, str]) -> None:
+        """Upload `path` (multipart when large) with SSE-S3 and metadata.
+
+        s3transfer aborts a failed multipart upload, so no partial object becomes visible.
+        """
+        with self._translated("upload the backup"):
+            self.client.upload_file(
+                str(path), self.bucket, key, Config=transfer_config(self._part_size_mib),
+                ExtraArgs={"ServerSideEncryption": SERVER_SIDE_ENCRYPTION,
+                           "Metadata": dict(metadata), "ContentType": content_type})
+
+    def start_upload(self, key: str, path: Path, *, content_type: str,
+                     metadata: Mapping[str, str],
+                     on_uploaded: Callable[[int], None] | None = None) -> StreamingUpload:
+        """Begin streaming a file that is still being written to `key` (see s3_upload)."""
+        return StreamingUpload(
+            self.client, path=path, bucket=self.bucket, key=key,
+            part_size=self._part_size_mib * MEBIBYTE,
+            extra_args={"ServerSideEncryption": SERVER_SIDE_ENCRYPTION,
+                        "ContentType": content_type, "Metadata": dict(metadata)},
+            on_uploaded=on_uploaded)
+
+    def finish_upload(self, upload: StreamingUpload, size: int) -> S3Location:
+        """Complete the upload, then confirm size, content (ETag) and encryption at rest."""
+        with self._translated("upload the backup"):
+            uploaded = upload.finish(size)
+        stored = self.head(upload.key)
+        location = S3Location(bucket=self.bucket, key=upload.key)
+        if stored is None or stored.get("ContentLength") != uploaded.size \
+                or str(stored.get("ETag", "")).strip('"') != uploaded.etag:
+            raise S3Error(f"{location.uri} does not match the local backup after upload "
+                          "(size or content differ): the local copy is kept; run again")
+        if stored.get("ServerSideEncryption") not in ENCRYPTED_AT_REST:
+            raise S3Error(f"{location.uri} is not encrypted at rest: enable default "
+                          "encryption on the bucket (pulumi up) and run again")
+        return location
+
+    # The bucket's own configuration, for doctor
+
+    def configuration(self, method: str, missing_codes: set[str]) -> dict[str, Any] | None:
+        """Return a bucket-configuration answer (get_bucket_encryption, ...), None if unset."""
+        with self._translated(f"read the bucket's {method.removeprefix('get_')}"):
+            try:
+                return dict(getattr(self.client, method)(Bucket=self.bucket))
+            except botocore.exceptions.ClientError as error:
+                code = error_code(error)
+                if code in missing_codes:
+                    return None
+                if code in ("AccessDenied", "403"):
+                    raise S3Error(f"{method} was denied: the IAM policy lacks the read-only "
+                                  "bucket-configuration actions (pulumi up adds them)") from None
+                raise

@@ -1,0 +1,76 @@
+"""pg_dump into a composed writer, and a stream fed into psql, against the real server.
+
+The layers below the actions, without the binary: what `backup` and `restore` are built on.
+"""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import pytest
+
+from backup_agent.model.errors import DatabaseError
+from backup_agent.model.settings import PostgresSettings
+from backup_agent.postgres.admin import DatabaseAdmin
+from backup_agent.postgres.dump import dump_database
+from backup_agent.postgres.feed import feed_psql
+from backup_agent.streams.gzip import compressing
+from backup_agent.streams.hashing import HashingWriter
+from testbed.postgres import PostgresServer
+
+
+def settings_for(server: PostgresServer, database: str) -> PostgresSettings:
+    return PostgresSettings(database=database, user=server.user, password=server.password,
+                            host=server.host, port=server.port,
+                            bin_directory=server.bin_directory)
+
+
+def test_a_dump_streams_through_the_chain_and_feeds_back_in(pg_server: PostgresServer,
+                                                            database: str) -> None:
+    settings = settings_for(pg_server, database)
+    stored = io.BytesIO()
+    hashing = HashingWriter(stored)
+    with compressing(hashing) as compressed:
+        dump = dump_database(settings, compressed)
+    assert dump.row_counts and dump.uncompressed_bytes > stored.tell() > 0
+    assert hashing.size == len(stored.getvalue())
+
+    copy = f"{database}_copy"
+    with DatabaseAdmin(settings) as admin:
+        admin.create_like(copy, None, keep_owner=False)
+        try:
+            stored.seek(0)
+            fed = feed_psql(settings, copy, stored, expected_sha256=hashing.hexdigest(),
+                            no_owner=True)
+            assert fed.psql_ok and fed.verdict.good, (fed.psql_error, fed.verdict.problems())
+            for table, rows in dump.row_counts.items():
+                assert pg_server.psql(copy, f"SELECT count(*) FROM {table};").strip() == \
+                    str(rows)
+        finally:
+            admin.drop(copy)
+
+
+def test_a_truncated_stream_fails_the_verdict_and_psql_stops(pg_server: PostgresServer,
+                                                              database: str) -> None:
+    settings = settings_for(pg_server, database)
+    stored = io.BytesIO()
+    with compressing(stored) as compressed:
+        dump_database(settings, compressed)
+    cut = io.BytesIO(stored.getvalue()[: len(stored.getvalue()) // 2])
+    scratch = f"{database}_cut"
+    with DatabaseAdmin(settings) as admin:
+        admin.create_like(scratch, None, keep_owner=False)
+        try:
+            fed = feed_psql(settings, scratch, cut, expected_sha256=None, no_owner=True)
+        finally:
+            admin.drop(scratch)
+    assert not fed.verdict.gzip_complete and not fed.verdict.good
+
+
+def test_a_missing_database_is_a_database_error(pg_server: PostgresServer,
+                                                 tmp_path: Path) -> None:
+    settings = settings_for(pg_server, "no_such_database")
+    with pytest.raises(DatabaseError, match="no_such_database"), \
+            (tmp_path / "out").open("wb") as handle:
+        dump_database(settings, handle)
