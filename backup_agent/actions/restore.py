@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 from backup_agent import containers
 from backup_agent.catalog import Catalog
 from backup_agent.identities import decryption_keys
-from backup_agent.model.backup import BackupRef
+from backup_agent.model.backup import BackupRef, Where
 from backup_agent.model.errors import (
     BackupAgentError,
     ConfigurationError,
@@ -30,9 +30,13 @@ from backup_agent.model.naming import STAMP_FORMAT
 from backup_agent.model.progress import NO_PROGRESS, Progress
 from backup_agent.model.settings import Settings
 from backup_agent.postgres.admin import DatabaseAdmin, derived_name
-from backup_agent.postgres.clients import check_psql_understands_dump
+from backup_agent.postgres.clients import (
+    check_psql_understands_dump,
+    psql_understands_restrict,
+)
 from backup_agent.postgres.feed import FeedResult, feed_psql
-from backup_agent.streams.verify import Verdict, verify_stream
+from backup_agent.proof import Proof, proven, spool_directory
+from backup_agent.streams.verify import Verdict
 
 if TYPE_CHECKING:
     from pyrage.x25519 import Identity
@@ -54,10 +58,14 @@ class RestorePlan:
         return self.previous is not None
 
     def steps(self) -> list[str]:
-        steps = [f"create empty database {self.build}",
-                 f"stream {self.source.location} into it with psql"
-                 f"{', decrypting it (age)' if self.source.encrypted else ''}, verifying "
-                 "SHA-256, gzip and the closing 'dump complete' line in the same pass",
+        kept = ("re-read through the same open file" if self.source.where is Where.LOCAL
+                else "kept in a private spool file while it is read")
+        steps = [f"prove {self.source.location}"
+                 f"{', decrypting it (age)' if self.source.encrypted else ''}: SHA-256, the "
+                 "whole gzip stream, the closing 'dump complete' line, and that every "
+                 "statement is one pg_dump writes; nothing runs before this passes",
+                 f"create empty database {self.build}",
+                 f"feed the proven bytes ({kept}) into it with psql",
                  f"ANALYZE {self.build}"]
         if self.swap:
             if self.stop_containers:
@@ -121,26 +129,34 @@ def make_plan(settings: Settings, source: BackupRef, *, target_db: str | None,
         drop_previous=drop_previous and swap, no_owner=no_owner)
 
 
-def _refuse_unverified(verdict: Verdict) -> None:
+def _refuse_unless_proven(verdict: Verdict, *, no_verify: bool) -> None:
+    """--no-verify waives the checksum only: never the content, the closing line or the
+    statement check, which all come before psql sees a byte."""
+    if verdict.good or (no_verify and verdict.content_good):
+        return
+    problems = verdict.content_problems() if no_verify else verdict.problems()
     advice = ("check --identity, or try an earlier backup" if verdict.decryption_error else
+              "try an earlier backup" if no_verify or verdict.statement_problem else
               "try an earlier backup; --no-verify restores anyway, at your own risk")
-    raise VerificationError(
-        f"refusing the backup: {'; '.join(verdict.problems())}; nothing was restored "
-        f"({advice})")
+    raise VerificationError(f"refusing the backup: {'; '.join(problems)}; nothing was restored "
+                            f"and none of it ran ({advice})")
 
 
-def _build(settings: Settings, plan: RestorePlan, admin: DatabaseAdmin, *, no_verify: bool,
-           verbose: bool, progress: Progress, keys: list[Identity] | None) -> FeedResult:
-    """Restore into plan.build; raise (leaving plan.build for the caller to drop) on failure."""
+def _build(settings: Settings, plan: RestorePlan, admin: DatabaseAdmin, proof: Proof, *,
+           verbose: bool, progress: Progress, keys: list[Identity] | None,
+           restrict: bool) -> FeedResult:
+    """Restore the proven bytes into plan.build; raise (leaving plan.build for the caller
+    to drop) on failure."""
     admin.create_like(plan.build, admin.facts(plan.target), keep_owner=not plan.no_owner)
-    with plan.source.open() as stream:
-        fed = feed_psql(settings.postgres, plan.build, stream,
-                        expected_sha256=plan.source.expected_sha256, no_owner=plan.no_owner,
-                        verbose=verbose, identities=keys,
-                        progress=progress.task(plan.source.progress_label("restore"),
-                                               plan.source.size).update)
-    if not fed.verdict.good and not no_verify:
-        _refuse_unverified(fed.verdict)
+    fed = feed_psql(settings.postgres, plan.build, proof.stream,
+                    expected_sha256=proof.verdict.sha256, no_owner=plan.no_owner,
+                    verbose=verbose, identities=keys, drop_lines=proof.restrict_lines,
+                    restrict=restrict,
+                    progress=progress.task(f"restore {plan.source.name}",
+                                           plan.source.size).update)
+    if fed.verdict.sha256 != proof.verdict.sha256 or not fed.verdict.content_good:
+        raise RestoreError(f"{plan.source.location} changed between proving and restoring "
+                           f"it; {plan.target} was not changed: run again")
     if not fed.psql_ok:
         hint = (" (this psql does not know \\restrict: use psql 17.6+/18 via PG_BINDIR)"
                 if "restrict" in fed.psql_error else "")
@@ -161,7 +177,8 @@ def run_restore(settings: Settings, given: str, *, from_s3: bool = False,
     source = Catalog(settings).resolve(given, from_s3=from_s3)
     warnings = []
     if no_verify:
-        warnings.append("--no-verify: the backup's checksum and completeness are NOT required")
+        warnings.append("--no-verify: the backup's checksum is NOT required (its content, "
+                        "closing line and statements still are)")
     elif source.expected_sha256 is None:
         raise VerificationError(f"{source.location} has no .sha256 checksum, so it cannot be "
                                 "proven intact: nothing was restored (--no-verify restores "
@@ -169,36 +186,32 @@ def run_restore(settings: Settings, given: str, *, from_s3: bool = False,
     keys = decryption_keys(settings, source)  # a missing or wrong key stops us here
     recorded = (source.manifest or {}).get("pg_dump_version")
     check_psql_understands_dump(settings.postgres, str(recorded) if recorded else None)
+    restrict = psql_understands_restrict(settings.postgres)
     plan = make_plan(settings, source, target_db=target_db, drop_previous=drop_previous,
                      no_owner=no_owner, moment=clock())
     with DatabaseAdmin(settings.postgres) as admin:
         if target_db is not None and admin.exists(target_db):
             raise ConfigurationError(f"database {target_db} already exists: drop it first or "
                                      "choose another --target-db")
-        if dry_run:
-            return _dry_run(source, plan, warnings, started, keys, progress,
-                            no_verify=no_verify)
-        if not confirm(plan):
+        if not dry_run and not confirm(plan):
             raise ConfigurationError("restore cancelled: nothing was changed")
-        log.info("restoring %s into %s", source.location, plan.build)
-        try:
-            fed = _build(settings, plan, admin, no_verify=no_verify, verbose=verbose,
-                         progress=progress, keys=keys)
-            if plan.swap:
-                assert plan.previous is not None
-                with containers.stopped(plan.stop_containers):
-                    if admin.exists(plan.target):
-                        admin.swap(current=plan.target, replacement=plan.build,
-                                   previous=plan.previous)
-                    else:  # disaster recovery: the database is gone altogether
-                        admin.rename(plan.build, plan.target)
-                        plan.previous = None
-            else:
-                admin.rename(plan.build, plan.target)
-        except BaseException:
-            log.info("dropping the half-built database %s", plan.build)
-            admin.drop(plan.build)
-            raise
+        with proven(source, identities=keys,
+                    spool_in=spool_directory(settings.backup_directory),
+                    progress=progress.task(source.progress_label("verify"),
+                                           source.size).update) as proof:
+            if dry_run:
+                return _dry_run(source, plan, [*warnings, *proof.verdict.problems()],
+                                started, proof.verdict, no_verify=no_verify)
+            _refuse_unless_proven(proof.verdict, no_verify=no_verify)
+            log.info("restoring %s into %s", source.location, plan.build)
+            try:
+                _build(settings, plan, admin, proof, verbose=verbose, progress=progress,
+                       keys=keys, restrict=restrict)
+                _put_in_place(plan, admin)
+            except BaseException:
+                log.info("dropping the half-built database %s", plan.build)
+                admin.drop(plan.build)
+                raise
         if plan.drop_previous and plan.previous:
             admin.drop(plan.previous)
             log.info("dropped the previous database %s", plan.previous)
@@ -206,22 +219,29 @@ def run_restore(settings: Settings, given: str, *, from_s3: bool = False,
         dry_run=False, source=source.location, source_name=source.name,
         target_database=plan.target,
         previous_database=None if plan.drop_previous else plan.previous,
-        checksum=fed.verdict.checksum_state, verified=fed.verdict.good,
+        checksum=proof.verdict.checksum_state, verified=proof.verdict.good,
         source_size_bytes=source.size, source_created=source.created.isoformat(),
         duration_seconds=round(time.monotonic() - started, 3), steps=plan.steps(),
         warnings=warnings, no_verify=no_verify)
 
 
-def _dry_run(source: BackupRef, plan: RestorePlan, warnings: list[str],
-             started: float, keys: list[Identity] | None,
-             progress: Progress, *, no_verify: bool) -> RestoreResult:
-    """Prove the backup and describe the plan; touch no database, file or container."""
-    with source.open() as stream:
-        verdict = verify_stream(stream, expected_sha256=source.expected_sha256,
-                                identities=keys,
-                                progress=progress.task(source.progress_label("verify"),
-                                                       source.size).update)
-    warnings = [*warnings, *verdict.problems()]
+def _put_in_place(plan: RestorePlan, admin: DatabaseAdmin) -> None:
+    """Swap the built database in (app containers stopped around it), or just rename it."""
+    if not plan.swap:
+        admin.rename(plan.build, plan.target)
+        return
+    assert plan.previous is not None
+    with containers.stopped(plan.stop_containers):
+        if admin.exists(plan.target):
+            admin.swap(current=plan.target, replacement=plan.build, previous=plan.previous)
+        else:  # disaster recovery: the database is gone altogether
+            admin.rename(plan.build, plan.target)
+            plan.previous = None
+
+
+def _dry_run(source: BackupRef, plan: RestorePlan, warnings: list[str], started: float,
+             verdict: Verdict, *, no_verify: bool) -> RestoreResult:
+    """The plan and the proof; no database, file or container was touched."""
     return RestoreResult(
         dry_run=True, source=source.location, source_name=source.name,
         target_database=plan.target, previous_database=plan.previous,

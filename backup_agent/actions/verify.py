@@ -19,11 +19,14 @@ from backup_agent.identities import decryption_keys
 from backup_agent.model.backup import BackupRef
 from backup_agent.model.errors import BackupAgentError, ConfigurationError, VerificationError
 from backup_agent.model.naming import STAMP_FORMAT
-from backup_agent.model.progress import NO_PROGRESS, Progress, Task
+from backup_agent.model.progress import NO_PROGRESS, Progress
 from backup_agent.model.settings import Settings
 from backup_agent.postgres.admin import DatabaseAdmin, derived_name
+from backup_agent.postgres.clients import psql_understands_restrict
 from backup_agent.postgres.feed import feed_psql
 from backup_agent.postgres.session import SqlSession
+from backup_agent.proof import proven, spool_directory
+from backup_agent.streams.statements import StatementCheck
 from backup_agent.streams.verify import Verdict, checksum_stream, verify_stream
 
 if TYPE_CHECKING:
@@ -88,32 +91,44 @@ def compare_row_counts(expected: dict[str, int], actual: dict[str, int]) -> list
 
 
 def _restore_test(settings: Settings, backup: BackupRef, moment: datetime,
-                  keys: list[Identity] | None, task: Task) -> tuple[Verdict, RestoreTest]:
+                  keys: list[Identity] | None, progress: Progress) -> tuple[Verdict, RestoreTest]:
+    """Prove the backup, then restore the proven bytes into a scratch database and compare."""
     scratch = derived_name(settings.postgres.database,
                            f"_verify_{moment.astimezone(UTC).strftime(STAMP_FORMAT)}")
-    with DatabaseAdmin(settings.postgres) as admin:
-        admin.create_like(scratch, None, keep_owner=False)
-        try:
-            with backup.open() as stream:
-                fed = feed_psql(settings.postgres, scratch, stream,
-                                expected_sha256=backup.expected_sha256, no_owner=True,
-                                identities=keys, progress=task.update)
-            mismatches = []
-            if not fed.psql_ok:
-                mismatches.append(f"psql failed: {fed.psql_error}")
-            expected = (backup.manifest or {}).get("row_counts")
-            actual: dict[str, int] = {}
-            if not isinstance(expected, dict):
-                mismatches.append("no manifest with row counts to compare against")
-            else:
-                with SqlSession(settings.postgres, scratch) as session:
-                    session.query("SELECT 1;")  # the restored database accepts connections
-                    actual = session.row_counts()
-                mismatches += compare_row_counts(expected, actual)
-        finally:
-            admin.drop(scratch)
-    return fed.verdict, RestoreTest(scratch_database=scratch, passed=not mismatches,
-                                    tables_checked=len(actual), mismatches=mismatches)
+    restrict = psql_understands_restrict(settings.postgres)
+    with proven(backup, identities=keys, spool_in=spool_directory(settings.backup_directory),
+                progress=progress.task(backup.progress_label("verify"),
+                                       backup.size).update) as proof:
+        if not proof.verdict.good:  # nothing of it runs
+            return proof.verdict, RestoreTest(scratch_database=scratch, passed=False,
+                                              tables_checked=0, mismatches=[])
+        with DatabaseAdmin(settings.postgres) as admin:
+            admin.create_like(scratch, None, keep_owner=False)
+            try:
+                fed = feed_psql(settings.postgres, scratch, proof.stream,
+                                expected_sha256=proof.verdict.sha256, no_owner=True,
+                                identities=keys, drop_lines=proof.restrict_lines,
+                                restrict=restrict,
+                                progress=progress.task(f"restore-test {backup.name}",
+                                                       backup.size).update)
+                mismatches = []
+                if not fed.psql_ok:
+                    mismatches.append(f"psql failed: {fed.psql_error}")
+                if fed.verdict.sha256 != proof.verdict.sha256:
+                    mismatches.append("the backup changed between proving and restoring it")
+                expected = (backup.manifest or {}).get("row_counts")
+                actual: dict[str, int] = {}
+                if not isinstance(expected, dict):
+                    mismatches.append("no manifest with row counts to compare against")
+                else:
+                    with SqlSession(settings.postgres, scratch) as session:
+                        session.query("SELECT 1;")  # the restored database accepts connections
+                        actual = session.row_counts()
+                    mismatches += compare_row_counts(expected, actual)
+            finally:
+                admin.drop(scratch)
+    return proof.verdict, RestoreTest(scratch_database=scratch, passed=not mismatches,
+                                      tables_checked=len(actual), mismatches=mismatches)
 
 
 def verify_one(settings: Settings, backup: BackupRef, *, restore_test: bool,
@@ -121,17 +136,17 @@ def verify_one(settings: Settings, backup: BackupRef, *, restore_test: bool,
     test = None
     keys = decryption_keys(settings, backup, required=restore_test)
     checksum_only = backup.encrypted and keys is None
-    task = progress.task(backup.progress_label("restore-test" if restore_test else "verify"),
-                         backup.size)
     if restore_test:
-        verdict, test = _restore_test(settings, backup, moment, keys, task)
+        verdict, test = _restore_test(settings, backup, moment, keys, progress)
     else:
+        task = progress.task(backup.progress_label("verify"), backup.size)
         with backup.open() as stream:
             verdict = (checksum_stream(stream, expected_sha256=backup.expected_sha256,
                                        progress=task.update)
                        if checksum_only else
                        verify_stream(stream, expected_sha256=backup.expected_sha256,
-                                     identities=keys, progress=task.update))
+                                     identities=keys, progress=task.update,
+                                     check=StatementCheck()))
     if checksum_only:
         # Without the private key only the stored bytes can be proven: they hash to what
         # the backup run wrote after it had checked the dump complete.

@@ -68,3 +68,10 @@ def check_psql_understands_dump(settings: PostgresSettings, pg_dump_version: str
             f"this backup was made by pg_dump {pg_dump_version}, whose plain dumps contain "
             f"\\restrict lines that psql {version_text} rejects: use psql 17.6+/18 (PG_BINDIR)"
             ", or POSTGRES_CONTAINER with a current image")
+
+
+def psql_understands_restrict(settings: PostgresSettings) -> bool:
+    """True when this psql has \\restrict, so a feed can lock out meta-commands."""
+    version_text, _major = client_version(settings, "psql")
+    version = parse_version(version_text)
+    return version is not None and understands_restrict(*version)

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 from backup_agent.model.backup import DUMP_COMPLETE_MARKER, ReadableStream
 from backup_agent.streams.gzip import CorruptStreamError, GzipDecoder
 from backup_agent.streams.hashing import READ_CHUNK_BYTES, HashingReader
+from backup_agent.streams.statements import StatementCheck
 
 if TYPE_CHECKING:
     from pyrage.x25519 import Identity
@@ -37,6 +38,8 @@ class Verdict:
     head: bytes  # the first HEAD_BYTES of the dump, for its version header
     encrypted: bool = False  # read through age decryption
     decryption_error: str | None = None  # why decryption stopped, if it did
+    statements_checked: bool = False  # the statement check ran over the whole dump
+    statement_problem: str | None = None  # the first statement pg_dump would never write
 
     @property
     def checksum_matches(self) -> bool:
@@ -50,8 +53,13 @@ class Verdict:
         return "ok" if self.checksum_matches else "mismatch"
 
     @property
+    def content_good(self) -> bool:
+        """Whole, complete, and (when checked) only what pg_dump writes."""
+        return self.gzip_complete and self.dump_complete and self.statement_problem is None
+
+    @property
     def good(self) -> bool:
-        return self.checksum_matches and self.gzip_complete and self.dump_complete
+        return self.checksum_matches and self.content_good
 
     def problems(self) -> list[str]:
         """Return what is wrong, in words, most fundamental first."""
@@ -73,6 +81,8 @@ class Verdict:
             found.append("the gzip stream is truncated or corrupt")
         if not self.dump_complete and not self.decryption_error:
             found.append("the dump lacks pg_dump's closing 'dump complete' line")
+        if self.statement_problem:
+            found.append(f"it holds what pg_dump never writes, {self.statement_problem}")
         return found
 
 
@@ -89,8 +99,11 @@ def checksum_stream(source: ReadableStream, *, expected_sha256: str | None,
 def verify_stream(source: ReadableStream, *, expected_sha256: str | None,
                   sink: Callable[[bytes], None] | None = None,
                   progress: Callable[[int], None] | None = None,
-                  identities: Sequence[Identity] | None = None) -> Verdict:
+                  identities: Sequence[Identity] | None = None,
+                  check: StatementCheck | None = None) -> Verdict:
     """Read `source` to the end, feeding the decompressed SQL to `sink`; return the verdict.
+
+    With `check`, every statement is checked as it passes (see streams/statements.py).
 
     With `identities`, the source is age-encrypted: the SHA-256 covers the stored bytes and
     the gzip stream is read from the plaintext. A stream that cannot be decrypted or
@@ -122,6 +135,8 @@ def verify_stream(source: ReadableStream, *, expected_sha256: str | None,
                 if len(head) < HEAD_BYTES:
                     head = (head + data[:HEAD_BYTES])[:HEAD_BYTES]
                 tail = (tail + data[-TAIL_BYTES:])[-TAIL_BYTES:]
+                if check is not None:
+                    check.feed(data)
                 if sink:
                     sink(data)
     finally:
@@ -131,8 +146,12 @@ def verify_stream(source: ReadableStream, *, expected_sha256: str | None,
     decryption_error = decrypting.error if decrypting is not None else None
     gzip_complete = (not corrupt and not decoder.in_member and read_any
                      and decryption_error is None)
+    if check is not None and gzip_complete:
+        check.finish()
     return Verdict(sha256=hashing.hexdigest(), expected_sha256=expected_sha256,
                    compressed_bytes=hashing.size, uncompressed_bytes=uncompressed,
                    gzip_complete=gzip_complete,
                    dump_complete=gzip_complete and DUMP_COMPLETE_MARKER in tail, head=head,
-                   encrypted=identities is not None, decryption_error=decryption_error)
+                   encrypted=identities is not None, decryption_error=decryption_error,
+                   statements_checked=check is not None and gzip_complete,
+                   statement_problem=check.problem if check is not None else None)

@@ -54,7 +54,9 @@ def test_a_terminal_gets_bars_for_dump_upload_download_and_restore(
 
     code, restore = run_on_terminal(["restore", "latest", "--from", "s3", "--yes"], agent_env)
     assert code == 0, restore
-    assert "download + restore db_backup_" in restore and BAR in restore
+    # Proven first (downloaded into a private spool), then restored from those bytes.
+    assert "download + verify db_backup_" in restore and "restore db_backup_" in restore
+    assert BAR in restore
     assert TRANSFER.search(restore)
     assert "restore success:" in restore
 

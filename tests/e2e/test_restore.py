@@ -139,14 +139,16 @@ def test_restore_whose_sql_fails_midway_keeps_the_original_and_no_half_built_dat
 
     def break_midway(sql: bytes) -> bytes:
         middle = sql.index(b"\nCOPY shop.orders")
-        return sql[:middle] + b"\nSELECT no_such_function();\n" + sql[middle:]
+        # A statement pg_dump could write, that fails when it runs.
+        return sql[:middle] + b"\nALTER TABLE shop.no_such_table OWNER TO postgres;\n" \
+            + sql[middle:]
 
     broken = rewrite_backup(backup_dir, str(report["name"]), break_midway)
     before = (databases(pg_server), fingerprint(pg_server, database))
     result = run_agent(["restore", str(backup_dir / broken), "--yes"], agent_env)
     expect(result, "psql fails halfway through the SQL")
     refused_and_untouched(result, pg_server, database, before, code=10,
-                          fragment="no_such_function")
+                          fragment="no_such_table")
     assert f"{database} was not changed" in result.stderr
 
 

@@ -12,7 +12,7 @@ from backup_agent.actions.verify import compare_row_counts
 from backup_agent.model.naming import parse_checksum_file
 from backup_agent.postgres.admin import derived_name, quote_identifier, quote_literal
 from backup_agent.postgres.clients import understands_restrict
-from backup_agent.postgres.feed import OwnerFilter
+from backup_agent.streams.filters import OwnerFilter
 from backup_agent.streams.verify import verify_stream
 
 DUMP = (b"-- Dumped by pg_dump version 18.6\nCREATE TABLE t (x text);\n"

@@ -1,0 +1,90 @@
+"""Prove, then run: a backup is read once to prove it, and only those bytes then feed psql.
+
+The proving pass checks everything that can be checked without running a byte: the
+SHA-256, age's authentication, the whole gzip stream, pg_dump's closing line, and every
+statement (streams/statements.py). A local backup is then read again through the same open
+descriptor; one from S3 is spooled to a private, already-unlinked file while it is proven,
+so what psql gets is exactly what was proven, whatever happens to the object meanwhile.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, TYPE_CHECKING
+
+from backup_agent.model.backup import BackupRef, ReadableStream, Where
+from backup_agent.model.errors import LocalStorageError
+from backup_agent.streams.statements import StatementCheck
+from backup_agent.streams.verify import Verdict, verify_stream
+
+if TYPE_CHECKING:
+    from pyrage.x25519 import Identity
+
+
+@dataclass(frozen=True)
+class Proof:
+    verdict: Verdict
+    stream: IO[bytes]  # the proven bytes, rewound: what the feed reads
+    restrict_lines: list[int]  # the dump's own \restrict lines, left out of the feed
+
+
+class _Spooling:
+    """Pass reads through, keeping a copy of every byte in `spool`."""
+
+    def __init__(self, source: ReadableStream, spool: IO[bytes], directory: str) -> None:
+        self._source = source
+        self._spool = spool
+        self._directory = directory
+
+    def read(self, size: int = -1, /) -> bytes:
+        data = self._source.read(size)
+        try:
+            self._spool.write(data)
+        except OSError as error:
+            raise LocalStorageError(
+                f"cannot hold the backup in {self._directory} while proving it "
+                f"({error.strerror}): free space there, or restore from a local copy") from None
+        return data
+
+    def close(self) -> None:
+        self._source.close()
+
+
+def spool_directory(backup_directory: Path) -> str:
+    """BACKUP_DIR when we may write there (it is sized for backups), else the temp dir."""
+    if backup_directory.is_dir() and os.access(backup_directory, os.W_OK | os.X_OK):
+        return str(backup_directory)
+    return tempfile.gettempdir()
+
+
+@contextmanager
+def proven(backup: BackupRef, *, identities: Sequence[Identity] | None, spool_in: str,
+           progress: Callable[[int], None] | None = None) -> Iterator[Proof]:
+    """Read `backup` once, proving it; yield the verdict and the same bytes to feed."""
+    with backup.open() as stream:
+        if backup.where is Where.LOCAL and hasattr(stream, "seek"):
+            verdict, check = _prove(stream, backup, identities, progress)
+            stream.seek(0)
+            yield Proof(verdict=verdict, stream=stream,  # type: ignore[arg-type]
+                        restrict_lines=check.restrict_lines)
+            return
+        # 0600 and unlinked at once: nobody else can open, swap or read the spooled copy.
+        with tempfile.TemporaryFile(dir=spool_in, prefix=".proving-") as spool:
+            verdict, check = _prove(_Spooling(stream, spool, spool_in), backup, identities,
+                                    progress)
+            spool.flush()
+            spool.seek(0)
+            yield Proof(verdict=verdict, stream=spool, restrict_lines=check.restrict_lines)
+
+
+def _prove(source: ReadableStream, backup: BackupRef, identities: Sequence[Identity] | None,
+           progress: Callable[[int], None] | None) -> tuple[Verdict, StatementCheck]:
+    check = StatementCheck()
+    verdict = verify_stream(source, expected_sha256=backup.expected_sha256,
+                            identities=identities, progress=progress, check=check)
+    return verdict, check

@@ -1,0 +1,299 @@
+"""Only what pg_dump writes: a statement check over a plain dump, before psql sees a byte.
+
+A plain dump is a psql script, so a backup someone rewrote could run anything psql can:
+shell commands (`\\!`), files (`\\o`), other databases (`\\connect`), `COPY ... TO PROGRAM`,
+`DROP DATABASE`, role changes. This check splits the decompressed SQL into statements the
+way psql's own lexer does (src/fe_utils/psqlscan.l: quotes, E'' strings, dollar quotes,
+nested comments, parentheses, CREATE FUNCTION ... BEGIN ATOMIC, COPY data up to its `\\.`
+line) and refuses the first statement that pg_dump (src/bin/pg_dump/pg_dump.c,
+pg_backup_archiver.c) never writes for one database with the agent's options.
+
+It is one wall of two: the feed also starts psql's input with its own `\\restrict` key, so
+psql itself refuses any meta-command. COPY data, the bulk of a dump, is skipped with one
+regex search per chunk, so the check costs a small part of a restore.
+"""
+
+from __future__ import annotations
+
+import re
+
+from backup_agent.streams.statement_rules import describe, refusal
+
+# The dump's own `\restrict KEY` / `\unrestrict KEY` lines (pg_dump 17.6+, 18): the only
+# meta-commands pg_dump writes. The feed drops them and adds its own.
+RESTRICT_LINE = re.compile(rb"\\(?:un)?restrict [A-Za-z0-9]{1,64}\r?\n?")
+COPY_END = re.compile(rb"(?m)^\\\.\r?$")
+MAXIMUM_LINE_BYTES = 256 * 1024 * 1024
+STRING_SHOWN_BYTES = 64  # literal contents kept in a statement's skeleton
+
+_TOKEN = re.compile(rb"""
+    (?P<space>[ \t\r\f\n\v]+)
+  | (?P<line_comment>--[^\n]*)
+  | (?P<block_comment>/\*)
+  | (?P<estring>[eE]')
+  | (?P<string>(?:[uU]&|[bBxXnN])?')
+  | (?P<quoted>(?:[uU]&)?")
+  | (?P<dollar>\$(?:[A-Za-z\x80-\xff_][A-Za-z\x80-\xff_0-9]*)?\$)
+  | (?P<word>[A-Za-z\x80-\xff_][A-Za-z\x80-\xff_0-9$]*)
+  | (?P<number>[0-9]+(?:\.[0-9]*)?(?:[eE][-+]?[0-9]+)?)
+  | (?P<typecast>::)
+  | (?P<variable>:[A-Za-z\x80-\xff_'"])
+  | (?P<backslash>\\)
+  | (?P<open>\()
+  | (?P<close>\))
+  | (?P<semicolon>;)
+  | (?P<other>.)
+""", re.VERBOSE | re.DOTALL)
+_STRING_END = re.compile(rb"'")
+_ESTRING_STOP = re.compile(rb"[\\']")
+_QUOTED_END = re.compile(rb'"')
+_COMMENT_STOP = re.compile(rb"/\*|\*/")
+# psqlscan.l tracks BEGIN ... END only in CREATE [OR REPLACE] FUNCTION|PROCEDURE.
+_FUNCTION_HEADINGS = ("cf", "cp", "corf", "corp")  # by position; "-" is any other word
+
+
+def _copy_end(buffer: bytes, start: int) -> int:
+    """Return where the line that ends COPY data starts (`start` is a line start), or -1.
+
+    As psql: the line is exactly a backslash and a dot, before LF, CR LF, or the end of
+    what was read so far (the next chunk decides).
+    """
+    def ends_here(at: int) -> bool:
+        after = buffer[at + 2:at + 4]
+        return after in (b"", b"\r", b"\r\n") or after.startswith(b"\n")
+
+    if buffer.startswith(b"\\.", start) and ends_here(start):
+        return start
+    found = buffer.find(b"\n\\.", start)
+    while found >= 0:
+        if ends_here(found + 1):
+            return found + 1
+        found = buffer.find(b"\n\\.", found + 1)
+    return -1
+
+
+class StatementCheck:
+    """Feed the decompressed dump in chunks; `problem` names the first thing refused.
+
+    `restrict_lines` are the line numbers (1-based) of the dump's own `\\restrict` and
+    `\\unrestrict` lines, which the feed leaves out.
+    """
+
+    def __init__(self) -> None:
+        self.problem: str | None = None
+        self.restrict_lines: list[int] = []
+        self.statements = 0
+        self._pending = b""
+        self._line = 0  # lines read completely
+        self._in_copy = False
+        self._copy_at_line_start = True
+        self._state = "normal"  # string, estring, quoted, dollar, comment
+        self._dollar_tag = b""
+        self._comment_depth = 0
+        self._literal = bytearray()
+        self._parts: list[str] = []
+        self._start_line = 0
+        self._heading: list[str] = []  # psql's `identifiers`: first letters, by position
+        self._words = 0
+        self._begin_depth = 0
+        self._paren_depth = 0
+
+    def feed(self, data: bytes) -> None:
+        if self.problem is not None:
+            return
+        buffer = self._pending + data if self._pending else data
+        self._pending = b""
+        position = 0
+        while position < len(buffer) and self.problem is None:
+            if self._in_copy:
+                position = self._skip_copy(buffer, position)
+                continue
+            newline = buffer.find(b"\n", position)
+            if newline < 0:
+                if len(buffer) - position > MAXIMUM_LINE_BYTES:
+                    self._refuse(self._line + 1, "a line of over 256 MiB")
+                else:
+                    self._pending = buffer[position:]
+                return
+            self._sql_line(buffer[position:newline + 1])
+            position = newline + 1
+
+    def finish(self) -> None:
+        """The end of the dump: nothing may be left open."""
+        if self.problem is None and self._pending:
+            pending, self._pending = self._pending, b""
+            if self._in_copy:
+                if COPY_END.fullmatch(pending):
+                    self._in_copy = False
+            else:
+                self._sql_line(pending + b"\n")
+        if self.problem is not None:
+            return
+        if self._in_copy:
+            self._refuse(self._line, "COPY data that never ends with its \\. line")
+        elif self._state != "normal" or self._parts:
+            self._refuse(self._start_line or self._line,
+                         "a statement left unfinished at the end of the dump")
+
+    # COPY data: skipped line-exactly, at C speed
+
+    def _skip_copy(self, buffer: bytes, position: int) -> int:
+        start = position
+        if not self._copy_at_line_start:
+            newline = buffer.find(b"\n", position)
+            if newline < 0:
+                return len(buffer)
+            self._line += 1
+            start = newline + 1
+            self._copy_at_line_start = True
+        marker = _copy_end(buffer, start)
+        if marker < 0:
+            self._line += buffer.count(b"\n", start)
+            last = buffer.rfind(b"\n", start)
+            tail = buffer[last + 1:] if last >= 0 else buffer[start:]
+            if len(tail) <= 3 and (last >= 0 or self._copy_at_line_start):
+                self._pending = tail  # might still become `\.`
+                self._copy_at_line_start = True
+            else:
+                self._copy_at_line_start = tail == b""
+            return len(buffer)
+        self._line += buffer.count(b"\n", start, marker)
+        newline = buffer.find(b"\n", marker)
+        if newline < 0:
+            self._pending = buffer[marker:]
+            return len(buffer)
+        self._line += 1
+        self._in_copy = False
+        return newline + 1
+
+    # SQL: one complete line at a time, the lexer's state carried between lines
+
+
+    def _sql_line(self, line: bytes) -> None:
+        number = self._line + 1
+        if (self._state == "normal" and not self._parts and RESTRICT_LINE.fullmatch(line)):
+            self.restrict_lines.append(number)
+            self._line = number
+            return
+        position = 0
+        while position < len(line) and self.problem is None:
+            position = self._step(line, position, number)
+        self._line = number
+
+    def _step(self, line: bytes, position: int, number: int) -> int:
+        """Consume one token (or the rest of a multi-line one); return the next position."""
+        if self._state != "normal":
+            return self._continue_quoted(line, position)
+        match = _TOKEN.match(line, position)
+        assert match is not None  # `other` matches any byte
+        kind = match.lastgroup
+        end = match.end()
+        if kind in ("space", "line_comment"):
+            return end
+        if kind == "block_comment":
+            self._state, self._comment_depth = "comment", 1
+            return end
+        if kind in ("estring", "string", "quoted"):
+            self._begin_statement(number)
+            self._state = {"estring": "estring", "string": "string"}.get(kind, "quoted")
+            self._literal.clear()
+            return end
+        if kind == "dollar":
+            self._begin_statement(number)
+            self._state, self._dollar_tag = "dollar", match.group()
+            return end
+        if kind in ("backslash", "variable"):
+            what = "a psql meta-command" if kind == "backslash" else "a psql variable"
+            self._refuse(number, f"{what} ({describe(line[position:])})")
+            return len(line)
+        self._begin_statement(number)
+        text = match.group().decode("utf-8", "replace")
+        if kind == "word":
+            self._word(text)
+        elif kind == "open":
+            self._paren_depth += 1
+        elif kind == "close":
+            self._paren_depth = max(0, self._paren_depth - 1)
+        if kind == "semicolon" and self._paren_depth == 0 and self._begin_depth == 0:
+            self._end_statement(number, line[end:])
+            return end if not self._in_copy else len(line)
+        self._parts.append(text)
+        return end
+
+    def _word(self, word: str) -> None:
+        lowered = word.lower()
+        if self._words < 4:
+            tracked = lowered in ("create", "or", "replace", "function", "procedure")
+            self._heading.append(lowered[0] if tracked else "-")
+        self._words += 1
+        if "".join(self._heading).startswith(_FUNCTION_HEADINGS) and self._paren_depth == 0:
+            if lowered == "begin" or (lowered == "case" and self._begin_depth >= 1):
+                self._begin_depth += 1
+            elif lowered == "end" and self._begin_depth > 0:
+                self._begin_depth -= 1
+
+    def _continue_quoted(self, line: bytes, position: int) -> int:
+        if self._state == "comment":
+            match = _COMMENT_STOP.search(line, position)
+            if match is None:
+                return len(line)
+            self._comment_depth += 1 if match.group() == b"/*" else -1
+            if self._comment_depth == 0:
+                self._state = "normal"
+            return match.end()
+        if self._state == "dollar":
+            end = line.find(self._dollar_tag, position)
+            if end < 0:
+                return len(line)
+            self._state = "normal"
+            self._parts.append("$$")
+            return end + len(self._dollar_tag)
+        stop = (_ESTRING_STOP if self._state == "estring" else
+                _QUOTED_END if self._state == "quoted" else _STRING_END).search(line, position)
+        if stop is None:
+            self._keep_literal(line[position:])
+            return len(line)
+        if stop.group() == b"\\":  # E'' escape: the next byte is taken as it is
+            self._keep_literal(line[position:stop.end() + 1])
+            return stop.end() + 1
+        self._keep_literal(line[position:stop.start()])
+        quote = stop.group()
+        if line[stop.end():stop.end() + 1] == quote:  # '' or "" inside
+            self._keep_literal(quote)
+            return stop.end() + 1
+        contents = bytes(self._literal[:STRING_SHOWN_BYTES]).decode("utf-8", "replace")
+        if len(self._literal) > STRING_SHOWN_BYTES or quote == b'"':
+            contents = "…"  # identifiers' names never matter to the rules
+        q = quote.decode()
+        self._parts.append(f"{'E' if self._state == 'estring' else ''}{q}{contents}{q}")
+        self._state = "normal"
+        return stop.end()
+
+    def _keep_literal(self, piece: bytes) -> None:
+        if len(self._literal) <= STRING_SHOWN_BYTES:
+            self._literal += piece[:STRING_SHOWN_BYTES + 1]
+
+    # Statements
+
+    def _begin_statement(self, number: int) -> None:
+        if not self._parts:
+            self._start_line = number
+
+    def _end_statement(self, number: int, rest_of_line: bytes) -> None:
+        parts, self._parts = self._parts, []
+        self._heading, self._words, self._begin_depth = [], 0, 0
+        self.statements += 1
+        refused = refusal(parts)
+        if refused is not None:
+            self._refuse(self._start_line, f"{refused}: {' '.join(parts)[:80]}")
+            return
+        if parts and parts[0].upper() == "COPY":
+            if rest_of_line.strip():
+                self._refuse(number, "text after a COPY ... FROM stdin; on its line")
+                return
+            self._in_copy, self._copy_at_line_start = True, True
+            self._line = number
+
+    def _refuse(self, line: int, what: str) -> None:
+        if self.problem is None:
+            self.problem = f"line {line}: {what}"
