@@ -12,16 +12,24 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from backup_agent.model.backup import BackupRef, Where, newest_complete, newest_first
+from backup_agent.model.backup import (
+    BackupRef,
+    Where,
+    dated_ahead,
+    newest_complete,
+    newest_first,
+)
 from backup_agent.model.errors import ConfigurationError, SourceNotFoundError
 from backup_agent.model.naming import (
     checksum_name,
     created_at,
     manifest_name,
     parse_checksum_file,
+    signature_name,
 )
 from backup_agent.model.settings import Settings
 from backup_agent.storage import local
@@ -30,6 +38,7 @@ if TYPE_CHECKING:
     from backup_agent.storage.s3 import S3Object, S3Store
 
 LATEST = "latest"
+SIDECAR_LIMIT_BYTES = 1024 * 1024
 S3_SCHEME = "s3://"
 
 
@@ -42,9 +51,11 @@ class Listing:
 class Catalog:
     """The backups this configuration can see; S3 is only contacted when asked about."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, *, now: datetime | None = None) -> None:
         self._settings = settings
         self._store: S3Store | None = None
+        self._now = now or datetime.now(UTC)
+        self.warnings: list[str] = []  # what was passed over, said once by the caller
 
     @property
     def store(self) -> S3Store:
@@ -79,8 +90,9 @@ class Catalog:
             found.append(BackupRef(
                 name=name, where=Where.S3, location=store.url(item.key), size=item.size,
                 created=created, has_checksum=checksum_name(item.key) in keys,
-                has_manifest=manifest_name(item.key) in keys, bucket=store.bucket,
-                key=item.key, opener=store.opener(item.key, item.size)))
+                has_manifest=manifest_name(item.key) in keys,
+                has_signature=signature_name(item.key) in keys, modified=item.last_modified,
+                bucket=store.bucket, key=item.key, opener=store.opener(item.key, item.size)))
         return found
 
     def listing(self, where: Where) -> Listing:
@@ -98,15 +110,40 @@ class Catalog:
     # Resolving
 
     def latest(self, *, from_s3: bool) -> BackupRef:
-        """Return the newest complete backup, its details loaded."""
-        newest = newest_complete(self.s3() if from_s3 else self.local())
+        """Return the newest complete backup, its details loaded.
+
+        Names dated in the future are passed over, and with TRUSTED_SIGNING_KEYS so is every
+        backup that no trusted key signed: a planted backup is never `latest`.
+        """
+        if not from_s3:
+            local.check_own_directory(self._settings.backup_directory)
+        candidates = self.s3() if from_s3 else self.local()
+        self.warnings += dated_ahead(candidates, self._now)
+        newest = None
+        while (candidate := newest_complete(candidates, self._now)) is not None:
+            detailed = self.details(candidate)
+            problem = self._untrusted(detailed)
+            if problem is None:
+                newest = detailed
+                break
+            self.warnings.append(f"passed over {candidate.location}: {problem}")
+            candidates = [backup for backup in candidates if backup is not candidate]
         if newest is None:
             where = (f"s3://{self._settings.s3.bucket}/{self._settings.s3.prefix}" if from_s3
                      else str(self._settings.backup_directory))
             other = "" if from_s3 else ", or use --from s3"
+            passed = "; ".join(self.warnings)
             raise SourceNotFoundError(f"no complete backup in {where}: `backup-agent list` "
-                                      f"shows what there is{other}")
-        return self.details(newest)
+                                      f"shows what there is{other}"
+                                      + (f" ({passed})" if passed else ""))
+        return newest
+
+    def _untrusted(self, backup: BackupRef) -> str | None:
+        if not self._settings.trusted_signing_keys:
+            return None
+        from backup_agent.authenticity import why_untrusted  # cryptography, only when asked
+
+        return why_untrusted(backup, self._settings.trusted_signing_keys)
 
     def resolve(self, given: str, *, from_s3: bool) -> BackupRef:
         """Return the backup that `given` (latest, a path, or an s3:// URL) names."""
@@ -114,6 +151,7 @@ class Catalog:
             return self.latest(from_s3=from_s3)
         if given.startswith(S3_SCHEME):
             return self._s3_url(given)
+        local.check_own_directory(self._settings.backup_directory)
         return self.details(self._local_path(given))
 
     def all(self, *, from_s3: bool) -> list[BackupRef]:
@@ -129,21 +167,28 @@ class Catalog:
             checksum_path = backup.path.with_name(checksum_name(backup.name))
             checksum_text = (checksum_path.read_text(errors="replace")
                              if local.is_regular_file(checksum_path) else None)
-            manifest = local.read_manifest(backup.path.with_name(manifest_name(backup.name)))
+            manifest_bytes = _read_if_file(backup.path.with_name(manifest_name(backup.name)))
+            signature = _read_if_file(backup.path.with_name(signature_name(backup.name)))
         else:
             assert backup.key is not None
             # Only sidecars the listing showed are read: with a writer that may only list
             # its prefix, S3 answers a GET of a missing key with 403, not 404.
             checksum_text = (self.store.read_small(checksum_name(backup.key)).decode(
                 "utf-8", "replace") if backup.has_checksum else None)
-            manifest = (parse_manifest(self.store.read_small(manifest_name(backup.key)))
-                        if backup.has_manifest else None)
+            manifest_bytes = (self.store.read_small(manifest_name(backup.key))
+                              if backup.has_manifest else None)
+            signature = (self.store.read_small(signature_name(backup.key))
+                         if backup.has_signature else None)
         expected = parse_checksum_file(checksum_text, backup.name) if checksum_text else None
-        return backup.with_details(manifest=manifest, expected_sha256=expected)
+        manifest = parse_manifest(manifest_bytes) if manifest_bytes is not None else None
+        return backup.with_details(manifest=manifest, expected_sha256=expected,
+                                   manifest_bytes=manifest_bytes, signature=signature)
 
     def _local_path(self, given: str) -> BackupRef:
         directory = self._settings.backup_directory.resolve()
         path = Path(given)
+        if path.name == given and created_at(given) is not None:
+            path = directory / given  # a name as `list` prints it, from any directory
         resolved = (path if path.is_absolute() else Path.cwd() / path).resolve()
         if resolved.parent != directory:
             raise ConfigurationError(f"{given} is not in the backup directory {directory}: "
@@ -159,7 +204,7 @@ class Catalog:
         return backup
 
     def _s3_url(self, url: str) -> BackupRef:
-        bucket, key = parse_s3_url(url, self._settings.s3.bucket)
+        bucket, key = parse_s3_url(url, self._settings.s3.bucket, self._settings.s3.prefix)
         if self._store is None or self._store.bucket != bucket:
             from backup_agent.storage.s3 import S3Store
 
@@ -172,6 +217,15 @@ class Catalog:
                                   "shows what there is")
 
 
+def _read_if_file(path: Path) -> bytes | None:
+    if not local.is_regular_file(path):
+        return None
+    try:
+        return path.read_bytes()[:SIDECAR_LIMIT_BYTES]
+    except OSError:
+        return None
+
+
 def parse_manifest(content: bytes) -> dict[str, Any] | None:
     try:
         loaded = json.loads(content.decode("utf-8", "replace"))
@@ -180,12 +234,20 @@ def parse_manifest(content: bytes) -> dict[str, Any] | None:
     return loaded if isinstance(loaded, dict) else None
 
 
-def parse_s3_url(url: str, configured_bucket: str | None) -> tuple[str, str]:
-    """Return (bucket, key) of an s3:// URL that names a backup in the configured bucket."""
+def parse_s3_url(url: str, configured_bucket: str | None,
+                 prefix: str = "") -> tuple[str, str]:
+    """Return (bucket, key) of an s3:// URL that names a backup under S3_BUCKET/S3_PREFIX."""
     bucket, _, key = url.removeprefix(S3_SCHEME).partition("/")
+    url = url if url.isprintable() else repr(url)  # errors stay one line
     if not bucket or not key:
         raise ConfigurationError(f"{url} is not an s3://BUCKET/KEY URL")
-    if configured_bucket and bucket != configured_bucket:
+    if not configured_bucket:
+        raise ConfigurationError(f"{url} is in no configured bucket: set S3_BUCKET to the "
+                                 "bucket that holds your backups")
+    if not key.startswith(prefix):
+        raise ConfigurationError(f"{url} is not under S3_PREFIX {prefix!r}: restore only "
+                                 "the agent's backups (or change S3_PREFIX)")
+    if bucket != configured_bucket:
         raise ConfigurationError(f"{url} is not in the configured bucket {configured_bucket}: "
                                  "restore only from S3_BUCKET (or change S3_BUCKET)")
     if any(part in ("", ".", "..") for part in key.split("/")):

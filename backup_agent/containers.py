@@ -9,6 +9,7 @@ from contextlib import contextmanager
 
 from backup_agent import execute
 from backup_agent.model.errors import RestoreError
+from backup_agent.postgres.commands import child_environment
 
 log = logging.getLogger(__name__)
 STOP_TIMEOUT_SECONDS = 30
@@ -23,7 +24,8 @@ def make_start_command(container: str) -> list[str]:
 
 
 def _docker(command: list[str]) -> tuple[bool, str]:
-    completed = execute.run(command, environment=dict(os.environ), timeout=120)
+    completed = execute.run(command, environment=child_environment(os.environ, docker=True),
+                            timeout=120)
     return completed.returncode == 0, (completed.stderr or completed.stdout).strip()
 
 

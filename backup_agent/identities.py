@@ -1,4 +1,4 @@
-"""Which age identities (private keys) open a backup, refused before anything is read.
+"""Which keys a backup needs: the age identity that opens it, the signature that vouches.
 
 AGE_IDENTITY_FILE (--identity) wins over AGE_IDENTITY. A missing or wrong key is a
 configuration error, raised before any database is created or any byte is downloaded.
@@ -6,12 +6,18 @@ configuration error, raised before any database is created or any byte is downlo
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from backup_agent.model.backup import BackupRef
 from backup_agent.model.errors import ConfigurationError
 from backup_agent.model.settings import Settings
-from backup_agent.streams.age import check_identity_matches, load_identities, parse_identities
+from backup_agent.streams.age import (
+    check_identity_matches,
+    generate_identity,
+    load_identities,
+    parse_identities,
+)
 
 if TYPE_CHECKING:
     from pyrage.x25519 import Identity
@@ -44,3 +50,41 @@ def decryption_keys(settings: Settings, backup: BackupRef, *,
     check_identity_matches(identities, backup.recipients, origin=origin,
                            location=backup.location)
     return identities
+
+
+def untrusted_reason(settings: Settings, backup: BackupRef) -> str | None:
+    """Why `backup` is not trusted under TRUSTED_SIGNING_KEYS; None if trusted or unchecked."""
+    if not settings.trusted_signing_keys:
+        return None
+    from backup_agent.authenticity import why_untrusted  # cryptography, only when asked
+
+    return why_untrusted(backup, settings.trusted_signing_keys)
+
+
+def authenticity_warnings(settings: Settings, backups: list[BackupRef], *,
+                          refuse: bool = True) -> list[str]:
+    """Refuse (exit 8) an untrusted backup when keys are trusted; else warn once that
+    authenticity was not checked."""
+    if not settings.trusted_signing_keys:
+        return ["authenticity was not checked (set TRUSTED_SIGNING_KEYS to require the "
+                "server's signature on every backup restored or verified)"]
+    if refuse:
+        from backup_agent.authenticity import authenticate
+
+        for backup in backups:
+            authenticate(backup, settings.trusted_signing_keys)
+    return []
+
+
+def create_key_file(path: Path, *, signing: bool) -> tuple[str, str]:
+    """Write a new private key file (0600, never overwriting); return (public key, a note)."""
+    if signing:
+        from backup_agent.signing import generate_signing_key
+
+        return generate_signing_key(path), (
+            f"wrote the signing key to {path}: set SIGNING_KEY_FILE={path} in the server's env "
+            "file (only there), and the public key below in TRUSTED_SIGNING_KEYS wherever "
+            "backups are restored or verified")
+    return generate_identity(path), (
+        f"wrote the private key to {path} (keep it off the server, and safe: without it no "
+        "encrypted backup can be restored)")

@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
 
-from backup_agent.model.backup import BackupRef
-from backup_agent.model.naming import checksum_name, parse_checksum_file
+from backup_agent.model.backup import BackupRef, dated_ahead
+from backup_agent.model.naming import checksum_name, in_the_future, parse_checksum_file
 from backup_agent.model.settings import RetentionCheck, Settings
 from backup_agent.storage import local
 
@@ -27,6 +28,7 @@ class RetentionPlan:
     bad: list[BackupRef]  # ours but corrupt/incomplete; kept, reported
     delete: list[BackupRef]
     foreign: list[BackupRef]  # not ours: never touched
+    warnings: list[str]  # damaged backups kept, names dated in the future passed over
 
 
 def problem_with(backup: BackupRef, check: RetentionCheck) -> str | None:
@@ -49,24 +51,33 @@ def problem_with(backup: BackupRef, check: RetentionCheck) -> str | None:
 
 def plan_retention(backups: list[BackupRef], keep: int, *,
                    is_known_good: Callable[[BackupRef], bool] = lambda backup: False,
-                   check: RetentionCheck = RetentionCheck.CHECKSUM) -> RetentionPlan:
-    """Walk our backups newest first until `keep` good ones are found; the rest may go."""
-    own = sorted((backup for backup in backups if backup.made_by_agent),
+                   check: RetentionCheck = RetentionCheck.CHECKSUM,
+                   now: datetime | None = None) -> RetentionPlan:
+    """Walk our backups newest first until `keep` good ones are found; the rest may go.
+
+    A name dated in the future is neither counted nor deleted: it cannot be proven older
+    than anything, and counting it would push real backups out.
+    """
+    now = now or datetime.now(UTC)
+    warnings = dated_ahead(backups, now)
+    own = sorted((backup for backup in backups
+                  if backup.made_by_agent and not in_the_future(backup.created, now)),
                  key=lambda backup: backup.created, reverse=True)
     foreign = [backup for backup in backups if not backup.made_by_agent]
     good: list[BackupRef] = []
     bad: list[BackupRef] = []
     for position, backup in enumerate(own):
         if len(good) == keep:
-            return RetentionPlan(keep=good, bad=bad, delete=own[position:], foreign=foreign)
+            return RetentionPlan(keep=good, bad=bad, delete=own[position:], foreign=foreign,
+                                 warnings=warnings)
         problem = None if is_known_good(backup) else problem_with(backup, check)
         if problem:
-            log.warning("backup %s is damaged (%s): kept for inspection, not counted towards "
-                        "KEEP_LOCAL", backup.path, problem)
+            warnings.append(f"backup {backup.path} is damaged ({problem}): kept for "
+                            "inspection, not counted towards KEEP_LOCAL")
             bad.append(backup)
         else:
             good.append(backup)
-    return RetentionPlan(keep=good, bad=bad, delete=[], foreign=foreign)
+    return RetentionPlan(keep=good, bad=bad, delete=[], foreign=foreign, warnings=warnings)
 
 
 def prune(settings: Settings, *, dry_run: bool,
@@ -75,9 +86,14 @@ def prune(settings: Settings, *, dry_run: bool,
 
     `just_written` names a backup proven good while it was written: it is not re-read.
     """
-    plan = plan_retention(local.scan(settings.backup_directory), settings.keep_local,
+    backups = local.scan(settings.backup_directory)
+    plan = plan_retention(backups, settings.keep_local,
                           is_known_good=lambda backup: backup.name == just_written,
                           check=settings.retention_check)
+    written = next((backup for backup in backups if backup.name == just_written), None)
+    if written is not None:  # never the run's own backup, nor anything not older than it
+        plan = replace(plan, delete=[backup for backup in plan.delete
+                                     if backup.created < written.created])
     for backup in plan.delete:
         assert backup.path is not None
         if dry_run:

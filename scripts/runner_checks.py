@@ -22,7 +22,7 @@ from typing import Any
 from backup_agent.actions.backup import BackupResult
 from backup_agent.catalog import Catalog
 from backup_agent.cli.markdown import append_step_summary, backup_markdown, failure_markdown
-from backup_agent.model.backup import newest_complete
+from backup_agent.model.backup import dated_ahead, newest_complete
 from backup_agent.model.naming import checksum_name
 from backup_agent.model.settings import resolve_settings
 from backup_agent.storage.s3 import S3Store
@@ -83,11 +83,14 @@ def check_upload(report: dict[str, Any]) -> int:
 def check_freshness(max_age: timedelta, now: datetime) -> int:
     """Fail unless the newest complete backup in S3 is younger than `max_age`."""
     settings = resolve_settings({}, os.environ)
-    newest = newest_complete(Catalog(settings).s3())
+    backups = Catalog(settings, now=now).s3()
+    for warning in dated_ahead(backups, now):
+        annotate("warning", warning)
+    newest = newest_complete(backups, now)
     if newest is None:
         annotate("error", f"no complete backup in s3://{settings.s3.bucket}/{settings.s3.prefix}")
         return 1
-    age = now - newest.created
+    age = newest.age(now)  # by its name or its LastModified, whichever is older
     hours = age.total_seconds() / 3600
     if age > max_age:
         annotate("error", f"the newest backup in S3, {newest.name}, is {hours:.1f} hours old "

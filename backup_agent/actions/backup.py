@@ -15,7 +15,7 @@ from contextlib import ExitStack
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from backup_agent import retention
 from backup_agent.model.backup import S3Location
@@ -28,6 +28,7 @@ from backup_agent.model.naming import (
     is_encrypted,
     manifest_name,
     s3_key,
+    signature_name,
 )
 from backup_agent.model.progress import NO_PROGRESS, Progress
 from backup_agent.model.settings import Settings
@@ -39,6 +40,9 @@ from backup_agent.storage.s3_upload import StreamingUpload
 from backup_agent.streams.age import encrypting
 from backup_agent.streams.gzip import compressing
 from backup_agent.streams.hashing import HashingWriter
+
+if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 log = logging.getLogger(__name__)
 
@@ -121,11 +125,26 @@ def _s3_store(settings: Settings, warnings: list[str]) -> S3Store | None:
 
 def _upload_sidecars(store: S3Store, settings: Settings, directory: Path, name: str,
                      metadata: dict[str, str]) -> None:
-    """The checksum, then (last, marking the backup complete in S3) the manifest."""
-    for file_name, content_type in ((checksum_name(name), "text/plain"),
-                                    (manifest_name(name), "application/json")):
+    """The checksum and signature, then (last, marking the backup complete in S3) the
+    manifest."""
+    sidecars = [(checksum_name(name), "text/plain"), (manifest_name(name), "application/json")]
+    if settings.signing_key_file is not None:
+        sidecars.insert(1, (signature_name(name), "application/json"))
+    for file_name, content_type in sidecars:
         store.put_file(s3_key(settings.s3.prefix, file_name), directory / file_name,
                        content_type=content_type, metadata=metadata)
+
+
+def _write_sidecars(settings: Settings, directory: Path, name: str, sha256: str,
+                    manifest: str, signing_key: Ed25519PrivateKey | None) -> None:
+    """The checksum, the signature over the manifest's exact bytes, then the manifest."""
+    local.write_small_file(directory / checksum_name(name), checksum_line(sha256, name))
+    if signing_key is not None:
+        from backup_agent.signing import sign
+
+        local.write_small_file(directory / signature_name(name),
+                               sign(signing_key, manifest.encode()).decode())
+    local.write_small_file(directory / manifest_name(name), manifest)
 
 
 def run_backup(settings: Settings, *, clock: Callable[[], datetime] = utc_now,
@@ -134,6 +153,11 @@ def run_backup(settings: Settings, *, clock: Callable[[], datetime] = utc_now,
     directory = settings.backup_directory
     hostname = hostname or socket.gethostname()
     local.check_writable_directory(directory)
+    signing_key = None
+    if settings.signing_key_file is not None:  # a bad key fails now, before any dump
+        from backup_agent.signing import load_signing_key
+
+        signing_key = load_signing_key(settings.signing_key_file)
     with directory_lock(directory, purpose="backup"):
         for leftover in local.remove_stale_temporary_files(directory):
             log.info("removed %s, left by an interrupted run", leftover)
@@ -171,9 +195,8 @@ def run_backup(settings: Settings, *, clock: Callable[[], datetime] = utc_now,
                 manifest = build_manifest(name=name, database=settings.postgres.database,
                                           facts=facts, started=started, finished=clock(),
                                           hostname=hostname, encrypt_to=settings.encrypt_to)
-                local.write_small_file(directory / checksum_name(name),
-                                       checksum_line(facts.sha256, name))
-                local.write_small_file(directory / manifest_name(name), render(manifest))
+                _write_sidecars(settings, directory, name, facts.sha256, render(manifest),
+                                signing_key)
                 local.publish(temporary, directory / name)
             except BaseException as error:
                 if upload is not None:
@@ -193,7 +216,8 @@ def run_backup(settings: Settings, *, clock: Callable[[], datetime] = utc_now,
             _upload_sidecars(store, settings, directory, name, metadata)
             log.info("uploaded to %s while dumping (SSE %s, size and content confirmed)",
                      result.s3.uri, SERVER_SIDE_ENCRYPTION)
-        result.pruned = [backup.name for backup in retention.prune(
-            settings, dry_run=False, just_written=name).delete]
+        plan = retention.prune(settings, dry_run=False, just_written=name)
+        result.pruned = [backup.name for backup in plan.delete]
+        result.warnings += plan.warnings
         result.duration_seconds = round(time.monotonic() - started_monotonic, 3)
         return result

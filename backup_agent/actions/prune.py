@@ -67,4 +67,4 @@ def run_prune(settings: Settings, *, dry_run: bool, databases: bool = False) -> 
             plan = retention.prune(settings, dry_run=False)
     dropped = prune_databases(settings, dry_run=dry_run) if databases else []
     return PruneResult(dry_run=dry_run, keep_local=settings.keep_local, deleted=plan.delete,
-                       databases=dropped)
+                       databases=dropped, warnings=plan.warnings)

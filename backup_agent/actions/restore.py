@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from backup_agent import containers
 from backup_agent.catalog import Catalog
-from backup_agent.identities import decryption_keys
+from backup_agent.identities import authenticity_warnings, decryption_keys
 from backup_agent.model.backup import BackupRef, Where
 from backup_agent.model.errors import (
     BackupAgentError,
@@ -174,8 +174,9 @@ def run_restore(settings: Settings, given: str, *, from_s3: bool = False,
                 clock: Callable[[], datetime] = lambda: datetime.now(UTC)) -> RestoreResult:
     """Restore a backup; return what happened. Raise a BackupAgentError on any failure."""
     started = time.monotonic()
-    source = Catalog(settings).resolve(given, from_s3=from_s3)
-    warnings = []
+    catalog = Catalog(settings)
+    source = catalog.resolve(given, from_s3=from_s3)
+    warnings = [*catalog.warnings, *authenticity_warnings(settings, [source])]
     if no_verify:
         warnings.append("--no-verify: the backup's checksum is NOT required (its content, "
                         "closing line and statements still are)")

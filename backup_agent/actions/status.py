@@ -12,7 +12,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from backup_agent.catalog import Catalog
-from backup_agent.model.backup import BackupRef, Where, newest_complete
+from backup_agent.model.backup import BackupRef, Where, dated_ahead, newest_complete
 from backup_agent.model.errors import ConfigurationError, StaleBackupError
 from backup_agent.model.settings import Settings
 
@@ -47,16 +47,21 @@ class StatusResult:
 def run_status(settings: Settings, *, max_age: timedelta, where: Where,
                now: datetime) -> StatusResult:
     """Return the newest complete backup; raise StaleBackupError if it is too old or absent."""
-    listing = Catalog(settings).listing(where)
-    newest = newest_complete(listing.backups)
+    listing = Catalog(settings, now=now).listing(where)
+    warnings = [*listing.warnings, *dated_ahead(listing.backups, now)]
+    newest = newest_complete(listing.backups, now)
     if newest is None:
-        raise StaleBackupError(f"no complete backup found ({where.value}): backups are not "
-                               "being made; check the backup job's logs")
-    age = now - newest.created
+        error = StaleBackupError(f"no complete backup found ({where.value}): backups are not "
+                                 "being made; check the backup job's logs")
+        error.warned = warnings
+        raise error
+    age = newest.age(now)
     if age > max_age:
         hours = age.total_seconds() / 3600
-        raise StaleBackupError(
+        error = StaleBackupError(
             f"the newest complete backup ({newest.name}, {newest.where.value}) is {hours:.1f} "
             f"hours old, over the {max_age.total_seconds() / 3600:g}-hour limit: backups have "
             "stopped; check the backup job's logs")
-    return StatusResult(newest=newest, age=age, max_age=max_age, warnings=listing.warnings)
+        error.warned = warnings
+        raise error
+    return StatusResult(newest=newest, age=age, max_age=max_age, warnings=warnings)

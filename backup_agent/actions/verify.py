@@ -15,9 +15,14 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from backup_agent.catalog import Catalog
-from backup_agent.identities import decryption_keys
+from backup_agent.identities import authenticity_warnings, decryption_keys, untrusted_reason
 from backup_agent.model.backup import BackupRef
-from backup_agent.model.errors import BackupAgentError, ConfigurationError, VerificationError
+from backup_agent.model.errors import (
+    BackupAgentError,
+    ConfigurationError,
+    SourceNotFoundError,
+    VerificationError,
+)
 from backup_agent.model.naming import STAMP_FORMAT
 from backup_agent.model.progress import NO_PROGRESS, Progress
 from backup_agent.model.settings import Settings
@@ -133,6 +138,12 @@ def _restore_test(settings: Settings, backup: BackupRef, moment: datetime,
 
 def verify_one(settings: Settings, backup: BackupRef, *, restore_test: bool,
                moment: datetime, progress: Progress = NO_PROGRESS) -> VerifiedBackup:
+    untrusted = untrusted_reason(settings, backup)
+    if untrusted is not None:  # not read at all: nothing of it is believed
+        return VerifiedBackup(name=backup.name, location=backup.location, ok=False,
+                              checksum="untrusted", gzip_complete=None, dump_complete=None,
+                              size_bytes=backup.size, encrypted=backup.encrypted,
+                              problems=[untrusted])
     test = None
     keys = decryption_keys(settings, backup, required=restore_test)
     checksum_only = backup.encrypted and keys is None
@@ -173,8 +184,14 @@ def run_verify(settings: Settings, given: str | None, *, from_s3: bool = False,
     catalog = Catalog(settings)
     backups = (catalog.all(from_s3=from_s3) if all_backups
                else [catalog.resolve(given or "latest", from_s3=from_s3)])
+    if not backups:
+        raise SourceNotFoundError(f"no backups to verify ({'s3' if from_s3 else 'local'}): "
+                                  "`backup-agent list` shows what there is")
+    warnings = [*catalog.warnings, *authenticity_warnings(settings, backups,
+                                                          refuse=not all_backups)]
     moment = datetime.now(UTC)
     verified = [verify_one(settings, backup, restore_test=restore_test, moment=moment,
                            progress=progress)
                 for backup in backups]
-    return VerifyResult(backups=verified, duration_seconds=round(time.monotonic() - started, 3))
+    return VerifyResult(backups=verified, duration_seconds=round(time.monotonic() - started, 3),
+                        warnings=warnings)

@@ -1,14 +1,13 @@
 """The `backup-agent` command line: one function per command, each calling its action.
 
-Everything the commands share (options, settings resolution, masking, error reporting,
-notifications, metrics) lives in `cli_support`. Only these two modules print.
+Options live in `options`, the run's edge (masking, errors, exit codes, notifications,
+metrics) in `boundary`, text and JSON in `render`. Only the cli package prints.
 """
 
 from __future__ import annotations
 
 import socket
 from datetime import UTC, datetime
-from typing import Annotated
 
 import typer
 
@@ -24,7 +23,6 @@ from backup_agent.cli.boundary import (
     resolve,
     say,
     start_run,
-    version_callback,
 )
 from backup_agent.cli.options import (
     AllBackupsOption,
@@ -56,6 +54,7 @@ from backup_agent.cli.options import (
     RestoreDryRunOption,
     RestoreSourceArgument,
     RestoreTestOption,
+    SigningKeyOption,
     SkipAppStopOption,
     SourceFromOption,
     StatusWhereOption,
@@ -63,11 +62,12 @@ from backup_agent.cli.options import (
     UserOption,
     VerboseOption,
     VerifySourceArgument,
+    VersionOption,
     YesOption,
     postgres_flags,
     reads_s3,
 )
-from backup_agent.model.backup import Where
+from backup_agent.model.backup import Place, Where
 
 # Each command imports its action when it runs: `--version` and `--help` load neither
 # boto3 nor pyrage, and `list local` never loads boto3.
@@ -85,12 +85,8 @@ app = typer.Typer(
 
 
 @app.callback()
-def main(
-    debug: DebugOption = False, quiet: QuietOption = False,
-    version: Annotated[bool, typer.Option("--version", callback=version_callback,
-                                          is_eager=True, help="Print the version and exit.")]
-    = False,
-) -> None:
+def main(debug: DebugOption = False, quiet: QuietOption = False,
+         version: VersionOption = False) -> None:
     """Back up a PostgreSQL database to local disk and S3; list, verify, restore, prune.
 
     Settings come from flags, then environment variables, then --env-file, then defaults.
@@ -177,7 +173,7 @@ def prune(
 
 @app.command()
 def restore(
-    source: RestoreSourceArgument = "latest", from_where: SourceFromOption = Where.LOCAL,
+    source: RestoreSourceArgument = "latest", from_where: SourceFromOption = Place.LOCAL,
     target_db: TargetDatabaseOption = None, dry_run: RestoreDryRunOption = False,
     yes: YesOption = False, no_verify: NoVerifyOption = False, no_owner: NoOwnerOption = False,
     drop_previous: DropPreviousOption = False, verbose: VerboseOption = False,
@@ -216,7 +212,7 @@ def restore(
 
 @app.command()
 def verify(
-    source: VerifySourceArgument = None, from_where: SourceFromOption = Where.LOCAL,
+    source: VerifySourceArgument = None, from_where: SourceFromOption = Place.LOCAL,
     all_backups: AllBackupsOption = False, restore_test: RestoreTestOption = False,
     env_file: EnvFileOption = None, host: HostOption = None, port: PortOption = None,
     user: UserOption = None, db: DatabaseOption = None, container: ContainerOption = None,
@@ -285,16 +281,16 @@ def doctor(
 
 
 @app.command()
-def keygen(output: KeyFileArgument) -> None:
-    """Create an age key pair for --encrypt-to; print the public key.
+def keygen(output: KeyFileArgument, signing: SigningKeyOption = False) -> None:
+    """Create a key pair; print the public key (the last line of standard output).
 
-    Run it on your workstation, not on the database server: keep the file (mode 0600) in
-    your password manager, and give the server only the printed public key (ENCRYPT_TO).
+    An age key (default) is for --encrypt-to: keep it on your workstation, never on the
+    server. A signing key (--signing) is for SIGNING_KEY_FILE: it lives only on the server;
+    put its public key in TRUSTED_SIGNING_KEYS wherever backups are restored or verified.
     """
     with reported("keygen", as_json=False):
-        from backup_agent.streams.age import generate_identity
+        from backup_agent.identities import create_key_file
 
-        public = generate_identity(output)
-        typer.echo(f"wrote the private key to {output} (keep it off the server, and safe: "
-                   "without it no encrypted backup can be restored)", err=True)
+        public, note = create_key_file(output, signing=signing)
+        typer.echo(note, err=True)
         typer.echo(public)

@@ -154,13 +154,13 @@ def emit_json(payload: dict[str, Any]) -> None:
 
 def finish(command: str, outcome: Outcome, *, as_json: bool) -> None:
     """End a command that ran: each warning once, then its verdict (which may fail it)."""
-    for warning in outcome.warnings:
-        log.warning("%s", warning)
     failure = outcome.failure()
-    if failure is not None:
+    if failure is not None:  # `reported` says the warnings, then the error
         failure.details = outcome.to_dict()
         failure.warned = list(outcome.warnings)
         raise failure
+    for warning in outcome.warnings:
+        log.warning("%s", warning)
     if as_json:
         emit_json(envelope(command, warnings=outcome.warnings, data=outcome.to_dict()))
 
@@ -175,6 +175,8 @@ def reported(command: str, *, as_json: bool) -> Iterator[None]:
         code = exit_code_for(error)
         message = mask(message_for(error))
         execute.stop_all_children()
+        for warning in error.warned if isinstance(error, BackupAgentError) else []:
+            log.warning("%s", warning)
         if STATE.debug:
             sys.stderr.write(mask("".join(traceback.format_exception(error))))
         typer.echo(f"backup-agent: error: {message}", err=True)

@@ -7,8 +7,8 @@ from typing import Annotated
 
 import typer
 
-from backup_agent.model.backup import Where
-from backup_agent.model.errors import ConfigurationError
+from backup_agent.cli.boundary import version_callback
+from backup_agent.model.backup import Place, Where
 
 CONNECTION = "Database"
 STORAGE = "Storage"
@@ -50,7 +50,7 @@ BucketOption = Annotated[str | None, typer.Option(
 PrefixOption = Annotated[str | None, typer.Option(
     "--s3-prefix", envvar="S3_PREFIX", rich_help_panel=STORAGE,
     help="Key prefix in the bucket (default: backups/).")]
-SourceFromOption = Annotated[Where, typer.Option(
+SourceFromOption = Annotated[Place, typer.Option(
     "--from", help="Where `latest` (and --all) look: local or s3.")]
 AppContainersOption = Annotated[str | None, typer.Option(
     "--app-containers", envvar="APP_CONTAINERS", rich_help_panel=CONNECTION,
@@ -74,6 +74,8 @@ MetricsFileOption = Annotated[str | None, typer.Option(
 # Global flags (the app's callback)
 DebugOption = Annotated[bool, typer.Option(
     "--debug", help="Show tracebacks and each command run.")]
+VersionOption = Annotated[bool, typer.Option(
+    "--version", callback=version_callback, is_eager=True, help="Print the version and exit.")]
 QuietOption = Annotated[bool, typer.Option(
     "--quiet", "-q", envvar="BACKUP_AGENT_QUIET",
     help="Print only warnings and errors (and --json or tables asked for): for cron.")]
@@ -110,6 +112,9 @@ RestoreTestOption = Annotated[bool, typer.Option(
 MaxAgeOption = Annotated[str, typer.Option(
     "--max-age", help="Fail when the newest complete backup is older (e.g. 26h, 90m, 2d).")]
 StatusWhereOption = Annotated[Where, typer.Option("--where", help="Which backups count.")]
+SigningKeyOption = Annotated[bool, typer.Option(
+    "--signing", help="Write an Ed25519 signing key (for SIGNING_KEY_FILE) instead of an age "
+                      "key.")]
 KeyFileArgument = Annotated[Path, typer.Argument(
     help="Where to write the new identity (private key) file; it must not exist.")]
 
@@ -121,8 +126,5 @@ def postgres_flags(host: str | None, port: str | None, user: str | None, db: str
             "POSTGRES_DB": db, "POSTGRES_CONTAINER": container, "PG_BINDIR": pg_bindir}
 
 
-def reads_s3(place: Where) -> bool:
-    """--from local or s3 (`all` names no single place to restore or verify from)."""
-    if place is Where.ALL:
-        raise ConfigurationError("--from takes local or s3")
-    return place is Where.S3
+def reads_s3(place: Place) -> bool:
+    return place is Place.S3

@@ -11,12 +11,12 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from enum import StrEnum
 from pathlib import Path
 from typing import Any, Protocol
 
-from backup_agent.model.naming import AGENT_NAME, is_encrypted
+from backup_agent.model.naming import AGENT_NAME, in_the_future, is_encrypted
 
 # The last line pg_dump writes: a plain dump without it was cut short.
 DUMP_COMPLETE_MARKER = b"-- PostgreSQL database dump complete"
@@ -28,6 +28,13 @@ class Where(StrEnum):
     LOCAL = "local"
     S3 = "s3"
     ALL = "all"
+
+
+class Place(StrEnum):
+    """Where one backup is read from (`--from`)."""
+
+    LOCAL = "local"
+    S3 = "s3"
 
 
 class ReadableStream(Protocol):
@@ -51,11 +58,15 @@ class BackupRef:
     created: datetime  # from the name, UTC
     has_checksum: bool
     has_manifest: bool
+    has_signature: bool = False
+    modified: datetime | None = None  # the file's mtime, or the S3 object's LastModified
     path: Path | None = None  # local backups
     bucket: str | None = None  # S3 backups
     key: str | None = None
     # Read from the sidecars once the catalog loaded the details.
     manifest: Mapping[str, Any] | None = None
+    manifest_bytes: bytes | None = field(default=None, repr=False)  # what was signed
+    signature: bytes | None = field(default=None, repr=False)
     expected_sha256: str | None = None
     details_loaded: bool = False
     opener: Callable[[], ReadableStream] = field(default=_cannot_open, repr=False,
@@ -93,9 +104,17 @@ class BackupRef:
         return f"{'download + ' if self.where is Where.S3 else ''}{verb} {self.name}"
 
     def with_details(self, *, manifest: Mapping[str, Any] | None,
-                     expected_sha256: str | None) -> BackupRef:
+                     expected_sha256: str | None, manifest_bytes: bytes | None = None,
+                     signature: bytes | None = None) -> BackupRef:
         return replace(self, manifest=manifest, expected_sha256=expected_sha256,
-                       has_manifest=manifest is not None, details_loaded=True)
+                       has_manifest=manifest is not None, manifest_bytes=manifest_bytes,
+                       signature=signature, details_loaded=True)
+
+    def age(self, now: datetime) -> timedelta:
+        """How old it is: by its name, or by when it was stored if that is earlier (a name
+        can be chosen; S3's LastModified cannot)."""
+        stored = self.modified if self.modified is not None else self.created
+        return now - min(self.created, stored)
 
     @contextmanager
     def open(self) -> Iterator[ReadableStream]:
@@ -109,7 +128,8 @@ class BackupRef:
     def to_dict(self) -> dict[str, Any]:
         return {"name": self.name, "where": self.where.value, "location": self.location,
                 "key": self.key, "size_bytes": self.size, "created": self.created.isoformat(),
-                "has_checksum": self.has_checksum, "complete": self.complete}
+                "has_checksum": self.has_checksum, "signed": self.has_signature,
+                "complete": self.complete}
 
 
 @dataclass(frozen=True)
@@ -124,10 +144,21 @@ class S3Location:
         return f"s3://{self.bucket}/{self.key}"
 
 
-def newest_complete(backups: Iterable[BackupRef]) -> BackupRef | None:
-    """Return the newest complete backup: the one definition of "latest"."""
-    complete = [backup for backup in backups if backup.complete]
+def newest_complete(backups: Iterable[BackupRef], now: datetime) -> BackupRef | None:
+    """Return the newest complete backup: the one definition of "latest".
+
+    A backup dated in the future is never the latest: its name lies (see dated_ahead).
+    """
+    complete = [backup for backup in backups
+                if backup.complete and not in_the_future(backup.created, now)]
     return max(complete, key=lambda backup: backup.created) if complete else None
+
+
+def dated_ahead(backups: Iterable[BackupRef], now: datetime) -> list[str]:
+    """The warnings for backups whose names are dated in the future (ignored everywhere)."""
+    return [f"ignored {backup.location}: its name is dated in the future "
+            f"({backup.created:%Y-%m-%d %H:%M} UTC), which no working clock wrote"
+            for backup in backups if in_the_future(backup.created, now)]
 
 
 def newest_first(backups: Iterable[BackupRef]) -> list[BackupRef]:

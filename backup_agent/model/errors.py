@@ -1,6 +1,6 @@
 """Project exceptions: one readable sentence each, and the exit code the CLI ends with.
 
-Deep code raises these; only `cli.py` prints them. Every message names the problem and the
+Deep code raises these; only `cli/boundary.py` prints them. Every message names the problem and the
 fix, so that the one line an operator sees at 3 a.m. is enough to act on.
 """
 

@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import re
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 # Only exact matches are backups. `db_backup_latest.sql.gz` and friends are not.
 # `.sql.gz.age` is an age-encrypted backup (ENCRYPT_TO).
-BACKUP_NAME = re.compile(r"^db_backup_(?P<stamp>\d{8}_\d{6})\.sql\.gz(?P<age>\.age)?$")
+BACKUP_NAME = re.compile(r"db_backup_(?P<stamp>[0-9]{8}_[0-9]{6})\.sql\.gz(?P<age>\.age)?")
 STAMP_FORMAT = "%Y%m%d_%H%M%S"
 CHECKSUM_SUFFIX = ".sha256"
 MANIFEST_SUFFIX = ".manifest.json"
+SIGNATURE_SUFFIX = ".sig"
+# A name dated further ahead than this cannot be a backup made by a working clock.
+FUTURE_TOLERANCE = timedelta(minutes=10)
 ENCRYPTED_SUFFIX = ".age"
 AGENT_NAME = "backup-agent"  # the manifest's "tool": what makes a backup ours
 
@@ -23,13 +26,13 @@ def backup_name(moment: datetime, *, encrypted: bool = False) -> str:
 
 def is_encrypted(name: str) -> bool:
     """True for the name of an age-encrypted backup."""
-    match = BACKUP_NAME.match(name)
+    match = BACKUP_NAME.fullmatch(name)
     return bool(match and match["age"])
 
 
 def created_at(name: str) -> datetime | None:
     """Return the UTC time encoded in a backup name, or None if it is not a backup name."""
-    match = BACKUP_NAME.match(name)
+    match = BACKUP_NAME.fullmatch(name)
     if not match:
         return None
     try:
@@ -46,9 +49,19 @@ def manifest_name(name: str) -> str:
     return name + MANIFEST_SUFFIX
 
 
+def signature_name(name: str) -> str:
+    return name + SIGNATURE_SUFFIX
+
+
+def in_the_future(moment: datetime, now: datetime) -> bool:
+    """True for a time no working clock could have written yet."""
+    return moment > now + FUTURE_TOLERANCE
+
+
 def s3_key(prefix: str, name: str) -> str:
     """Return `<prefix>YYYY/MM/<name>` for a backup (or sidecar) name."""
-    stem = name.removesuffix(CHECKSUM_SUFFIX).removesuffix(MANIFEST_SUFFIX)
+    stem = name.removesuffix(CHECKSUM_SUFFIX).removesuffix(MANIFEST_SUFFIX) \
+        .removesuffix(SIGNATURE_SUFFIX)
     moment = created_at(stem)
     if moment is None:
         raise ValueError(f"not a backup name: {name}")

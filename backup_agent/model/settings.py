@@ -16,6 +16,7 @@ from dotenv import dotenv_values
 
 from backup_agent.model.age_keys import parse_recipients
 from backup_agent.model.errors import ConfigurationError
+from backup_agent.model.signing_keys import parse_trusted_keys
 
 DEFAULT_BACKUP_DIRECTORY = Path("/opt/dorami/backups")
 DEFAULT_KEEP_LOCAL = 7
@@ -101,6 +102,10 @@ class Settings:
     identity_file: Path | None = None
     # Or the key itself (AGE_IDENTITY, environment only), as the restore-test workflow sends it.
     identity_text: str | None = field(default=None, repr=False)
+    # Ed25519 private key that signs each backup's manifest (SIGNING_KEY_FILE, server only).
+    signing_key_file: Path | None = None
+    # Public keys whose signature restore, verify and `latest` require (TRUSTED_SIGNING_KEYS).
+    trusted_signing_keys: tuple[str, ...] = ()
 
     def secrets(self) -> list[str]:
         """Return every secret value in play, for masking output."""
@@ -229,6 +234,8 @@ def resolve_settings(
         identity_file=Path(identity) if (identity := value("AGE_IDENTITY_FILE")) else None,
         # Never a flag: a private key on the command line would show in `ps`.
         identity_text=sources.get(None, "AGE_IDENTITY"),
+        signing_key_file=Path(key) if (key := value("SIGNING_KEY_FILE")) else None,
+        trusted_signing_keys=parse_trusted_keys(value("TRUSTED_SIGNING_KEYS") or ""),
     )
 
 

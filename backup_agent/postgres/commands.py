@@ -52,10 +52,26 @@ def make_psql_command(settings: PostgresSettings, database: str) -> list[str]:
             "--set", "ON_ERROR_STOP=1", *connection_arguments(settings, database)]
 
 
+# What a PostgreSQL client needs from our environment: never AWS_*, AGE_IDENTITY,
+# NOTIFY_URL, signing keys or anything else the agent holds. PG*: libpq's own settings
+# (PGSSLMODE, PGCONNECT_TIMEOUT, ...); DOCKER_*: the docker client's, in docker mode.
+PASSED_VARIABLES = frozenset({"PATH", "HOME", "LANG", "LANGUAGE", "TZ", "TMPDIR", "USER",
+                              "LOGNAME", "TERM"})
+PASSED_PREFIXES = ("LC_", "PG")
+
+
+def child_environment(base: Mapping[str, str], *, docker: bool) -> dict[str, str]:
+    """Return the part of `base` a client program (or docker) may see."""
+    prefixes = (*PASSED_PREFIXES, "DOCKER_") if docker else PASSED_PREFIXES
+    return {name: value for name, value in base.items()
+            if name in PASSED_VARIABLES or name.startswith(prefixes)}
+
+
 def make_environment(settings: PostgresSettings,
                      base: Mapping[str, str] | None = None) -> dict[str, str]:
-    """Return the child environment: the caller's, plus PGPASSWORD when one is set."""
-    environment = dict(os.environ if base is None else base)
+    """Return a client's minimal environment, with PGPASSWORD when one is set."""
+    environment = child_environment(os.environ if base is None else base,
+                                    docker=settings.container is not None)
     environment.pop("PGPASSWORD", None)
     if settings.password:
         environment["PGPASSWORD"] = settings.password

@@ -13,14 +13,16 @@ import errno
 import hashlib
 import json
 import os
+import stat
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, BinaryIO
 
 from backup_agent.model.backup import BackupRef, Where
 from backup_agent.model.errors import LocalStorageError
-from backup_agent.model.naming import checksum_name, created_at, manifest_name
+from backup_agent.model.naming import checksum_name, created_at, manifest_name, signature_name
 
 TEMPORARY_PREFIX = ".tmp-"
 HASH_CHUNK_BYTES = 4 * 1024 * 1024
@@ -38,13 +40,34 @@ def storage_error(error: OSError, directory: Path) -> LocalStorageError:
 
 
 def check_writable_directory(directory: Path) -> None:
-    """Raise LocalStorageError unless `directory` exists and we may create files in it."""
-    if not directory.is_dir():
-        raise LocalStorageError(f"backup directory {directory} does not exist: create it "
-                                f"(mkdir -p {directory}) or set BACKUP_DIR")
+    """Raise LocalStorageError unless `directory` is ours and we may create files in it."""
+    check_own_directory(directory)
     if not os.access(directory, os.W_OK | os.X_OK):
         raise LocalStorageError(f"backup directory {directory} is not writable by this user: "
                                 "fix its owner/permissions or set BACKUP_DIR")
+
+
+def check_own_directory(directory: Path) -> None:
+    """Raise LocalStorageError unless `directory` exists, belongs to this user, and nobody
+    else may write in it: anyone who can plant a file there could plant a backup."""
+    try:
+        status = directory.stat()
+    except FileNotFoundError:
+        raise LocalStorageError(f"backup directory {directory} does not exist: create it "
+                                f"(mkdir -p {directory} && chmod 700 {directory}) or set "
+                                "BACKUP_DIR") from None
+    except OSError as error:
+        raise LocalStorageError(f"cannot read backup directory {directory} "
+                                f"({error.strerror})") from None
+    if not stat.S_ISDIR(status.st_mode):
+        raise LocalStorageError(f"BACKUP_DIR {directory} is not a directory: fix BACKUP_DIR")
+    if status.st_uid != os.geteuid():
+        raise LocalStorageError(f"backup directory {directory} belongs to another user: "
+                                f"chown it to this one (chown $(id -un) {directory}) or set "
+                                "BACKUP_DIR")
+    if status.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
+        raise LocalStorageError(f"backup directory {directory} is writable by other users: "
+                                f"chmod 700 {directory}")
 
 
 def read_manifest(path: Path) -> dict[str, Any] | None:
@@ -68,10 +91,13 @@ def describe(path: Path) -> BackupRef | None:
     if created is None or not is_regular_file(path):
         return None
     manifest = read_manifest(path.with_name(manifest_name(path.name)))
+    status = path.lstat()
     return BackupRef(
-        name=path.name, where=Where.LOCAL, location=str(path), size=path.lstat().st_size,
+        name=path.name, where=Where.LOCAL, location=str(path), size=status.st_size,
         created=created, has_checksum=is_regular_file(path.with_name(checksum_name(path.name))),
-        has_manifest=manifest is not None, manifest=manifest, path=path,
+        has_manifest=manifest is not None,
+        has_signature=is_regular_file(path.with_name(signature_name(path.name))),
+        modified=datetime.fromtimestamp(status.st_mtime, UTC), manifest=manifest, path=path,
         opener=lambda: path.open("rb"))
 
 
@@ -105,6 +131,7 @@ def delete_backup(data: Path) -> list[Path]:
     """Delete a backup's data file and its sidecars; return what was removed."""
     removed = []
     for path in (data.with_name(checksum_name(data.name)),
+                 data.with_name(signature_name(data.name)),
                  data.with_name(manifest_name(data.name)), data):
         if is_regular_file(path):
             path.unlink()

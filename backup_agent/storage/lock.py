@@ -23,7 +23,7 @@ def directory_lock(directory: Path, *, purpose: str) -> Iterator[None]:
     """Hold the exclusive lock on `directory`; raise LockedError at once if it is taken."""
     path = directory / LOCK_FILE_NAME
     try:
-        descriptor = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o644)
+        descriptor = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600)
     except OSError as error:
         raise storage_error(error, directory) from None
     try:
@@ -34,6 +34,7 @@ def directory_lock(directory: Path, *, purpose: str) -> Iterator[None]:
             raise LockedError(
                 f"another backup-agent run ({holder or 'unknown'}) holds the lock on "
                 f"{directory}: wait for it to finish; nothing was changed") from None
+        os.fchmod(descriptor, 0o600)  # a lock file from an older version was 0644
         os.ftruncate(descriptor, 0)
         os.pwrite(descriptor, f"pid {os.getpid()}, {purpose}".encode(), 0)
         yield

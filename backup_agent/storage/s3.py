@@ -93,13 +93,15 @@ class S3Store:
         self._client: S3Client | None = None
 
     def has_credentials(self) -> bool:
-        return self._session.get_credentials() is not None
+        with self._translated("find AWS credentials"):
+            return self._session.get_credentials() is not None
 
     @property
     def client(self) -> S3Client:
         if self._client is None:
-            self._client = self._session.client("s3", endpoint_url=self._endpoint,
-                                                config=client_config())
+            with self._translated("connect to S3"):
+                self._client = self._session.client("s3", endpoint_url=self._endpoint,
+                                                    config=client_config())
         return self._client
 
     def url(self, key: str) -> str:
@@ -112,8 +114,9 @@ class S3Store:
         except BackupAgentError:
             raise
         except Exception as error:  # noqa: BLE001 - translate_error re-raises the unknown
+            # The configured endpoint, not the client's: making a client can be what failed.
             raise translate_error(error, bucket=self.bucket, action=action,
-                                  endpoint=self.client.meta.endpoint_url) from None
+                                  endpoint=self._endpoint) from None
 
     # Reading
 

@@ -25,6 +25,10 @@ def translate_error(error: Exception, *, bucket: str, action: str,
     if isinstance(error, S3UploadFailedError) and isinstance(error.__context__, Exception):
         error = error.__context__
     where = endpoint or "S3"
+    if isinstance(error, botocore.exceptions.PartialCredentialsError):
+        return S3Error("the AWS credentials are incomplete (an access key id without its "
+                       "secret, or the reverse): set both AWS_ACCESS_KEY_ID and "
+                       "AWS_SECRET_ACCESS_KEY (env or --env-file)")
     if isinstance(error, botocore.exceptions.NoCredentialsError):
         return S3Error("no AWS credentials found: set AWS_ACCESS_KEY_ID and "
                        "AWS_SECRET_ACCESS_KEY (env or --env-file)")

@@ -68,6 +68,19 @@ TABLE = {row.scenario: row for row in (
     Behaviour("encrypted backup changed (even with its .sha256 rewritten to match), or "
               "decrypting with a key the manifest does not name",
               "age authentication fails; refused; database untouched", 8),
+    # restore safety: a backup is untrusted input until it is proven
+    Behaviour("a backup holding what pg_dump never writes (psql meta-commands, COPY TO "
+              "PROGRAM, DROP DATABASE, roles), damaged or consistently rewritten",
+              "refused, naming the line, before any of it runs; database untouched", 8),
+    Behaviour("a backup no trusted key signed (TRUSTED_SIGNING_KEYS set)",
+              "refused before it is read; `latest` passes over it", 8),
+    Behaviour("--no-verify on bytes that are not a whole dump",
+              "refused before anything is swapped in; database untouched", 8),
+    Behaviour("a backup name dated in the future (planted)",
+              "ignored by latest, status, the freshness check and retention, with a warning",
+              0),
+    Behaviour("BACKUP_DIR writable by other users, or not the agent's",
+              "refused, with the fix (chmod 700)", 4),
 )}
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
 from pathlib import Path
@@ -65,3 +66,36 @@ def test_secrets_appear_in_no_argv_output_report_summary_or_manifest(
         assert PASSWORD not in text, f"the password leaked into {where}"
         assert AWS_SECRET not in text, f"the AWS secret leaked into {where}"
     json.loads(result.stdout)  # and the JSON result is still one clean document
+
+
+def watch_children_environments(agent: psutil.Process) -> list[dict[str, str]]:
+    """Collect the environment of every descendant (pg_dump, psql, docker) until it exits."""
+    seen: list[dict[str, str]] = []
+    agents_command = agent.cmdline()
+    while agent.is_running() and agent.status() != psutil.STATUS_ZOMBIE:
+        with contextlib.suppress(psutil.Error):
+            # A child caught between fork and exec still is the agent (same command line,
+            # same environment); what counts is what the program it runs receives.
+            seen += [child.environ() for child in agent.children(recursive=True)
+                     if child.cmdline() != agents_command]
+        time.sleep(0.002)
+    return seen
+
+
+@pytest.mark.parametrize("mode", ["direct", "docker"])
+def test_children_get_a_minimal_environment_without_the_agents_secrets(
+        mode: str, secretive_env: dict[str, str], docker_shim: dict[str, str]) -> None:
+    environment = {**secretive_env, "NOTIFY_URL": "http://127.0.0.1:9/hook-distinctive",
+                   "AGE_IDENTITY": "AGE-SECRET-KEY-1DISTINCTIVE"}
+    if mode == "docker":
+        environment.update(docker_shim, POSTGRES_CONTAINER=DOCKER_CONTAINER)
+    agent = start_agent(["backup"], environment)
+    children = watch_children_environments(psutil.Process(agent.pid))
+    result = finish(agent)
+    assert result.returncode == 0, result.stderr
+    assert children  # the watch saw pg_dump and psql
+    for child in children:
+        leaked = {name for name in child
+                  if name.startswith(("AWS_", "AGE_", "NOTIFY_", "POSTGRES_", "S3_"))}
+        assert not leaked, leaked
+        assert AWS_SECRET not in child.values()

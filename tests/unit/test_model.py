@@ -2,14 +2,21 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
 
 import pyrage
 import pytest
 from pyrage import x25519
 
 from backup_agent.model.age_keys import is_valid_recipient, parse_recipients
-from backup_agent.model.backup import BackupRef, Where, newest_complete, newest_first
+from backup_agent.model.backup import (
+    BackupRef,
+    Where,
+    dated_ahead,
+    newest_complete,
+    newest_first,
+)
 from backup_agent.model.errors import ConfigurationError
 
 
@@ -24,9 +31,24 @@ def ref(day: int, *, where: Where = Where.LOCAL, checksum: bool = True,
 def test_latest_complete_skips_what_cannot_be_proven() -> None:
     backups = [ref(5, checksum=False), ref(4, manifest=False), ref(3, tool="pg_back"),
                ref(2), ref(1)]
-    newest = newest_complete(backups)
+    now = datetime(2026, 1, 6, tzinfo=UTC)
+    newest = newest_complete(backups, now)
     assert newest is not None and newest.created.day == 2
-    assert newest_complete([ref(4, manifest=False)]) is None
+    assert newest_complete([ref(4, manifest=False)], now) is None
+
+
+def test_a_name_dated_in_the_future_is_never_the_latest() -> None:
+    now = datetime(2026, 1, 3, 1, 55, tzinfo=UTC)  # day 3's backup is 5 minutes ahead: ok
+    assert newest_complete([ref(3), ref(1)], now) is not None
+    assert newest_complete([ref(3), ref(1)], now).created.day == 3  # type: ignore[union-attr]
+    later = datetime(2026, 1, 2, 12, tzinfo=UTC)
+    assert newest_complete([ref(3), ref(1)], later).created.day == 1  # type: ignore[union-attr]
+    assert dated_ahead([ref(3), ref(1)], later) and not dated_ahead([ref(1)], later)
+
+
+def test_age_counts_from_the_earlier_of_name_and_storage() -> None:
+    backup = replace(ref(1), modified=datetime(2026, 1, 1, 0, tzinfo=UTC))
+    assert backup.age(datetime(2026, 1, 2, 2, tzinfo=UTC)) == timedelta(hours=26)
 
 
 def test_the_same_backup_in_both_places_lists_local_first() -> None:

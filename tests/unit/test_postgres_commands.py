@@ -90,3 +90,14 @@ def test_diagnosis_names_cause_and_fix(stderr: str, kind: type[Exception],
     assert isinstance(error, kind)
     assert fragment in str(error)
     assert "\n" not in str(error)
+
+
+@pytest.mark.parametrize("settings", [DIRECT, DOCKER])
+def test_children_get_no_secret_but_their_own(settings: PostgresSettings) -> None:
+    agents = {"PATH": "/bin", "HOME": "/root", "LC_ALL": "C.UTF-8", "PGSSLMODE": "require",
+              "AWS_SECRET_ACCESS_KEY": "aws", "AWS_ACCESS_KEY_ID": "id",
+              "AGE_IDENTITY": "AGE-SECRET-KEY-1X", "NOTIFY_URL": "https://hooks/x",
+              "SIGNING_KEY_FILE": "/k", "POSTGRES_PASSWORD": "pw", "DOCKER_HOST": "unix://d"}
+    environment = make_environment(settings, agents)
+    expected = {"PATH", "HOME", "LC_ALL", "PGSSLMODE", "PGPASSWORD"}
+    assert set(environment) == expected | ({"DOCKER_HOST"} if settings.container else set())
