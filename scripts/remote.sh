@@ -5,7 +5,7 @@
 # Reads PRODUCTION_HOST, PRODUCTION_USER and, unless UPLOAD=false, S3_BUCKET,
 # AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY (and optionally AWS_REGION, S3_PREFIX) from its
 # environment; and AGE_IDENTITY (an age key file's content) when set, for restore tests of
-# encrypted backups. printf is a shell builtin: the values never appear in any process's argv.
+# encrypted backups; and TRUSTED_SIGNING_KEYS (public keys) when set. printf is a shell builtin: the values never appear in any process's argv.
 set -euo pipefail
 
 remote_dir="${REMOTE_SCRIPTS_DIR:-/opt/dorami/backup-agent/scripts}"
@@ -28,6 +28,9 @@ age_identity() {
 
 secrets() {
   age_identity
+  if [ -n "${TRUSTED_SIGNING_KEYS:-}" ]; then
+    printf 'TRUSTED_SIGNING_KEYS=%s\n' "$TRUSTED_SIGNING_KEYS"
+  fi
   if [ "${UPLOAD:-true}" = "false" ]; then
     return 0
   fi

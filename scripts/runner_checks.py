@@ -22,14 +22,16 @@ from typing import Any
 from backup_agent.actions.backup import BackupResult
 from backup_agent.catalog import Catalog
 from backup_agent.cli.markdown import append_step_summary, backup_markdown, failure_markdown
-from backup_agent.model.backup import dated_ahead, newest_complete
+from backup_agent.model.errors import SourceNotFoundError
 from backup_agent.model.naming import checksum_name
 from backup_agent.model.settings import resolve_settings
 from backup_agent.storage.s3 import S3Store
 
 
 def annotate(level: str, message: str) -> None:
-    print(f"::{level}::{message}", flush=True)
+    """Print a GitHub annotation; text from S3 or the server cannot start a line of its own."""
+    escaped = message.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
+    print(f"::{level}::{escaped}", flush=True)
 
 
 def load_report(path: Path) -> dict[str, Any]:
@@ -83,10 +85,15 @@ def check_upload(report: dict[str, Any]) -> int:
 def check_freshness(max_age: timedelta, now: datetime) -> int:
     """Fail unless the newest complete backup in S3 is younger than `max_age`."""
     settings = resolve_settings({}, os.environ)
-    backups = Catalog(settings, now=now).s3()
-    for warning in dated_ahead(backups, now):
+    catalog = Catalog(settings, now=now)
+    try:
+        # `latest`: names dated ahead and (with TRUSTED_SIGNING_KEYS) unsigned backups are
+        # passed over, exactly as a restore would.
+        newest = catalog.latest(from_s3=True)
+    except SourceNotFoundError:
+        newest = None
+    for warning in catalog.warnings:
         annotate("warning", warning)
-    newest = newest_complete(backups, now)
     if newest is None:
         annotate("error", f"no complete backup in s3://{settings.s3.bucket}/{settings.s3.prefix}")
         return 1

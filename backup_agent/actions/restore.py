@@ -150,7 +150,7 @@ def _build(settings: Settings, plan: RestorePlan, admin: DatabaseAdmin, proof: P
     admin.create_like(plan.build, admin.facts(plan.target), keep_owner=not plan.no_owner)
     fed = feed_psql(settings.postgres, plan.build, proof.stream,
                     expected_sha256=proof.verdict.sha256, no_owner=plan.no_owner,
-                    verbose=verbose, identities=keys, drop_lines=proof.restrict_lines,
+                    verbose=verbose, identities=keys, drop_ranges=proof.restrict_ranges,
                     restrict=restrict,
                     progress=progress.task(f"restore {plan.source.name}",
                                            plan.source.size).update)

@@ -112,7 +112,7 @@ def _restore_test(settings: Settings, backup: BackupRef, moment: datetime,
             try:
                 fed = feed_psql(settings.postgres, scratch, proof.stream,
                                 expected_sha256=proof.verdict.sha256, no_owner=True,
-                                identities=keys, drop_lines=proof.restrict_lines,
+                                identities=keys, drop_ranges=proof.restrict_ranges,
                                 restrict=restrict,
                                 progress=progress.task(f"restore-test {backup.name}",
                                                        backup.size).update)

@@ -18,7 +18,7 @@ from backup_agent.model.backup import ReadableStream
 from backup_agent.model.settings import PostgresSettings
 from backup_agent.postgres.commands import make_environment, make_psql_command
 from backup_agent.postgres.diagnosis import last_meaningful_line
-from backup_agent.streams.filters import LineDropper, OwnerFilter
+from backup_agent.streams.filters import OwnerFilter, RangeDropper
 from backup_agent.streams.verify import Verdict, verify_stream
 
 if TYPE_CHECKING:
@@ -45,10 +45,11 @@ def feed_psql(settings: PostgresSettings, database: str, source: ReadableStream,
               expected_sha256: str | None, no_owner: bool = False, verbose: bool = False,
               progress: Callable[[int], None] | None = None,
               identities: Sequence[Identity] | None = None,
-              drop_lines: Sequence[int] = (), restrict: bool = False) -> FeedResult:
+              drop_ranges: Sequence[tuple[int, int]] = (),
+              restrict: bool = False) -> FeedResult:
     """Stream `source` into psql on `database`; return the verdict and psql's outcome.
 
-    `drop_lines` (the dump's own \\restrict lines) are left out; with `restrict`, psql's
+    `drop_ranges` (the dump's own \\restrict lines) are left out; with `restrict`, psql's
     input starts with a \\restrict of our own, so psql refuses every meta-command.
     """
     with execute.running(make_restore_psql_command(settings, database, verbose=verbose),
@@ -74,7 +75,7 @@ def feed_psql(settings: PostgresSettings, database: str, source: ReadableStream,
         owner_filter = OwnerFilter(write) if no_owner else None
         sink: Callable[[bytes], None] = owner_filter or write
         verdict = verify_stream(source, expected_sha256=expected_sha256,
-                                sink=LineDropper(sink, drop_lines) if drop_lines else sink,
+                                sink=RangeDropper(sink, drop_ranges) if drop_ranges else sink,
                                 progress=progress, identities=identities)
         if owner_filter:
             owner_filter.flush()

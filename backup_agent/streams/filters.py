@@ -55,34 +55,43 @@ class OwnerFilter:
         self._pending = b""
 
 
-class LineDropper:
-    """Leave out the given lines (1-based numbers), pass everything else on as it comes."""
+class RangeDropper:
+    """Leave out the given byte ranges [start, end) of the stream; pass the rest on."""
 
-    def __init__(self, sink: Callable[[bytes], None], lines: Iterable[int]) -> None:
+    def __init__(self, sink: Callable[[bytes], None], ranges: Iterable[tuple[int, int]]) -> None:
         self._sink = sink
-        self._targets = sorted(set(lines))
-        self._line = 1  # the line the next byte belongs to
-        self._dropping = False
+        self._ranges = sorted(ranges)
+        self._position = 0  # of the next byte in the stream
 
     def __call__(self, data: bytes) -> None:
-        position = 0
-        while self._targets and position < len(data):
-            if self._dropping:
-                newline = data.find(b"\n", position)
-                if newline < 0:
-                    return
-                position, self._dropping = newline + 1, False
-                self._line += 1
-                self._targets.pop(0)
+        start, end = self._position, self._position + len(data)
+        self._position = end
+        kept_from = start
+        for low, high in self._ranges:
+            if high <= kept_from or low >= end:
                 continue
-            if self._line + data.count(b"\n", position) < self._targets[0]:
-                break
-            start = position
-            while self._line < self._targets[0]:
-                position = data.index(b"\n", position) + 1
-                self._line += 1
-            self._sink(data[start:position])
-            self._dropping = True
-        if position < len(data):
-            self._line += data.count(b"\n", position)
-            self._sink(data[position:])
+            if low > kept_from:
+                self._sink(data[kept_from - start:low - start])
+            kept_from = max(kept_from, min(high, end))
+        if kept_from < end:
+            self._sink(data[kept_from - start:] if kept_from > start else data)
+
+
+def copy_end(buffer: bytes, start: int) -> int:
+    """Return where the line that ends COPY data starts (`start` is a line start), or -1.
+
+    As psql: the line is exactly a backslash and a dot, before LF, CR LF, or the end of
+    what was read so far (the next chunk decides).
+    """
+    def ends_here(at: int) -> bool:
+        after = buffer[at + 2:at + 4]
+        return after in (b"", b"\r", b"\r\n") or after.startswith(b"\n")
+
+    if buffer.startswith(b"\\.", start) and ends_here(start):
+        return start
+    found = buffer.find(b"\n\\.", start)
+    while found >= 0:
+        if ends_here(found + 1):
+            return found + 1
+        found = buffer.find(b"\n\\.", found + 1)
+    return -1

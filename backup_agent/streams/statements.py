@@ -10,13 +10,14 @@ pg_backup_archiver.c) never writes for one database with the agent's options.
 
 It is one wall of two: the feed also starts psql's input with its own `\\restrict` key, so
 psql itself refuses any meta-command. COPY data, the bulk of a dump, is skipped with one
-regex search per chunk, so the check costs a small part of a restore.
+search per chunk (`filters.copy_end`), so the check costs a small part of a restore.
 """
 
 from __future__ import annotations
 
 import re
 
+from backup_agent.streams.filters import copy_end
 from backup_agent.streams.statement_rules import describe, refusal
 
 # The dump's own `\restrict KEY` / `\unrestrict KEY` lines (pg_dump 17.6+, 18): the only
@@ -52,36 +53,18 @@ _COMMENT_STOP = re.compile(rb"/\*|\*/")
 _FUNCTION_HEADINGS = ("cf", "cp", "corf", "corp")  # by position; "-" is any other word
 
 
-def _copy_end(buffer: bytes, start: int) -> int:
-    """Return where the line that ends COPY data starts (`start` is a line start), or -1.
-
-    As psql: the line is exactly a backslash and a dot, before LF, CR LF, or the end of
-    what was read so far (the next chunk decides).
-    """
-    def ends_here(at: int) -> bool:
-        after = buffer[at + 2:at + 4]
-        return after in (b"", b"\r", b"\r\n") or after.startswith(b"\n")
-
-    if buffer.startswith(b"\\.", start) and ends_here(start):
-        return start
-    found = buffer.find(b"\n\\.", start)
-    while found >= 0:
-        if ends_here(found + 1):
-            return found + 1
-        found = buffer.find(b"\n\\.", found + 1)
-    return -1
-
-
 class StatementCheck:
     """Feed the decompressed dump in chunks; `problem` names the first thing refused.
 
     `restrict_lines` are the line numbers (1-based) of the dump's own `\\restrict` and
-    `\\unrestrict` lines, which the feed leaves out.
+    `\\unrestrict` lines, and `restrict_ranges` their byte ranges, which the feed leaves out.
     """
 
     def __init__(self) -> None:
         self.problem: str | None = None
         self.restrict_lines: list[int] = []
+        self.restrict_ranges: list[tuple[int, int]] = []
+        self._fed = 0  # bytes passed to feed() so far
         self.statements = 0
         self._pending = b""
         self._line = 0  # lines read completely
@@ -102,6 +85,8 @@ class StatementCheck:
         if self.problem is not None:
             return
         buffer = self._pending + data if self._pending else data
+        start = self._fed - len(self._pending)  # where `buffer` begins in the dump
+        self._fed += len(data)
         self._pending = b""
         position = 0
         while position < len(buffer) and self.problem is None:
@@ -115,7 +100,7 @@ class StatementCheck:
                 else:
                     self._pending = buffer[position:]
                 return
-            self._sql_line(buffer[position:newline + 1])
+            self._sql_line(buffer[position:newline + 1], start + position)
             position = newline + 1
 
     def finish(self) -> None:
@@ -126,7 +111,7 @@ class StatementCheck:
                 if COPY_END.fullmatch(pending):
                     self._in_copy = False
             else:
-                self._sql_line(pending + b"\n")
+                self._sql_line(pending + b"\n", self._fed - len(pending))
         if self.problem is not None:
             return
         if self._in_copy:
@@ -146,7 +131,7 @@ class StatementCheck:
             self._line += 1
             start = newline + 1
             self._copy_at_line_start = True
-        marker = _copy_end(buffer, start)
+        marker = copy_end(buffer, start)
         if marker < 0:
             self._line += buffer.count(b"\n", start)
             last = buffer.rfind(b"\n", start)
@@ -169,10 +154,11 @@ class StatementCheck:
     # SQL: one complete line at a time, the lexer's state carried between lines
 
 
-    def _sql_line(self, line: bytes) -> None:
+    def _sql_line(self, line: bytes, offset: int) -> None:
         number = self._line + 1
         if (self._state == "normal" and not self._parts and RESTRICT_LINE.fullmatch(line)):
             self.restrict_lines.append(number)
+            self.restrict_ranges.append((offset, offset + len(line)))
             self._line = number
             return
         position = 0

@@ -26,7 +26,7 @@ if [ ! -t 0 ]; then
     value="${line#*=}"
     case "$name" in
       S3_BUCKET|S3_PREFIX|AWS_ACCESS_KEY_ID|AWS_SECRET_ACCESS_KEY|AWS_SESSION_TOKEN|\
-      AWS_REGION|AWS_DEFAULT_REGION|AWS_ENDPOINT_URL_S3|AGE_IDENTITY)
+      AWS_REGION|AWS_DEFAULT_REGION|AWS_ENDPOINT_URL_S3|AGE_IDENTITY|TRUSTED_SIGNING_KEYS)
         [ -n "$value" ] && export "$name=$value" ;;
       "") ;;
       *) echo "run-agent.sh: ignoring unexpected variable '$name'" >&2 ;;

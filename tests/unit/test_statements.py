@@ -155,3 +155,18 @@ def test_copy_data_ends_only_at_a_line_that_is_exactly_backslash_dot() -> None:
     sql = HEAD + b"COPY public.t (id) FROM stdin;\n1\n\\.\r\n\\! id\n" + TAIL
     result = check(sql, 2)
     assert result.problem is not None and "meta-command" in result.problem
+
+
+@pytest.mark.parametrize("chunk", [1 << 20, 1, 7])
+def test_the_dumps_own_restrict_lines_are_located_to_the_byte(chunk: int) -> None:
+    sql = HEAD + TAIL
+    result = check(sql, chunk)
+    kept = bytearray()
+    position = 0
+    for low, high in result.restrict_ranges:
+        kept += sql[position:low]
+        assert sql[low:high].startswith((b"\\restrict ", b"\\unrestrict "))
+        assert sql[low:high].endswith(b"\n")
+        position = high
+    kept += sql[position:]
+    assert b"restrict" not in bytes(kept)

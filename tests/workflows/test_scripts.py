@@ -6,6 +6,8 @@ secrets travel on ssh's standard input exactly as in GitHub Actions.
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import subprocess
 import sys
@@ -16,7 +18,7 @@ from pyrage import x25519
 
 from testbed.postgres import PostgresServer
 from testbed.s3 import S3Endpoint
-from tests.conftest import AGENT, SHIMS, clean_environment
+from tests.conftest import AGENT, SHIMS, clean_environment, run_agent
 
 REPOSITORY = Path(__file__).resolve().parents[2]
 SCRIPTS = REPOSITORY / "scripts"
@@ -202,3 +204,29 @@ def test_installing_the_agent_twice_changes_nothing_the_second_time(tmp_path: Pa
     assert second.returncode == 0, second.stderr
     assert "nothing changed" in second.stdout and "updated" not in second.stdout
     assert (prefix / "scripts" / "run-agent.sh").stat().st_mode & 0o111
+
+
+def test_the_restore_test_trusts_only_the_keys_github_holds(
+        runner_env: dict[str, str], tmp_path: Path) -> None:
+    key = tmp_path / "signing.pem"
+    made = run_agent(["keygen", "--signing", str(key)], runner_env)
+    public = made.stdout.strip().splitlines()[-1]
+    env_file = Path(runner_env["BACKUP_ENV_FILE"])
+    env_file.write_text(env_file.read_text() + f"SIGNING_KEY_FILE={key}\n")
+    assert remote(runner_env, "run-agent.sh", "backup").returncode == 0
+    signed = remote({**runner_env, "TRUSTED_SIGNING_KEYS": public}, "run-agent.sh", "verify",
+                    "latest", "--restore-test", "--json")
+    assert signed.returncode == 0, signed.stderr
+    other = run_agent(["keygen", "--signing", str(tmp_path / "other.pem")], runner_env)
+    foreign = remote({**runner_env, "TRUSTED_SIGNING_KEYS": other.stdout.split()[-1]},
+                     "run-agent.sh", "verify", "latest", "--restore-test")
+    assert foreign.returncode == 9 and "passed over" in foreign.stderr, foreign.stderr
+
+
+def test_annotations_cannot_be_spoofed_by_text_from_s3() -> None:
+    from scripts.runner_checks import annotate  # the script, imported as a module
+
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed):
+        annotate("error", "name\n::notice::forged 100%")
+    assert printed.getvalue() == "::error::name%0A::notice::forged 100%25\n"
