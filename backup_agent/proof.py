@@ -26,11 +26,33 @@ if TYPE_CHECKING:
     from pyrage.x25519 import Identity
 
 
+# Session settings pg_dump writes at the top of a dump, by the major that introduced them.
+SETTINGS_SINCE = {"transaction_timeout": 17}
+
+
 @dataclass(frozen=True)
 class Proof:
     verdict: Verdict
     stream: IO[bytes]  # the proven bytes, rewound: what the feed reads
     restrict_ranges: list[tuple[int, int]]  # the dump's own \restrict lines, left out
+    setting_ranges: dict[str, list[tuple[int, int]]]  # whole-line SETs, by setting
+
+    def left_out(self, server_major: int) -> tuple[list[tuple[int, int]], list[str]]:
+        """The byte ranges the feed leaves out for a server of `server_major`, and why.
+
+        Always the dump's own \\restrict lines; and the SETs of session settings that this
+        server is too old to know (a newer pg_dump writes them: PostgreSQL 16 has no
+        transaction_timeout), which only bound the restore's own session.
+        """
+        ranges = list(self.restrict_ranges)
+        said = []
+        for setting, since in SETTINGS_SINCE.items():
+            if server_major < since and setting in self.setting_ranges:
+                ranges += self.setting_ranges[setting]
+                said.append(f"left out `SET {setting}`: the dump's pg_dump writes it, but "
+                            f"PostgreSQL {server_major} has no such setting (it came in "
+                            f"{since})")
+        return sorted(ranges), said
 
 
 class _Spooling:
@@ -71,7 +93,8 @@ def proven(backup: BackupRef, *, identities: Sequence[Identity] | None, spool_in
             verdict, check = _prove(stream, backup, identities, progress)
             stream.seek(0)
             yield Proof(verdict=verdict, stream=stream,  # type: ignore[arg-type]
-                        restrict_ranges=check.restrict_ranges)
+                        restrict_ranges=check.restrict_ranges,
+                        setting_ranges=check.setting_ranges)
             return
         # 0600 and unlinked at once: nobody else can open, swap or read the spooled copy.
         with tempfile.TemporaryFile(dir=spool_in, prefix=".proving-") as spool:
@@ -79,7 +102,8 @@ def proven(backup: BackupRef, *, identities: Sequence[Identity] | None, spool_in
                                     progress)
             spool.flush()
             spool.seek(0)
-            yield Proof(verdict=verdict, stream=spool, restrict_ranges=check.restrict_ranges)
+            yield Proof(verdict=verdict, stream=spool, restrict_ranges=check.restrict_ranges,
+                        setting_ranges=check.setting_ranges)
 
 
 def _prove(source: ReadableStream, backup: BackupRef, identities: Sequence[Identity] | None,

@@ -79,10 +79,7 @@ def run_doctor(settings: Settings) -> DoctorResult:
 
     reachable = _run(result, "postgres", postgres)
     if reachable:
-        _run(result, "pg_dump", lambda: "pg_dump " + check_client_not_older(
-            settings.postgres, "pg_dump", facts[0]) + " is not older than the server"
-            + (f" (inside container {settings.postgres.container})"
-               if settings.postgres.container else ""))
+        _run(result, "pg_dump", lambda: _pg_dump(settings, facts[0]))
     _run(result, "backup-dir", lambda: _backup_directory(
         settings, database_size[0] if database_size else 0))
     if settings.s3.bucket:
@@ -93,6 +90,19 @@ def run_doctor(settings: Settings) -> DoctorResult:
     if settings.encrypt_to:
         _run(result, "client-encryption", lambda: _client_side_encryption(settings))
     return result
+
+
+def _pg_dump(settings: Settings, server: ServerFacts) -> str:
+    version = check_client_not_older(settings.postgres, "pg_dump", server)
+    where = (f" (inside container {settings.postgres.container})"
+             if settings.postgres.container else "")
+    if int(version.split(".")[0]) > server.major:
+        # The common set-up: a newer client on the host than the server in its container.
+        return (f"pg_dump {version}{where} is newer than the PostgreSQL {server.version} "
+                f"server: its dumps restore into this server (a restore leaves out the "
+                "session settings the server lacks, such as transaction_timeout, and says "
+                "so) and into any newer one")
+    return f"pg_dump {version}{where} is not older than the server"
 
 
 def _client_side_encryption(settings: Settings) -> str:

@@ -144,13 +144,15 @@ def _refuse_unless_proven(verdict: Verdict, *, no_verify: bool) -> None:
 
 def _build(settings: Settings, plan: RestorePlan, admin: DatabaseAdmin, proof: Proof, *,
            verbose: bool, progress: Progress, keys: list[Identity] | None,
-           restrict: bool) -> FeedResult:
+           restrict: bool, warnings: list[str]) -> FeedResult:
     """Restore the proven bytes into plan.build; raise (leaving plan.build for the caller
     to drop) on failure."""
+    left_out, notes = proof.left_out(admin.server_major())
+    warnings += notes
     admin.create_like(plan.build, admin.facts(plan.target), keep_owner=not plan.no_owner)
     fed = feed_psql(settings.postgres, plan.build, proof.stream,
                     expected_sha256=proof.verdict.sha256, no_owner=plan.no_owner,
-                    verbose=verbose, identities=keys, drop_ranges=proof.restrict_ranges,
+                    verbose=verbose, identities=keys, drop_ranges=left_out,
                     restrict=restrict,
                     progress=progress.task(f"restore {plan.source.name}",
                                            plan.source.size).update)
@@ -207,7 +209,7 @@ def run_restore(settings: Settings, given: str, *, from_s3: bool = False,
             log.info("restoring %s into %s", source.location, plan.build)
             try:
                 _build(settings, plan, admin, proof, verbose=verbose, progress=progress,
-                       keys=keys, restrict=restrict)
+                       keys=keys, restrict=restrict, warnings=warnings)
                 _put_in_place(plan, admin)
             except BaseException:
                 log.info("dropping the half-built database %s", plan.build)

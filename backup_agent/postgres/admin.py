@@ -72,6 +72,11 @@ class DatabaseAdmin:
             self._session.reopen()
             return self._session.query(sql)
 
+    def server_major(self) -> int:
+        if not self._session.alive:
+            self._session.reopen()
+        return self._session.server_facts().major
+
     def database_names(self) -> set[str]:
         return set(self._query("SELECT datname FROM pg_database;"))
 

@@ -64,6 +64,10 @@ class StatementCheck:
         self.problem: str | None = None
         self.restrict_lines: list[int] = []
         self.restrict_ranges: list[tuple[int, int]] = []
+        # Byte ranges of whole-line `SET name = ...;` statements, by setting: a restore into
+        # an older server leaves out the ones it lacks (pg_dump 17+ sets transaction_timeout).
+        self.setting_ranges: dict[str, list[tuple[int, int]]] = {}
+        self._current: tuple[int, bytes] = (0, b"")  # the line being read: offset, bytes
         self._fed = 0  # bytes passed to feed() so far
         self.statements = 0
         self._pending = b""
@@ -161,6 +165,7 @@ class StatementCheck:
             self.restrict_ranges.append((offset, offset + len(line)))
             self._line = number
             return
+        self._current = (offset, line)
         position = 0
         while position < len(line) and self.problem is None:
             position = self._step(line, position, number)
@@ -273,6 +278,11 @@ class StatementCheck:
         if refused is not None:
             self._refuse(self._start_line, f"{refused}: {' '.join(parts)[:80]}")
             return
+        offset, line = self._current
+        if (parts and parts[0].upper() == "SET" and self._start_line == number
+                and line.lstrip()[:4].upper() == b"SET " and not rest_of_line.strip()):
+            self.setting_ranges.setdefault(parts[1].lower(), []).append(
+                (offset, offset + len(line)))
         if parts and parts[0].upper() == "COPY":
             if rest_of_line.strip():
                 self._refuse(number, "text after a COPY ... FROM stdin; on its line")

@@ -170,3 +170,11 @@ def test_the_dumps_own_restrict_lines_are_located_to_the_byte(chunk: int) -> Non
         position = high
     kept += sql[position:]
     assert b"restrict" not in bytes(kept)
+
+
+def test_whole_line_session_settings_are_located_for_older_servers() -> None:
+    sql = HEAD.replace(b"SET statement_timeout = 0;\n",
+                       b"SET statement_timeout = 0;\nSET transaction_timeout = 0;\n") + TAIL
+    result = check(sql, 5)
+    [(low, high)] = result.setting_ranges["transaction_timeout"]
+    assert sql[low:high] == b"SET transaction_timeout = 0;\n"
