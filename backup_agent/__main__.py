@@ -1,5 +1,5 @@
 """`python -m backup_agent` runs the same CLI as the `backup-agent` script."""
 
-from backup_agent.cli import app
+from backup_agent.cli import main
 
-app(prog_name="backup-agent")
+main()

@@ -23,7 +23,11 @@ from backup_agent.model.backup import (
     newest_complete,
     newest_first,
 )
-from backup_agent.model.errors import ConfigurationError, SourceNotFoundError
+from backup_agent.model.errors import (
+    ConfigurationError,
+    LocalStorageError,
+    SourceNotFoundError,
+)
 from backup_agent.model.naming import (
     checksum_name,
     created_at,
@@ -72,7 +76,11 @@ class Catalog:
     # Listing
 
     def local(self) -> list[BackupRef]:
-        return local.scan(self._settings.backup_directory)
+        directory = self._settings.backup_directory
+        if not directory.is_dir():  # a mistyped BACKUP_DIR is not "no backups"
+            raise LocalStorageError(f"backup directory {directory} does not exist: fix "
+                                    "BACKUP_DIR (or --backup-dir), or look in S3 only")
+        return local.scan(directory)
 
     def s3(self) -> list[BackupRef]:
         """Read only under S3_PREFIX; each backup with the sidecars listed beside it."""

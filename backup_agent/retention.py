@@ -102,7 +102,7 @@ def prune(settings: Settings, *, dry_run: bool,
             local.delete_backup(backup.path)
             log.info("deleted %s and its sidecars (KEEP_LOCAL=%d)", backup.path,
                      settings.keep_local)
-    if plan.foreign:
+    if plan.foreign and just_written is None:  # `prune` says it; a nightly backup need not
         log.info("left %d backup(s) without a backup-agent manifest alone (made by another "
                  "tool; delete them by hand when no longer needed)", len(plan.foreign))
     return plan

@@ -79,9 +79,9 @@ def main() -> None:
                   f"{'matches' if restored == counts else 'DIFFERS from'} the original")
             if restored != counts:
                 raise SystemExit("demo failed: restored data differs")
-            say("Done: backed up, checksummed, kept locally and uploaded encrypted to S3, "
-                "verified by a real restore, and restored after an accident. Stopping the "
-                "throwaway PostgreSQL and S3.")
+            say("Done: backed up, checksummed, kept locally and uploaded to S3 (encrypted at "
+                "rest by S3), verified by a real restore, and restored after an accident. "
+                "Stopping the throwaway PostgreSQL and S3.")
     finally:
         shutil.rmtree(work, ignore_errors=True)
 

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from backup_agent import retention
 from backup_agent.model.backup import S3Location
+from backup_agent.model.errors import S3Error
 from backup_agent.model.manifest import DumpFacts, build_manifest, render
 from backup_agent.model.naming import (
     AGENT_NAME,
@@ -212,8 +213,13 @@ def run_backup(settings: Settings, *, clock: Callable[[], datetime] = utc_now,
             sha256=facts.sha256, started_at=started.isoformat(), duration_seconds=0.0,
             warnings=warnings)
         if store is not None and upload is not None:
-            result.s3 = store.finish_upload(upload, facts.size_bytes)
-            _upload_sidecars(store, settings, directory, name, metadata)
+            try:
+                result.s3 = store.finish_upload(upload, facts.size_bytes)
+                _upload_sidecars(store, settings, directory, name, metadata)
+            except S3Error as error:  # the backup itself is safe on disk: say where
+                raise S3Error(f"{error} (the local backup {directory / name} is complete and "
+                              "kept)", details={"local_backup": str(directory / name),
+                                                "name": name}) from None
             log.info("uploaded to %s while dumping (SSE %s, size and content confirmed)",
                      result.s3.uri, SERVER_SIDE_ENCRYPTION)
         plan = retention.prune(settings, dry_run=False, just_written=name)

@@ -22,6 +22,7 @@ from backup_agent.identities import authenticity_warnings, decryption_keys
 from backup_agent.model.backup import BackupRef, Where
 from backup_agent.model.errors import (
     BackupAgentError,
+    CancelledError,
     ConfigurationError,
     RestoreError,
     VerificationError,
@@ -197,7 +198,7 @@ def run_restore(settings: Settings, given: str, *, from_s3: bool = False,
             raise ConfigurationError(f"database {target_db} already exists: drop it first or "
                                      "choose another --target-db")
         if not dry_run and not confirm(plan):
-            raise ConfigurationError("restore cancelled: nothing was changed")
+            raise CancelledError("restore cancelled: nothing was changed")
         with proven(source, identities=keys,
                     spool_in=spool_directory(settings.backup_directory),
                     progress=progress.task(source.progress_label("verify"),

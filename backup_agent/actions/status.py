@@ -20,6 +20,15 @@ DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhd])\s*$")
 UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
 
+def human_duration(duration: timedelta) -> str:
+    """`26h`, `90m`, `5s`, `1.5h`: as an operator would write it for --max-age."""
+    seconds = duration.total_seconds()
+    for unit in ("d", "h", "m"):
+        if seconds >= UNIT_SECONDS[unit] and seconds % (UNIT_SECONDS[unit] / 2) == 0:
+            return f"{seconds / UNIT_SECONDS[unit]:g}{unit}"
+    return f"{seconds:g}s"
+
+
 def parse_duration(text: str) -> timedelta:
     """Return the duration in `26h`, `90m`, `2d` or `45s`."""
     match = DURATION.match(text)
@@ -60,7 +69,7 @@ def run_status(settings: Settings, *, max_age: timedelta, where: Where,
         hours = age.total_seconds() / 3600
         error = StaleBackupError(
             f"the newest complete backup ({newest.name}, {newest.where.value}) is {hours:.1f} "
-            f"hours old, over the {max_age.total_seconds() / 3600:g}-hour limit: backups have "
+            f"hours old, over the {human_duration(max_age)} limit: backups have "
             "stopped; check the backup job's logs")
         error.warned = warnings
         raise error

@@ -27,6 +27,7 @@ from backup_agent.cli.markdown import append_step_summary, failure_markdown
 from backup_agent.cli.render import Outcome, envelope, print_json
 from backup_agent.model.errors import (
     BackupAgentError,
+    CancelledError,
     ConfigurationError,
     ExitCode,
     InterruptedRunError,
@@ -171,6 +172,11 @@ def reported(command: str, *, as_json: bool) -> Iterator[None]:
     try:
         yield
     # Every failure, expected or not, ends as one line: this is the one place that shows them.
+    except CancelledError as cancelled:
+        say(f"backup-agent: {cancelled}")
+        if as_json:
+            emit_json(envelope(command, warnings=[str(cancelled)], data={"cancelled": True}))
+        raise typer.Exit(int(ExitCode.OK)) from None
     except (BackupAgentError, KeyboardInterrupt, Exception) as error:  # noqa: BLE001
         code = exit_code_for(error)
         message = mask(message_for(error))

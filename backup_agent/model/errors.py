@@ -87,5 +87,11 @@ class DoctorFailedError(BackupAgentError):
     exit_code = ExitCode.DOCTOR_FAILED
 
 
+class CancelledError(BackupAgentError):
+    """The operator said no: nothing was changed, and that is not a failure."""
+
+    exit_code = ExitCode.OK
+
+
 class InterruptedRunError(BackupAgentError):
     exit_code = ExitCode.INTERRUPTED

@@ -7,6 +7,7 @@ leaves both exactly as they were.
 
 from __future__ import annotations
 
+import logging
 import re
 import time
 from dataclasses import dataclass
@@ -15,6 +16,7 @@ from backup_agent.model.errors import DatabaseError
 from backup_agent.model.settings import PostgresSettings
 from backup_agent.postgres.session import SqlSession
 
+log = logging.getLogger(__name__)
 MAINTENANCE_DATABASE = "postgres"
 IDENTIFIER_LIMIT = 63  # PostgreSQL truncates longer names (NAMEDATALEN - 1)
 SWAP_ATTEMPTS = 20
@@ -126,9 +128,12 @@ class DatabaseAdmin:
         self._query(f"ALTER DATABASE {current_identifier} ALLOW_CONNECTIONS false;")
         try:
             for _attempt in range(SWAP_ATTEMPTS):
-                self._query(
+                ended = self._query(
                     "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
                     f"WHERE datname = {quote_literal(current)} AND pid <> pg_backend_pid();")
+                if ended and ended[0].strip() not in ("", "0"):
+                    log.info("ended %s session(s) still connected to %s", ended[0].strip(),
+                             current)
                 try:
                     self._query(
                         f"BEGIN; ALTER DATABASE {current_identifier} RENAME TO "
