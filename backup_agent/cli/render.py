@@ -129,7 +129,7 @@ def verify_summary(result: VerifyResult) -> str:
             detail = ("checksum verified; encrypted, so the content was not checked "
                       "(--identity checks it too)")
         else:
-            detail = "checksum, gzip stream and closing line verified"
+            detail = "checksum, gzip stream, closing line and statements verified"
         if item.restore_test and item.ok:
             detail += (f"; restored into a scratch database, {item.restore_test.tables_checked}"
                        " tables' row counts match the manifest")
