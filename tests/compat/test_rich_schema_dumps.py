@@ -8,6 +8,7 @@ import difflib
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 
@@ -22,6 +23,7 @@ from testbed.rich_schema import (
     load_rich_schema,
     restore_plain,
 )
+from tests.conftest import clean_environment, run_agent
 
 # The session fixture that serves each version, and how its versions read.
 SERVERS = {"pg18": "pg_server", "pg16": "pg16_server"}
@@ -218,3 +220,27 @@ def test_a_create_dump_is_refused_it_reaches_past_the_database(rich: RichDatabas
     dump = dump_plain(rich.server, rich.name, create=True)
     problem = checked(dump, 65536).problem
     assert problem is not None and "CREATE DATABASE" in problem
+
+
+@pytest.mark.parametrize("version", sorted(SERVERS))
+def test_the_agent_restores_the_rich_schema_exactly(
+        request: pytest.FixtureRequest, version: str, pg_server: PostgresServer,
+        tmp_path: Path) -> None:
+    """Proven, then fed under our own \\restrict (18) or without it (psql 16): the copy
+    dumps exactly like the original."""
+    rich: RichDatabase = request.getfixturevalue(f"rich_{version}")
+    backups = tmp_path / "backups"
+    backups.mkdir()
+    environment = {**clean_environment(), **rich.server.environment(rich.name),
+                   "BACKUP_DIR": str(backups)}
+    backed_up = run_agent(["backup"], environment)
+    assert backed_up.returncode == 0, backed_up.stderr
+    copy = f"rich_agent_copy_{version}"
+    drop_rich_database(rich.server, copy)
+    try:
+        restored = run_agent(["restore", "latest", "--target-db", copy, "--yes"], environment)
+        assert restored.returncode == 0, restored.stderr
+        again = dump_plain(rich.server, copy)
+    finally:
+        drop_rich_database(rich.server, copy)
+    assert not _same_dumps(rich.dump, again), _same_dumps(rich.dump, again)
