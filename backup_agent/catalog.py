@@ -113,6 +113,7 @@ class Catalog:
             backups += self.s3()
         elif where is Where.ALL:
             warnings.append("S3_BUCKET is not set: showing local backups only")
+        warnings += dated_ahead(backups, self._now)
         return Listing(backups=newest_first(backups), warnings=warnings)
 
     # Resolving

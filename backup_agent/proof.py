@@ -36,15 +36,17 @@ class Proof:
     stream: IO[bytes]  # the proven bytes, rewound: what the feed reads
     restrict_ranges: list[tuple[int, int]]  # the dump's own \restrict lines, left out
     setting_ranges: dict[str, list[tuple[int, int]]]  # whole-line SETs, by setting
+    owner_ranges: list[tuple[int, int]]  # whole-line ALTER ... OWNER TO (for --no-owner)
 
-    def left_out(self, server_major: int) -> tuple[list[tuple[int, int]], list[str]]:
+    def left_out(self, server_major: int, *,
+                 no_owner: bool = False) -> tuple[list[tuple[int, int]], list[str]]:
         """The byte ranges the feed leaves out for a server of `server_major`, and why.
 
         Always the dump's own \\restrict lines; and the SETs of session settings that this
         server is too old to know (a newer pg_dump writes them: PostgreSQL 16 has no
         transaction_timeout), which only bound the restore's own session.
         """
-        ranges = list(self.restrict_ranges)
+        ranges = list(self.restrict_ranges) + (self.owner_ranges if no_owner else [])
         said = []
         for setting, since in SETTINGS_SINCE.items():
             if server_major < since and setting in self.setting_ranges:
@@ -94,7 +96,7 @@ def proven(backup: BackupRef, *, identities: Sequence[Identity] | None, spool_in
             stream.seek(0)
             yield Proof(verdict=verdict, stream=stream,  # type: ignore[arg-type]
                         restrict_ranges=check.restrict_ranges,
-                        setting_ranges=check.setting_ranges)
+                        setting_ranges=check.setting_ranges, owner_ranges=check.owner_ranges)
             return
         # 0600 and unlinked at once: nobody else can open, swap or read the spooled copy.
         with tempfile.TemporaryFile(dir=spool_in, prefix=".proving-") as spool:
@@ -103,7 +105,7 @@ def proven(backup: BackupRef, *, identities: Sequence[Identity] | None, spool_in
             spool.flush()
             spool.seek(0)
             yield Proof(verdict=verdict, stream=spool, restrict_ranges=check.restrict_ranges,
-                        setting_ranges=check.setting_ranges)
+                        setting_ranges=check.setting_ranges, owner_ranges=check.owner_ranges)
 
 
 def _prove(source: ReadableStream, backup: BackupRef, identities: Sequence[Identity] | None,

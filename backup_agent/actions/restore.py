@@ -148,11 +148,11 @@ def _build(settings: Settings, plan: RestorePlan, admin: DatabaseAdmin, proof: P
            restrict: bool, warnings: list[str]) -> FeedResult:
     """Restore the proven bytes into plan.build; raise (leaving plan.build for the caller
     to drop) on failure."""
-    left_out, notes = proof.left_out(admin.server_major())
+    left_out, notes = proof.left_out(admin.server_major(), no_owner=plan.no_owner)
     warnings += notes
     admin.create_like(plan.build, admin.facts(plan.target), keep_owner=not plan.no_owner)
     fed = feed_psql(settings.postgres, plan.build, proof.stream,
-                    expected_sha256=proof.verdict.sha256, no_owner=plan.no_owner,
+                    expected_sha256=proof.verdict.sha256,
                     verbose=verbose, identities=keys, drop_ranges=left_out,
                     restrict=restrict,
                     progress=progress.task(f"restore {plan.source.name}",
@@ -162,7 +162,7 @@ def _build(settings: Settings, plan: RestorePlan, admin: DatabaseAdmin, proof: P
                            f"it; {plan.target} was not changed: run again")
     if not fed.psql_ok:
         hint = (" (this psql does not know \\restrict: use psql 17.6+/18 via PG_BINDIR)"
-                if "restrict" in fed.psql_error else "")
+                if "invalid command \\restrict" in fed.psql_error else "")
         raise RestoreError(f"psql failed while restoring into {plan.build}: {fed.psql_error}"
                            f"{hint}; {plan.target} was not changed")
     admin.analyze(settings.postgres, plan.build)

@@ -12,7 +12,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from backup_agent.catalog import Catalog
-from backup_agent.model.backup import BackupRef, Where, dated_ahead, newest_complete
+from backup_agent.model.backup import BackupRef, Where, newest_complete
 from backup_agent.model.errors import ConfigurationError, StaleBackupError
 from backup_agent.model.settings import Settings
 
@@ -57,7 +57,7 @@ def run_status(settings: Settings, *, max_age: timedelta, where: Where,
                now: datetime) -> StatusResult:
     """Return the newest complete backup; raise StaleBackupError if it is too old or absent."""
     listing = Catalog(settings, now=now).listing(where)
-    warnings = [*listing.warnings, *dated_ahead(listing.backups, now)]
+    warnings = listing.warnings  # names dated in the future among them
     newest = newest_complete(listing.backups, now)
     if newest is None:
         error = StaleBackupError(f"no complete backup found ({where.value}): backups are not "

@@ -109,11 +109,11 @@ def _restore_test(settings: Settings, backup: BackupRef, moment: datetime,
             return proof.verdict, RestoreTest(scratch_database=scratch, passed=False,
                                               tables_checked=0, mismatches=[])
         with DatabaseAdmin(settings.postgres) as admin:
-            left_out, notes = proof.left_out(admin.server_major())
+            left_out, notes = proof.left_out(admin.server_major(), no_owner=True)
             admin.create_like(scratch, None, keep_owner=False)
             try:
                 fed = feed_psql(settings.postgres, scratch, proof.stream,
-                                expected_sha256=proof.verdict.sha256, no_owner=True,
+                                expected_sha256=proof.verdict.sha256,
                                 identities=keys, drop_ranges=left_out,
                                 restrict=restrict,
                                 progress=progress.task(f"restore-test {backup.name}",

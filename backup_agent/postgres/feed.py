@@ -18,7 +18,7 @@ from backup_agent.model.backup import ReadableStream
 from backup_agent.model.settings import PostgresSettings
 from backup_agent.postgres.commands import make_environment, make_psql_command
 from backup_agent.postgres.diagnosis import last_meaningful_line
-from backup_agent.streams.filters import OwnerFilter, RangeDropper
+from backup_agent.streams.filters import RangeDropper
 from backup_agent.streams.verify import Verdict, verify_stream
 
 if TYPE_CHECKING:
@@ -35,14 +35,30 @@ class FeedResult:
     psql_error: str  # psql's last error line, "" when it succeeded
 
 
+# psql learns standard_conforming_strings from the server as it connects. A server set to
+# off would make psql read backslashes in quoted strings differently from the statement
+# check (which reads them as pg_dump's own `SET standard_conforming_strings = on` means):
+# the session starts with it on, so both split the dump the same way from the first byte.
+RESTORE_OPTIONS = "-c standard_conforming_strings=on"
+
+
 def make_restore_psql_command(settings: PostgresSettings, database: str, *,
                               verbose: bool) -> list[str]:
     command = make_psql_command(settings, database)
+    if settings.container:  # docker passes PGOPTIONS into the container by name
+        at = command.index(settings.container)
+        command[at:at] = ["-e", "PGOPTIONS"]
     return [*command, "--echo-errors", *(["--echo-queries"] if verbose else [])]
 
 
+def restore_environment(settings: PostgresSettings) -> dict[str, str]:
+    environment = make_environment(settings)
+    environment["PGOPTIONS"] = f"{environment.get('PGOPTIONS', '')} {RESTORE_OPTIONS}".strip()
+    return environment
+
+
 def feed_psql(settings: PostgresSettings, database: str, source: ReadableStream, *,
-              expected_sha256: str | None, no_owner: bool = False, verbose: bool = False,
+              expected_sha256: str | None, verbose: bool = False,
               progress: Callable[[int], None] | None = None,
               identities: Sequence[Identity] | None = None,
               drop_ranges: Sequence[tuple[int, int]] = (),
@@ -53,7 +69,7 @@ def feed_psql(settings: PostgresSettings, database: str, source: ReadableStream,
     input starts with a \\restrict of our own, so psql refuses every meta-command.
     """
     with execute.running(make_restore_psql_command(settings, database, verbose=verbose),
-                         environment=make_environment(settings), stdin=subprocess.PIPE,
+                         environment=restore_environment(settings), stdin=subprocess.PIPE,
                          stdout=STDERR_DESCRIPTOR if verbose else subprocess.DEVNULL) as psql:
         assert psql.process.stdin is not None
         stdin = psql.process.stdin
@@ -72,13 +88,10 @@ def feed_psql(settings: PostgresSettings, database: str, source: ReadableStream,
             # psql 17.6+/18: only `\\unrestrict KEY` is accepted from here on; nobody
             # else knows the key, and nothing in the dump can name it.
             write(f"\\restrict {secrets.token_hex(16)}\n".encode())
-        owner_filter = OwnerFilter(write) if no_owner else None
-        sink: Callable[[bytes], None] = owner_filter or write
+        # --no-owner: the caller passes the statement check's ALTER ... OWNER TO ranges.
         verdict = verify_stream(source, expected_sha256=expected_sha256,
-                                sink=RangeDropper(sink, drop_ranges) if drop_ranges else sink,
+                                sink=RangeDropper(write, drop_ranges) if drop_ranges else write,
                                 progress=progress, identities=identities)
-        if owner_filter:
-            owner_filter.flush()
         try:
             stdin.close()
         except BrokenPipeError:

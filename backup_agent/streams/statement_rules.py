@@ -25,11 +25,15 @@ SESSION_SETTINGS = frozenset({
     "check_function_bodies", "xmloption", "client_min_messages", "row_security",
     "default_tablespace", "default_table_access_method", "default_with_oids", "search_path",
 })
-# Client encodings in which an ASCII quote or backslash can be the second byte of a
-# character: psql and this check would split such a stream differently.
-UNSAFE_ENCODINGS = frozenset({"sjis", "shift_jis", "big5", "gbk", "gb18030", "uhc", "johab",
-                              "mskanji", "win932", "win936", "win949", "win950", "cp932",
-                              "cp936", "cp949", "cp950", "tcvn", "tcvn5712"})
+# pg_dump sets client_encoding to the database's encoding, always a server encoding: none
+# of them lets an ASCII quote or backslash be the second byte of a character (client-only
+# encodings such as SJIS or BIG5 do, and psql would split the stream differently).
+SERVER_ENCODINGS = frozenset({
+    "UTF8", "SQLASCII", "MULEINTERNAL", "EUCJP", "EUCCN", "EUCKR", "EUCTW", "EUCJIS2004",
+    "LATIN1", "LATIN2", "LATIN3", "LATIN4", "LATIN5", "LATIN6", "LATIN7", "LATIN8", "LATIN9",
+    "LATIN10", "WIN1250", "WIN1251", "WIN1252", "WIN1253", "WIN1254", "WIN1255", "WIN1256",
+    "WIN1257", "WIN1258", "WIN866", "WIN874", "KOI8R", "KOI8U", "ISO88595", "ISO88596",
+    "ISO88597", "ISO88598"})
 GLOBAL_OBJECTS = frozenset({"DATABASE", "ROLE", "USER", "GROUP", "TABLESPACE", "PARAMETER",
                             "SYSTEM"})
 CREATABLE = frozenset({
@@ -56,8 +60,9 @@ _SELECTS = tuple(re.compile(pattern) for pattern in (
     rf"SELECT pg_catalog \. lo_close \( {_NUMBER} \)",
 ))
 _NAME = r'(?:[A-Za-z\x80-\uffff_][\w$\x80-\uffff]*|"…")'
-_COPY = re.compile(rf"COPY (?:ONLY )?{_NAME}(?: \. {_NAME})?"
+_COPY = re.compile(rf"COPY (?:ONLY )?(?P<schema>{_NAME}) \. {_NAME}"
                    rf"(?: \( {_NAME}(?: , {_NAME})* \))? FROM stdin")
+SYSTEM_SCHEMAS = ("pg_catalog", "information_schema", "pg_toast")
 
 
 def describe(text: bytes) -> str:
@@ -83,8 +88,11 @@ def _set(parts: Sequence[str], upper: Sequence[str]) -> str | None:
     value = " ".join(parts[3:]).strip("'").lower()
     if parts[1].lower() == "standard_conforming_strings" and value != "on":
         return "standard_conforming_strings must stay on"
-    if parts[1].lower() == "client_encoding" and value.replace("-", "_") in UNSAFE_ENCODINGS:
-        return f"client encoding {value} is not one a dump can be checked in"
+    if parts[1].lower() == "client_encoding":
+        literal = parts[3] if len(parts) == 4 else ""
+        name = literal[1:-1].upper().replace("_", "").replace("-", "")
+        if not (literal.startswith("'") and literal.endswith("'") and name in SERVER_ENCODINGS):
+            return f"client encoding {' '.join(parts[3:])} is not a database encoding"
     return None
 
 
@@ -102,8 +110,31 @@ def _create(parts: Sequence[str], upper: Sequence[str]) -> str | None:
         return None
     if kind not in CREATABLE:
         return f"CREATE {kind} is not something pg_dump creates inside a database"
-    if kind == "SUBSCRIPTION" and "connect = false" not in " ".join(parts).lower():
+    if kind == "SUBSCRIPTION" and not _sets_connect_false(upper):
         return "a subscription that would connect (pg_dump writes connect = false)"
+    if kind in ("TABLE", "UNLOGGED") and _query_after_as(upper):
+        return "CREATE TABLE ... AS runs a query (pg_dump writes tables, never CTAS)"
+    return _program_option(upper)
+
+
+def _sets_connect_false(upper: Sequence[str]) -> bool:
+    """`connect = false` as tokens of the statement, not text inside a string."""
+    return any(upper[index:index + 3] == ["CONNECT", "=", "FALSE"]
+               for index in range(len(upper)))
+
+
+def _query_after_as(upper: Sequence[str]) -> bool:
+    queries = ("SELECT", "EXECUTE", "VALUES", "TABLE", "WITH")
+    return any(word == "AS" and index + 1 < len(upper) and upper[index + 1] in queries
+               for index, word in enumerate(upper))
+
+
+def _program_option(upper: Sequence[str]) -> str | None:
+    """file_fdw's `program 'command'` option runs a shell command whenever the table is
+    read (a column named program is fine: no string follows its name)."""
+    if any(word == "PROGRAM" and upper[index + 1:index + 2] and
+           upper[index + 1].startswith(("'", "E'")) for index, word in enumerate(upper)):
+        return "a `program` option (file_fdw runs it as a shell command)"
     return None
 
 
@@ -115,7 +146,7 @@ def _alter(parts: Sequence[str], upper: Sequence[str]) -> str | None:
         return f"ALTER {kind} reaches outside the database being restored"
     if kind == "SUBSCRIPTION" and upper[-3:-1] != ["OWNER", "TO"]:
         return "ALTER SUBSCRIPTION other than OWNER TO"
-    return None
+    return _program_option(upper)
 
 
 def _target(upper: Sequence[str]) -> str | None:
@@ -129,9 +160,12 @@ def _target(upper: Sequence[str]) -> str | None:
 
 
 def _copy(parts: Sequence[str], upper: Sequence[str]) -> str | None:
-    if _COPY.fullmatch(" ".join(parts)):
-        return None
-    return "a COPY other than COPY ... FROM stdin"
+    match = _COPY.fullmatch(" ".join(parts))
+    if match is None:
+        return "a COPY other than COPY schema.table ... FROM stdin"
+    if match["schema"].lower() in SYSTEM_SCHEMAS or match["schema"].lower().startswith("pg_"):
+        return "a COPY into the system catalogs"
+    return None
 
 
 def _refresh(parts: Sequence[str], upper: Sequence[str]) -> str | None:

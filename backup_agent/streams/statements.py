@@ -15,42 +15,20 @@ search per chunk (`filters.copy_end`), so the check costs a small part of a rest
 
 from __future__ import annotations
 
-import re
-
 from backup_agent.streams.filters import copy_end
+from backup_agent.streams.psql_tokens import (
+    COMMENT_STOP,
+    COPY_END,
+    ESTRING_STOP,
+    FUNCTION_HEADINGS,
+    MAXIMUM_LINE_BYTES,
+    QUOTED_END,
+    RESTRICT_LINE,
+    STRING_END,
+    STRING_SHOWN_BYTES,
+    TOKEN,
+)
 from backup_agent.streams.statement_rules import describe, refusal
-
-# The dump's own `\restrict KEY` / `\unrestrict KEY` lines (pg_dump 17.6+, 18): the only
-# meta-commands pg_dump writes. The feed drops them and adds its own.
-RESTRICT_LINE = re.compile(rb"\\(?:un)?restrict [A-Za-z0-9]{1,64}\r?\n?")
-COPY_END = re.compile(rb"(?m)^\\\.\r?$")
-MAXIMUM_LINE_BYTES = 256 * 1024 * 1024
-STRING_SHOWN_BYTES = 64  # literal contents kept in a statement's skeleton
-
-_TOKEN = re.compile(rb"""
-    (?P<space>[ \t\r\f\n\v]+)
-  | (?P<line_comment>--[^\n]*)
-  | (?P<block_comment>/\*)
-  | (?P<estring>[eE]')
-  | (?P<string>(?:[uU]&|[bBxXnN])?')
-  | (?P<quoted>(?:[uU]&)?")
-  | (?P<dollar>\$(?:[A-Za-z\x80-\xff_][A-Za-z\x80-\xff_0-9]*)?\$)
-  | (?P<word>[A-Za-z\x80-\xff_][A-Za-z\x80-\xff_0-9$]*)
-  | (?P<number>[0-9]+(?:\.[0-9]*)?(?:[eE][-+]?[0-9]+)?)
-  | (?P<typecast>::)
-  | (?P<variable>:[A-Za-z\x80-\xff_'"])
-  | (?P<backslash>\\)
-  | (?P<open>\()
-  | (?P<close>\))
-  | (?P<semicolon>;)
-  | (?P<other>.)
-""", re.VERBOSE | re.DOTALL)
-_STRING_END = re.compile(rb"'")
-_ESTRING_STOP = re.compile(rb"[\\']")
-_QUOTED_END = re.compile(rb'"')
-_COMMENT_STOP = re.compile(rb"/\*|\*/")
-# psqlscan.l tracks BEGIN ... END only in CREATE [OR REPLACE] FUNCTION|PROCEDURE.
-_FUNCTION_HEADINGS = ("cf", "cp", "corf", "corp")  # by position; "-" is any other word
 
 
 class StatementCheck:
@@ -67,6 +45,7 @@ class StatementCheck:
         # Byte ranges of whole-line `SET name = ...;` statements, by setting: a restore into
         # an older server leaves out the ones it lacks (pg_dump 17+ sets transaction_timeout).
         self.setting_ranges: dict[str, list[tuple[int, int]]] = {}
+        self.owner_ranges: list[tuple[int, int]] = []  # whole-line ALTER ... OWNER TO
         self._current: tuple[int, bytes] = (0, b"")  # the line being read: offset, bytes
         self._fed = 0  # bytes passed to feed() so far
         self.statements = 0
@@ -84,9 +63,15 @@ class StatementCheck:
         self._words = 0
         self._begin_depth = 0
         self._paren_depth = 0
+        self._after_literal = False  # the last token was a closed string literal
 
     def feed(self, data: bytes) -> None:
         if self.problem is not None:
+            return
+        nul = data.find(b"\x00")
+        if nul >= 0:  # psql would cut the line there (fgets, strlen); no dump has one
+            self._refuse(self._line + 1 + data.count(b"\n", 0, nul),
+                         "a NUL byte, which psql reads differently")
             return
         buffer = self._pending + data if self._pending else data
         start = self._fed - len(self._pending)  # where `buffer` begins in the dump
@@ -175,15 +160,20 @@ class StatementCheck:
         """Consume one token (or the rest of a multi-line one); return the next position."""
         if self._state != "normal":
             return self._continue_quoted(line, position)
-        match = _TOKEN.match(line, position)
+        match = TOKEN.match(line, position)
         assert match is not None  # `other` matches any byte
         kind = match.lastgroup
         end = match.end()
         if kind in ("space", "line_comment"):
-            return end
+            return end  # keeps _after_literal: the continuation may cross lines and comments
         if kind == "block_comment":
             self._state, self._comment_depth = "comment", 1
             return end
+        if kind in ("estring", "string") and self._after_literal:
+            self._refuse(number, "string literals side by side (psql would continue the first "
+                         "one, escapes and all); pg_dump never writes them")
+            return len(line)
+        self._after_literal = False
         if kind in ("estring", "string", "quoted"):
             self._begin_statement(number)
             self._state = {"estring": "estring", "string": "string"}.get(kind, "quoted")
@@ -217,7 +207,7 @@ class StatementCheck:
             tracked = lowered in ("create", "or", "replace", "function", "procedure")
             self._heading.append(lowered[0] if tracked else "-")
         self._words += 1
-        if "".join(self._heading).startswith(_FUNCTION_HEADINGS) and self._paren_depth == 0:
+        if "".join(self._heading).startswith(FUNCTION_HEADINGS) and self._paren_depth == 0:
             if lowered == "begin" or (lowered == "case" and self._begin_depth >= 1):
                 self._begin_depth += 1
             elif lowered == "end" and self._begin_depth > 0:
@@ -225,7 +215,7 @@ class StatementCheck:
 
     def _continue_quoted(self, line: bytes, position: int) -> int:
         if self._state == "comment":
-            match = _COMMENT_STOP.search(line, position)
+            match = COMMENT_STOP.search(line, position)
             if match is None:
                 return len(line)
             self._comment_depth += 1 if match.group() == b"/*" else -1
@@ -239,8 +229,8 @@ class StatementCheck:
             self._state = "normal"
             self._parts.append("$$")
             return end + len(self._dollar_tag)
-        stop = (_ESTRING_STOP if self._state == "estring" else
-                _QUOTED_END if self._state == "quoted" else _STRING_END).search(line, position)
+        stop = (ESTRING_STOP if self._state == "estring" else
+                QUOTED_END if self._state == "quoted" else STRING_END).search(line, position)
         if stop is None:
             self._keep_literal(line[position:])
             return len(line)
@@ -257,6 +247,7 @@ class StatementCheck:
             contents = "…"  # identifiers' names never matter to the rules
         q = quote.decode()
         self._parts.append(f"{'E' if self._state == 'estring' else ''}{q}{contents}{q}")
+        self._after_literal = quote == b"'"
         self._state = "normal"
         return stop.end()
 
@@ -279,10 +270,15 @@ class StatementCheck:
             self._refuse(self._start_line, f"{refused}: {' '.join(parts)[:80]}")
             return
         offset, line = self._current
-        if (parts and parts[0].upper() == "SET" and self._start_line == number
-                and line.lstrip()[:4].upper() == b"SET " and not rest_of_line.strip()):
+        whole_line = bool(parts) and (self._start_line == number and not rest_of_line.strip()
+                      and line.lstrip()[:len(parts[0])].upper()
+                      == parts[0].upper().encode())
+        if whole_line and parts[0].upper() == "SET":
             self.setting_ranges.setdefault(parts[1].lower(), []).append(
                 (offset, offset + len(line)))
+        if whole_line and parts[0].upper() == "ALTER" and [p.upper() for p in parts[-3:-1]] \
+                == ["OWNER", "TO"]:
+            self.owner_ranges.append((offset, offset + len(line)))
         if parts and parts[0].upper() == "COPY":
             if rest_of_line.strip():
                 self._refuse(number, "text after a COPY ... FROM stdin; on its line")

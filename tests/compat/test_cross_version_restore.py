@@ -10,6 +10,7 @@ from pathlib import Path
 from testbed.postgres import PostgresServer
 from testbed.sample_data import fingerprint, load_sample_data
 from tests.conftest import clean_environment, make_backup, run_agent
+from tests.fabricate import rewrite_backup
 
 
 def agent_environment(server: PostgresServer, database: str, backup_dir: Path,
@@ -68,3 +69,33 @@ def test_doctor_explains_a_newer_pg_dump_than_the_server(
     line = next(line for line in result.stdout.splitlines() if " pg_dump " in line)
     assert "is newer than the PostgreSQL 16.2 server" in line
     assert "transaction_timeout" in line
+
+
+def test_a_server_without_standard_strings_cannot_make_psql_split_the_dump_differently(
+        pg16_server: PostgresServer, backup_dir: Path, tmp_path: Path) -> None:
+    """psql 16 has no \\restrict wall: only the session's standard_conforming_strings keeps
+    it reading strings exactly as the statement check did."""
+    pg16_server.psql("postgres", """
+        DO $$ BEGIN CREATE ROLE sloppy SUPERUSER LOGIN PASSWORD 'sloppy-pw';
+        EXCEPTION WHEN duplicate_object THEN NULL; END $$;
+        ALTER ROLE sloppy SET standard_conforming_strings = off;""")
+    database = sample_database(pg16_server, "cross_sloppy")
+    environment = agent_environment(pg16_server, database, backup_dir,
+                                    pg16_server.bin_directory)
+    report = make_backup(environment)
+    marker = tmp_path / "pwned"
+
+    def splice(sql: bytes) -> bytes:
+        # With escapes in strings, psql would end the first literal later and run `\!`.
+        payload = (f"COMMENT ON SCHEMA public IS 'a\\'; COMMENT ON SCHEMA public IS "
+                   f"' \\! touch {marker} #';\n").encode()
+        at = sql.index(b"SET standard_conforming_strings = on;")
+        return sql[:at] + payload + sql[at:]
+
+    rewritten = rewrite_backup(backup_dir, str(report["name"]), splice)
+    sloppy = {**environment, "POSTGRES_USER": "sloppy", "POSTGRES_PASSWORD": "sloppy-pw"}
+    result = run_agent(["restore", str(backup_dir / rewritten), "--target-db",
+                        f"{database}_copy", "--yes"], sloppy)
+    assert not marker.exists(), result.stderr
+    assert result.returncode == 0, result.stderr
+    pg16_server.drop_database(f"{database}_copy")

@@ -97,5 +97,8 @@ def test_restore_and_restore_test_run_psql_inside_the_container(
     psql_calls = [entry["argv"] for entry in docker_log(docker_env)
                   if "psql" in entry["argv"]]  # type: ignore[operator]
     assert psql_calls
+    # Restores also pass PGOPTIONS (standard_conforming_strings on) into the container.
     assert all(argv[1:6] == ["exec", "-i", "-e", "PGPASSWORD", CONTAINER]  # type: ignore[index]
+               or argv[1:8] == ["exec", "-i", "-e", "PGPASSWORD", "-e", "PGOPTIONS",  # type: ignore[index]
+                                CONTAINER]
                for argv in psql_calls)

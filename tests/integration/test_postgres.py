@@ -41,8 +41,7 @@ def test_a_dump_streams_through_the_chain_and_feeds_back_in(pg_server: PostgresS
         admin.create_like(copy, None, keep_owner=False)
         try:
             stored.seek(0)
-            fed = feed_psql(settings, copy, stored, expected_sha256=hashing.hexdigest(),
-                            no_owner=True)
+            fed = feed_psql(settings, copy, stored, expected_sha256=hashing.hexdigest())
             assert fed.psql_ok and fed.verdict.good, (fed.psql_error, fed.verdict.problems())
             for table, rows in dump.row_counts.items():
                 assert pg_server.psql(copy, f"SELECT count(*) FROM {table};").strip() == \
@@ -62,7 +61,7 @@ def test_a_truncated_stream_fails_the_verdict_and_psql_stops(pg_server: Postgres
     with DatabaseAdmin(settings) as admin:
         admin.create_like(scratch, None, keep_owner=False)
         try:
-            fed = feed_psql(settings, scratch, cut, expected_sha256=None, no_owner=True)
+            fed = feed_psql(settings, scratch, cut, expected_sha256=None)
         finally:
             admin.drop(scratch)
     assert not fed.verdict.gzip_complete and not fed.verdict.good

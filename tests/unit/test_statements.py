@@ -108,7 +108,22 @@ ATTACKS = [
     (b"COPY public.t (id) FROM stdin; SELECT 1;", "after a COPY"),
     (b"CREATE TABLE y (a int); DROP TABLE public.t;", "DROP"),
     (b"SELECT pg_catalog.setval('s', 1, true) \\g /tmp/out", "meta-command"),
+    # Found in review: each of these ran its payload before it was refused.
+    (b"-- x\rDROP DATABASE shop;", "DROP"),  # a bare CR ends a -- comment
+    (b"COMMENT ON SCHEMA public IS 'x' \x00';", "NUL"),
+    (b'SET client_encoding = "SJIS";', "encoding"),
+    (b"SET client_encoding = E'SJIS';", "encoding"),
+    (b"SET client_encoding = 'SHIFT_JIS_2004';", "encoding"),
+    (b"SET client_encoding = 'WINDOWS932';", "encoding"),
+    (b"COPY pg_catalog.pg_authid (oid, rolname) FROM stdin;", "system catalogs"),
+    (b"COPY pg_authid (oid, rolname) FROM stdin;", "COPY"),
+    (b"CREATE TABLE public.x AS SELECT public.evil();", "AS runs a query"),
+    (b"CREATE FOREIGN TABLE public.ft (x text) SERVER fs OPTIONS (program 'touch /x');",
+     "program"),
+    (b"CREATE SUBSCRIPTION s CONNECTION 'host=x application_name=''connect = false''' "
+     b"PUBLICATION p WITH (enabled = false);", "connect"),
 ]
+
 
 
 @pytest.mark.parametrize(("line", "reason"), ATTACKS, ids=[a[0][:30].decode() for a in ATTACKS])
@@ -178,3 +193,26 @@ def test_whole_line_session_settings_are_located_for_older_servers() -> None:
     result = check(sql, 5)
     [(low, high)] = result.setting_ranges["transaction_timeout"]
     assert sql[low:high] == b"SET transaction_timeout = 0;\n"
+
+
+def test_a_literal_continued_on_the_next_line_is_refused() -> None:
+    # psql would continue E'x' with the next literal, escapes and all; the backslash then
+    # hides the quote that ends it for a lexer that reads the second literal as plain.
+    sql = HEAD + b"COMMENT ON SCHEMA public IS E'x'\n'\\' ' ; SELECT 1; -- ';\n" + TAIL
+    result = check(sql)
+    assert result.problem is not None and "side by side" in result.problem
+
+
+def test_only_whole_line_owner_statements_are_left_out_by_no_owner() -> None:
+    sql = HEAD + (b"ALTER TABLE public.t OWNER TO postgres; COMMENT ON SCHEMA public IS ';\n"
+                  b"x';\nALTER SCHEMA s OWNER TO app;\n") + TAIL
+    result = check(sql, 3)
+    assert result.problem is None
+    owners = [sql[low:high] for low, high in result.owner_ranges]
+    assert b"ALTER SCHEMA s OWNER TO app;\n" in owners
+    assert not any(b"COMMENT" in line for line in owners)
+
+
+def test_a_column_named_program_is_no_program_option() -> None:
+    sql = HEAD + b"CREATE TABLE public.tv (program text, show integer);\n" + TAIL
+    assert check(sql).problem is None
