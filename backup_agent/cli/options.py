@@ -18,42 +18,44 @@ EnvFileOption = Annotated[Path | None, typer.Option(
     help="Dotenv file (e.g. /opt/dorami/.env.production) read for any setting the flags and "
          "environment leave unset, POSTGRES_PASSWORD and AWS keys included. Not exported.")]
 HostOption = Annotated[str | None, typer.Option(
-    "--host", envvar="POSTGRES_HOST", rich_help_panel=CONNECTION,
+    "--host", metavar="HOST", envvar="POSTGRES_HOST", rich_help_panel=CONNECTION,
     help="Database host; unset: the local socket (or the container's).")]
 PortOption = Annotated[str | None, typer.Option(
-    "--port", envvar="POSTGRES_PORT", rich_help_panel=CONNECTION, help="Database port.")]
+    "--port", metavar="PORT", envvar="POSTGRES_PORT", rich_help_panel=CONNECTION,
+    help="Database port.")]
 UserOption = Annotated[str | None, typer.Option(
-    "--user", envvar="POSTGRES_USER", rich_help_panel=CONNECTION,
+    "--user", metavar="ROLE", envvar="POSTGRES_USER", rich_help_panel=CONNECTION,
     help="Database user (default: postgres). The password is read only from POSTGRES_PASSWORD "
          "(environment or --env-file), never a flag, so it stays out of `ps`.")]
 DatabaseOption = Annotated[str | None, typer.Option(
-    "--db", envvar="POSTGRES_DB", rich_help_panel=CONNECTION,
-    help="Database to back up (default: the user's name).")]
+    "--db", metavar="NAME", envvar="POSTGRES_DB", rich_help_panel=CONNECTION,
+    help="The application's database (default: the user's name): what backup dumps, "
+         "restore replaces, verify restores beside.")]
 ContainerOption = Annotated[str | None, typer.Option(
-    "--container", envvar="POSTGRES_CONTAINER", rich_help_panel=CONNECTION,
+    "--container", metavar="NAME", envvar="POSTGRES_CONTAINER", rich_help_panel=CONNECTION,
     help="Run pg_dump/psql inside this docker container (docker exec -i).")]
 BinDirectoryOption = Annotated[str | None, typer.Option(
-    "--pg-bindir", envvar="PG_BINDIR", rich_help_panel=CONNECTION,
+    "--pg-bindir", metavar="DIR", envvar="PG_BINDIR", rich_help_panel=CONNECTION,
     help="Directory holding pg_dump and psql (default: found on PATH); the client must not be "
          "older than the server.")]
 BackupDirectoryOption = Annotated[str | None, typer.Option(
-    "--backup-dir", envvar="BACKUP_DIR", rich_help_panel=STORAGE,
+    "--backup-dir", metavar="DIR", envvar="BACKUP_DIR", rich_help_panel=STORAGE,
     help="Local backup directory (default: /opt/dorami/backups).")]
 KeepLocalOption = Annotated[str | None, typer.Option(
-    "--keep-local", envvar="KEEP_LOCAL", rich_help_panel=STORAGE,
+    "--keep-local", metavar="N", envvar="KEEP_LOCAL", rich_help_panel=STORAGE,
     help="How many of the agent's backups to keep locally (default: 7).")]
 BucketOption = Annotated[str | None, typer.Option(
-    "--s3-bucket", envvar="S3_BUCKET", rich_help_panel=STORAGE,
+    "--s3-bucket", metavar="BUCKET", envvar="S3_BUCKET", rich_help_panel=STORAGE,
     help="S3 bucket for off-site copies; unset: local only (with a warning). Credentials, "
          "region and endpoint come from the standard AWS variables "
          "(AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_REGION, AWS_ENDPOINT_URL_S3, ...).")]
 PrefixOption = Annotated[str | None, typer.Option(
-    "--s3-prefix", envvar="S3_PREFIX", rich_help_panel=STORAGE,
+    "--s3-prefix", metavar="PREFIX", envvar="S3_PREFIX", rich_help_panel=STORAGE,
     help="Key prefix in the bucket (default: backups/).")]
 SourceFromOption = Annotated[Place, typer.Option(
     "--from", help="Where `latest` (and --all) look: local or s3.")]
 AppContainersOption = Annotated[str | None, typer.Option(
-    "--app-containers", envvar="APP_CONTAINERS", rich_help_panel=CONNECTION,
+    "--app-containers", metavar="NAMES", envvar="APP_CONTAINERS", rich_help_panel=CONNECTION,
     help="App containers to stop around the swap and start again (comma or space separated).")]
 SkipAppStopOption = Annotated[bool, typer.Option(
     "--skip-app-stop", envvar="SKIP_APP_STOP", rich_help_panel=CONNECTION,
@@ -68,7 +70,7 @@ IdentityOption = Annotated[str | None, typer.Option(
 JsonOption = Annotated[bool, typer.Option(
     "--json", help="Print one JSON result on stdout (logs stay on stderr).")]
 MetricsFileOption = Annotated[str | None, typer.Option(
-    "--metrics-file", envvar="METRICS_FILE", rich_help_panel=STORAGE,
+    "--metrics-file", metavar="FILE", envvar="METRICS_FILE", rich_help_panel=STORAGE,
     help="Prometheus textfile to update after every run (node_exporter's textfile collector).")]
 
 # Global flags (the app's callback)
