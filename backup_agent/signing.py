@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import base64
 import json
-import os
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -33,21 +32,12 @@ def public_key_text(key: Ed25519PrivateKey) -> str:
     return PUBLIC_KEY_PREFIX + base64.b64encode(raw).decode()
 
 
-def generate_signing_key(path: Path) -> str:
-    """Write a new private key (PEM, mode 0600, never overwriting); return its public key."""
+def new_signing_key() -> tuple[bytes, str]:
+    """Return a new private key (PEM) and its public key."""
     key = Ed25519PrivateKey.generate()
     pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
                             serialization.NoEncryption())
-    try:
-        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
-    except FileExistsError:
-        raise ConfigurationError(f"{path} already exists: keygen never overwrites a key; "
-                                 "choose another path") from None
-    except OSError as error:
-        raise ConfigurationError(f"cannot create {path} ({error.strerror})") from None
-    with os.fdopen(descriptor, "wb") as handle:
-        handle.write(pem)
-    return public_key_text(key)
+    return pem, public_key_text(key)
 
 
 def load_signing_key(path: Path) -> Ed25519PrivateKey:

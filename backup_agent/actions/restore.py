@@ -31,10 +31,7 @@ from backup_agent.model.naming import STAMP_FORMAT
 from backup_agent.model.progress import NO_PROGRESS, Progress
 from backup_agent.model.settings import Settings
 from backup_agent.postgres.admin import DatabaseAdmin, derived_name
-from backup_agent.postgres.clients import (
-    check_psql_understands_dump,
-    psql_understands_restrict,
-)
+from backup_agent.postgres.clients import psql_understands_restrict
 from backup_agent.postgres.feed import FeedResult, feed_psql
 from backup_agent.proof import Proof, proven, spool_directory
 from backup_agent.streams.verify import Verdict
@@ -189,8 +186,8 @@ def run_restore(settings: Settings, given: str, *, from_s3: bool = False,
                                 "anyway, at your own risk)")
     keys = decryption_keys(settings, source)  # a missing or wrong key stops us here
     recorded = (source.manifest or {}).get("pg_dump_version")
-    check_psql_understands_dump(settings.postgres, str(recorded) if recorded else None)
-    restrict = psql_understands_restrict(settings.postgres)
+    restrict = psql_understands_restrict(settings.postgres,
+                                         str(recorded) if recorded else None)
     plan = make_plan(settings, source, target_db=target_db, drop_previous=drop_previous,
                      no_owner=no_owner, moment=clock())
     with DatabaseAdmin(settings.postgres) as admin:

@@ -56,22 +56,22 @@ def check_client_not_older(settings: PostgresSettings, program: str,
     return version
 
 
-def check_psql_understands_dump(settings: PostgresSettings, pg_dump_version: str | None) -> None:
-    """Refuse up front when the dump carries `\\restrict` lines this psql cannot read."""
-    dump_version = parse_version(pg_dump_version) if pg_dump_version else None
-    if dump_version is None or not understands_restrict(*dump_version):
-        return
+def psql_understands_restrict(settings: PostgresSettings,
+                              pg_dump_version: str | None = None) -> bool:
+    """True when this psql has \\restrict, so a feed can lock out meta-commands.
+
+    Raise ToolMissingError up front when the dump (by `pg_dump_version`) carries
+    `\\restrict` lines this psql cannot read.
+    """
     version_text, _major = client_version(settings, "psql")
     psql_version = parse_version(version_text)
-    if psql_version and not understands_restrict(*psql_version):
+    understood = psql_version is not None and understands_restrict(*psql_version)
+    dump_version = parse_version(pg_dump_version) if pg_dump_version else None
+    if dump_version is not None and understands_restrict(*dump_version) and not understood \
+            and psql_version is not None:
         raise ToolMissingError(
             f"this backup was made by pg_dump {pg_dump_version}, whose plain dumps contain "
             f"\\restrict lines that psql {version_text} rejects: use psql 17.6+/18 (PG_BINDIR)"
             ", or POSTGRES_CONTAINER with a current image")
+    return understood
 
-
-def psql_understands_restrict(settings: PostgresSettings) -> bool:
-    """True when this psql has \\restrict, so a feed can lock out meta-commands."""
-    version_text, _major = client_version(settings, "psql")
-    version = parse_version(version_text)
-    return version is not None and understands_restrict(*version)

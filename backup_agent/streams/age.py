@@ -82,21 +82,12 @@ def check_identity_matches(identities: Sequence[x25519.Identity], recipients: Se
             "matching --identity (AGE_IDENTITY_FILE, or AGE_IDENTITY)")
 
 
-def generate_identity(path: Path) -> str:
-    """Write a new identity file (mode 0600, never overwriting); return its public key."""
+def new_identity() -> tuple[bytes, str]:
+    """Return a new identity file's content (as age-keygen writes it) and its public key."""
     identity = x25519.Identity.generate()
     public = str(identity.to_public())
     content = f"# created by backup-agent keygen\n# public key: {public}\n{identity}\n"
-    try:
-        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
-    except FileExistsError:
-        raise ConfigurationError(f"{path} already exists: keygen never overwrites a key; "
-                                 "choose another path") from None
-    except OSError as error:
-        raise ConfigurationError(f"cannot create {path} ({error.strerror})") from None
-    with os.fdopen(descriptor, "w") as handle:
-        handle.write(content)
-    return public
+    return content.encode(), public
 
 
 class _PipeWorker:

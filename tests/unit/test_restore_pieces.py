@@ -12,13 +12,26 @@ from backup_agent.actions.verify import compare_row_counts
 from backup_agent.model.naming import parse_checksum_file
 from backup_agent.postgres.admin import derived_name, quote_identifier, quote_literal
 from backup_agent.postgres.clients import understands_restrict
-from backup_agent.streams.filters import OwnerFilter
+from backup_agent.streams.filters import RangeDropper
+from backup_agent.streams.statements import StatementCheck
 from backup_agent.streams.verify import verify_stream
 
 DUMP = (b"-- Dumped by pg_dump version 18.6\nCREATE TABLE t (x text);\n"
         b"ALTER TABLE public.t OWNER TO app;\n"
         b"COPY public.t (x) FROM stdin;\nALTER TABLE x OWNER TO y;\n\\.\n"
         b"-- PostgreSQL database dump complete\n")
+
+def without_owners(chunks: list[bytes]) -> bytes:
+    """--no-owner as the feed does it: the check's whole-line OWNER TO ranges left out."""
+    check = StatementCheck()
+    for chunk in chunks:
+        check.feed(chunk)
+    check.finish()
+    out: list[bytes] = []
+    dropper = RangeDropper(out.append, check.owner_ranges)
+    for chunk in chunks:
+        dropper(chunk)
+    return b"".join(out)
 
 
 @pytest.mark.parametrize(("version", "expected"), [
@@ -28,13 +41,9 @@ def test_which_psql_understands_restrict(version: tuple[int, int], expected: boo
     assert understands_restrict(*version) is expected
 
 
-def test_owner_filter_drops_ownership_but_never_copy_data() -> None:
-    out: list[bytes] = []
-    owner_filter = OwnerFilter(out.append)
-    for start in range(0, len(DUMP), 7):  # arbitrary chunk boundaries
-        owner_filter(DUMP[start:start + 7])
-    owner_filter.flush()
-    text = b"".join(out)
+def test_no_owner_drops_ownership_but_never_copy_data() -> None:
+    # arbitrary chunk boundaries
+    text = without_owners([DUMP[start:start + 7] for start in range(0, len(DUMP), 7)])
     assert b"OWNER TO app" not in text
     assert b"ALTER TABLE x OWNER TO y;\n" in text  # inside COPY: data, kept
     assert text == DUMP.replace(b"ALTER TABLE public.t OWNER TO app;\n", b"")
@@ -89,14 +98,13 @@ def test_verify_stream_judges_each_kind_of_damage() -> None:
                          expected_sha256=hashlib.sha256(concatenated).hexdigest()).good
 
 
-def test_owner_filter_streams_a_huge_line_without_holding_it() -> None:
-    out: list[bytes] = []
-    owner_filter = OwnerFilter(out.append)
+def test_no_owner_streams_a_huge_line_without_holding_it() -> None:
     huge = b"x" * (10 * 1024 * 1024)
-    owner_filter(b"COPY t (x) FROM stdin;\n")
+    check = StatementCheck()
+    check.feed(b"COPY public.t (x) FROM stdin;\n")
     for start in range(0, len(huge), 100_000):
-        owner_filter(huge[start:start + 100_000])
-        assert len(owner_filter._pending) <= 200_000  # never the whole line
-    owner_filter(b"\n\\.\nALTER TABLE t OWNER TO gone;\n")
-    owner_filter.flush()
-    assert b"".join(out) == b"COPY t (x) FROM stdin;\n" + huge + b"\n\\.\n"
+        check.feed(huge[start:start + 100_000])
+        assert len(check._pending) <= 200_000  # never the whole line
+    text = without_owners([b"COPY public.t (x) FROM stdin;\n", huge,
+                           b"\n\\.\nALTER TABLE public.t OWNER TO gone;\n"])
+    assert text == b"COPY public.t (x) FROM stdin;\n" + huge + b"\n\\.\n"
