@@ -31,6 +31,7 @@ from backup_agent.model.errors import (
 from backup_agent.model.naming import (
     checksum_name,
     created_at,
+    globals_name,
     manifest_name,
     parse_checksum_file,
     signature_name,
@@ -99,7 +100,8 @@ class Catalog:
                 name=name, where=Where.S3, location=store.url(item.key), size=item.size,
                 created=created, has_checksum=checksum_name(item.key) in keys,
                 has_manifest=manifest_name(item.key) in keys,
-                has_signature=signature_name(item.key) in keys, modified=item.last_modified,
+                has_signature=signature_name(item.key) in keys,
+                has_globals=globals_name(item.key) in keys, modified=item.last_modified,
                 bucket=store.bucket, key=item.key, opener=store.opener(item.key, item.size)))
         return found
 
@@ -178,6 +180,7 @@ class Catalog:
                              if local.is_regular_file(checksum_path) else None)
             manifest_bytes = _read_if_file(backup.path.with_name(manifest_name(backup.name)))
             signature = _read_if_file(backup.path.with_name(signature_name(backup.name)))
+            globals_bytes = _read_if_file(backup.path.with_name(globals_name(backup.name)))
         else:
             assert backup.key is not None
             # Only sidecars the listing showed are read: with a writer that may only list
@@ -188,10 +191,13 @@ class Catalog:
                               if backup.has_manifest else None)
             signature = (self.store.read_small(signature_name(backup.key))
                          if backup.has_signature else None)
+            globals_bytes = (self.store.read_small(globals_name(backup.key))
+                             if backup.has_globals else None)
         expected = parse_checksum_file(checksum_text, backup.name) if checksum_text else None
         manifest = parse_manifest(manifest_bytes) if manifest_bytes is not None else None
         return backup.with_details(manifest=manifest, expected_sha256=expected,
-                                   manifest_bytes=manifest_bytes, signature=signature)
+                                   manifest_bytes=manifest_bytes, signature=signature,
+                                   globals_bytes=globals_bytes)
 
     def _local_path(self, given: str) -> BackupRef:
         directory = self._settings.backup_directory.resolve()

@@ -37,6 +37,7 @@ class Proof:
     restrict_ranges: list[tuple[int, int]]  # the dump's own \restrict lines, left out
     setting_ranges: dict[str, list[tuple[int, int]]]  # whole-line SETs, by setting
     owner_ranges: list[tuple[int, int]]  # whole-line ALTER ... OWNER TO (for --no-owner)
+    acl_ranges: list[tuple[int, int]]  # whole-line GRANT, REVOKE, ... (for --no-owner)
 
     def left_out(self, server_major: int, *,
                  no_owner: bool = False) -> tuple[list[tuple[int, int]], list[str]]:
@@ -46,7 +47,8 @@ class Proof:
         server is too old to know (a newer pg_dump writes them: PostgreSQL 16 has no
         transaction_timeout), which only bound the restore's own session.
         """
-        ranges = list(self.restrict_ranges) + (self.owner_ranges if no_owner else [])
+        ranges = list(self.restrict_ranges) + (self.owner_ranges + self.acl_ranges
+                                               if no_owner else [])
         said = []
         for setting, since in SETTINGS_SINCE.items():
             if server_major < since and setting in self.setting_ranges:
@@ -96,7 +98,8 @@ def proven(backup: BackupRef, *, identities: Sequence[Identity] | None, spool_in
             stream.seek(0)
             yield Proof(verdict=verdict, stream=stream,  # type: ignore[arg-type]
                         restrict_ranges=check.restrict_ranges,
-                        setting_ranges=check.setting_ranges, owner_ranges=check.owner_ranges)
+                        setting_ranges=check.setting_ranges, owner_ranges=check.owner_ranges,
+                        acl_ranges=check.acl_ranges)
             return
         # 0600 and unlinked at once: nobody else can open, swap or read the spooled copy.
         with tempfile.TemporaryFile(dir=spool_in, prefix=".proving-") as spool:
@@ -105,7 +108,8 @@ def proven(backup: BackupRef, *, identities: Sequence[Identity] | None, spool_in
             spool.flush()
             spool.seek(0)
             yield Proof(verdict=verdict, stream=spool, restrict_ranges=check.restrict_ranges,
-                        setting_ranges=check.setting_ranges, owner_ranges=check.owner_ranges)
+                        setting_ranges=check.setting_ranges, owner_ranges=check.owner_ranges,
+                        acl_ranges=check.acl_ranges)
 
 
 def _prove(source: ReadableStream, backup: BackupRef, identities: Sequence[Identity] | None,

@@ -57,6 +57,22 @@ BEGIN
             END;
         END IF;
     END LOOP;
+    -- What pg_dumpall --roles-only writes beyond CREATE ROLE: a membership with options,
+    -- role-wide settings, a comment, a limit and an expiry. Once, by whoever gets here first.
+    IF NOT EXISTS (SELECT FROM pg_catalog.pg_db_role_setting s
+                   JOIN pg_catalog.pg_roles r ON r.oid = s.setrole
+                   WHERE r.rolname = 'rich_app' AND s.setdatabase = 0) THEN
+        BEGIN
+            GRANT rich_ro TO rich_app WITH INHERIT FALSE;
+            ALTER ROLE rich_app SET work_mem = '16MB';
+            ALTER ROLE rich_app SET search_path = "$user", rich, public;
+            ALTER ROLE rich_ro CONNECTION LIMIT 20 VALID UNTIL '2099-12-31 00:00:00+00';
+            COMMENT ON ROLE rich_owner IS 'owns the rich schema; «ünïcödé»';
+        EXCEPTION WHEN unique_violation OR duplicate_object OR object_in_use
+                       OR serialization_failure THEN
+            NULL;  -- done meanwhile by a concurrent load
+        END;
+    END IF;
 END
 $roles$;
 """

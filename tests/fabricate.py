@@ -8,6 +8,7 @@ import json
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 OLDEST = datetime(2026, 1, 1, 2, 0, 0, tzinfo=UTC)
 
@@ -47,8 +48,11 @@ def snapshot_files(directory: Path) -> dict[str, bytes | str]:
 
 
 def rewrite_backup(directory: Path, name: str, change: Callable[[bytes], bytes], *,
-                   later_by: timedelta = timedelta(hours=1)) -> str:
-    """Write a new, internally consistent backup (fresh .sha256) whose SQL is `change`d."""
+                   later_by: timedelta = timedelta(hours=1),
+                   change_globals: Callable[[dict[str, Any]], dict[str, Any]] | None = None
+                   ) -> str:
+    """Write a new, internally consistent backup (fresh .sha256) whose SQL is `change`d,
+    and whose (unencrypted) globals file is copied, or rewritten by `change_globals`."""
     source = directory / name
     moment = datetime.strptime(name[10:25], "%Y%m%d_%H%M%S").replace(tzinfo=UTC) + later_by
     new_name = f"db_backup_{moment:%Y%m%d_%H%M%S}.sql.gz"
@@ -58,6 +62,16 @@ def rewrite_backup(directory: Path, name: str, change: Callable[[bytes], bytes],
         f"{hashlib.sha256(data).hexdigest()}  {new_name}\n")
     manifest = json.loads((directory / f"{name}.manifest.json").read_text())
     manifest.update(name=new_name, sha256=hashlib.sha256(data).hexdigest(), size_bytes=len(data))
+    globals_file = directory / f"{name}.globals"
+    if globals_file.exists():
+        stored = globals_file.read_bytes()
+        if change_globals is not None:
+            content = change_globals(json.loads(gzip.decompress(stored)))
+            stored = gzip.compress(json.dumps(content).encode())
+        (directory / f"{new_name}.globals").write_bytes(stored)
+        manifest["globals"] = {**manifest["globals"],
+                               "sha256": hashlib.sha256(stored).hexdigest(),
+                               "size_bytes": len(stored)}
     (directory / f"{new_name}.manifest.json").write_text(json.dumps(manifest))
     return new_name
 

@@ -26,6 +26,7 @@ from backup_agent.model.naming import (
     backup_name,
     checksum_line,
     checksum_name,
+    globals_name,
     is_encrypted,
     manifest_name,
     s3_key,
@@ -128,12 +129,31 @@ def _upload_sidecars(store: S3Store, settings: Settings, directory: Path, name: 
                      metadata: dict[str, str]) -> None:
     """The checksum and signature, then (last, marking the backup complete in S3) the
     manifest."""
-    sidecars = [(checksum_name(name), "text/plain"), (manifest_name(name), "application/json")]
+    sidecars = [(checksum_name(name), "text/plain"),
+                (globals_name(name), AGE_CONTENT_TYPE if is_encrypted(name)
+                 else GZIP_CONTENT_TYPE),
+                (manifest_name(name), "application/json")]
     if settings.signing_key_file is not None:
-        sidecars.insert(1, (signature_name(name), "application/json"))
+        sidecars.insert(2, (signature_name(name), "application/json"))
     for file_name, content_type in sidecars:
         store.put_file(s3_key(settings.s3.prefix, file_name), directory / file_name,
                        content_type=content_type, metadata=metadata)
+
+
+def _globals_file(settings: Settings, directory: Path, name: str,
+                  document: bytes) -> dict[str, Any]:
+    """Write the globals file (encrypted like the dump); return its manifest entry."""
+    import hashlib
+    import json
+
+    from backup_agent.streams.globals_file import encode
+
+    stored = encode(document, settings.encrypt_to)
+    local.write_small_file(directory / globals_name(name), stored)
+    content = json.loads(document)
+    return {"sha256": hashlib.sha256(stored).hexdigest(), "size_bytes": len(stored),
+            "roles": len(content["roles"]),
+            "passwords_included": content["passwords_included"]}
 
 
 def _write_sidecars(settings: Settings, directory: Path, name: str, sha256: str,
@@ -192,7 +212,9 @@ def run_backup(settings: Settings, *, clock: Callable[[], datetime] = utc_now,
                 facts = DumpFacts(server_version=dump.server.version,
                                   pg_dump_version=dump.pg_dump_version, size_bytes=stored.size,
                                   uncompressed_bytes=dump.uncompressed_bytes,
-                                  sha256=stored.hexdigest(), row_counts=dump.row_counts)
+                                  sha256=stored.hexdigest(), row_counts=dump.row_counts,
+                                  globals_file=_globals_file(settings, directory, name,
+                                                             dump.globals_document))
                 manifest = build_manifest(name=name, database=settings.postgres.database,
                                           facts=facts, started=started, finished=clock(),
                                           hostname=hostname, encrypt_to=settings.encrypt_to)

@@ -34,6 +34,7 @@ from backup_agent.postgres.admin import DatabaseAdmin, derived_name
 from backup_agent.postgres.clients import psql_understands_restrict
 from backup_agent.postgres.feed import FeedResult, feed_psql
 from backup_agent.proof import Proof, proven, spool_directory
+from backup_agent.rebuild import NO_GLOBALS, Rebuild, proven_globals
 from backup_agent.streams.verify import Verdict
 
 if TYPE_CHECKING:
@@ -55,16 +56,26 @@ class RestorePlan:
     def swap(self) -> bool:
         return self.previous is not None
 
-    def steps(self) -> list[str]:
+    def steps(self, *, with_globals: bool = False) -> list[str]:
         kept = ("re-read through the same open file" if self.source.where is Where.LOCAL
                 else "kept in a private spool file while it is read")
         steps = [f"prove {self.source.location}"
                  f"{', decrypting it (age)' if self.source.encrypted else ''}: SHA-256, the "
                  "whole gzip stream, the closing 'dump complete' line, and that every "
-                 "statement is one pg_dump writes; nothing runs before this passes",
-                 f"create empty database {self.build}",
-                 f"feed the proven bytes ({kept}) into it with psql",
-                 f"ANALYZE {self.build}"]
+                 "statement is one pg_dump writes; nothing runs before this passes"]
+        if with_globals:
+            steps += ["create the roles it needs that this server lacks (never changing an "
+                      "existing one)" if not self.no_owner else
+                      "create no roles, and leave out ownership and grants (--no-owner)",
+                      f"create empty database {self.build} with the recorded encoding, "
+                      "locale provider, locales" + ("" if self.no_owner else " and owner")]
+        else:
+            steps.append(f"create empty database {self.build}")
+        steps += [f"feed the proven bytes ({kept}) into it with psql",
+                  f"ANALYZE {self.build}"]
+        if with_globals:
+            steps.append("give it the recorded settings, per-role settings, comment, "
+                         "connection limit" + ("" if self.no_owner else " and privileges"))
         if self.swap:
             if self.stop_containers:
                 steps.append(f"stop app containers: {', '.join(self.stop_containers)}")
@@ -95,6 +106,8 @@ class RestoreResult:
     steps: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     no_verify: bool = False
+    roles_created: list[str] = field(default_factory=list)
+    roles_to_create: list[str] = field(default_factory=list)  # dry run: what it would create
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -140,14 +153,15 @@ def _refuse_unless_proven(verdict: Verdict, *, no_verify: bool) -> None:
                             f"and none of it ran ({advice})")
 
 
-def _build(settings: Settings, plan: RestorePlan, admin: DatabaseAdmin, proof: Proof, *,
+def _build(settings: Settings, plan: RestorePlan, rebuild: Rebuild, proof: Proof, *,
            verbose: bool, progress: Progress, keys: list[Identity] | None,
            restrict: bool, warnings: list[str]) -> FeedResult:
-    """Restore the proven bytes into plan.build; raise (leaving plan.build for the caller
-    to drop) on failure."""
-    left_out, notes = proof.left_out(admin.server_major(), no_owner=plan.no_owner)
+    """Restore the proven bytes into plan.build; raise (leaving plan.build and any roles
+    created for the caller to drop) on failure."""
+    admin = rebuild.admin
+    left_out, notes = proof.left_out(rebuild.server_major, no_owner=plan.no_owner)
     warnings += notes
-    admin.create_like(plan.build, admin.facts(plan.target), keep_owner=not plan.no_owner)
+    rebuild.create(plan.build, admin.facts(plan.target))
     fed = feed_psql(settings.postgres, plan.build, proof.stream,
                     expected_sha256=proof.verdict.sha256,
                     verbose=verbose, identities=keys, drop_ranges=left_out,
@@ -163,6 +177,7 @@ def _build(settings: Settings, plan: RestorePlan, admin: DatabaseAdmin, proof: P
         raise RestoreError(f"psql failed while restoring into {plan.build}: {fed.psql_error}"
                            f"{hint}; {plan.target} was not changed")
     admin.analyze(settings.postgres, plan.build)
+    rebuild.finish(plan.build)
     return fed
 
 
@@ -185,6 +200,9 @@ def run_restore(settings: Settings, given: str, *, from_s3: bool = False,
                                 "proven intact: nothing was restored (--no-verify restores "
                                 "anyway, at your own risk)")
     keys = decryption_keys(settings, source)  # a missing or wrong key stops us here
+    cluster = proven_globals(source, keys)  # small: proven before the dump is read
+    if cluster is None and source.manifest is not None:
+        warnings.append(NO_GLOBALS.format(name=source.name))
     recorded = (source.manifest or {}).get("pg_dump_version")
     restrict = psql_understands_restrict(settings.postgres,
                                          str(recorded) if recorded else None)
@@ -196,23 +214,31 @@ def run_restore(settings: Settings, given: str, *, from_s3: bool = False,
                                      "choose another --target-db")
         if not dry_run and not confirm(plan):
             raise CancelledError("restore cancelled: nothing was changed")
+        rebuild = Rebuild(admin, cluster, server_major=admin.server_major(),
+                          no_owner=no_owner)
         with proven(source, identities=keys,
                     spool_in=spool_directory(settings.backup_directory),
                     progress=progress.task(source.progress_label("verify"),
                                            source.size).update) as proof:
             if dry_run:
-                return _dry_run(source, plan, [*warnings, *proof.verdict.problems()],
-                                started, proof.verdict, no_verify=no_verify)
+                result = _dry_run(source, plan, [*warnings, *proof.verdict.problems()],
+                                  started, proof.verdict, no_verify=no_verify,
+                                  with_globals=cluster is not None)
+                result.roles_to_create = rebuild.missing_roles()
+                return result
             _refuse_unless_proven(proof.verdict, no_verify=no_verify)
             log.info("restoring %s into %s", source.location, plan.build)
             try:
-                _build(settings, plan, admin, proof, verbose=verbose, progress=progress,
+                _build(settings, plan, rebuild, proof, verbose=verbose, progress=progress,
                        keys=keys, restrict=restrict, warnings=warnings)
                 _put_in_place(plan, admin)
             except BaseException:
                 log.info("dropping the half-built database %s", plan.build)
                 admin.drop(plan.build)
+                rebuild.undo()
                 raise
+            finally:
+                warnings += rebuild.notes
         if plan.drop_previous and plan.previous:
             admin.drop(plan.previous)
             log.info("dropped the previous database %s", plan.previous)
@@ -222,8 +248,9 @@ def run_restore(settings: Settings, given: str, *, from_s3: bool = False,
         previous_database=None if plan.drop_previous else plan.previous,
         checksum=proof.verdict.checksum_state, verified=proof.verdict.good,
         source_size_bytes=source.size, source_created=source.created.isoformat(),
-        duration_seconds=round(time.monotonic() - started, 3), steps=plan.steps(),
-        warnings=warnings, no_verify=no_verify)
+        duration_seconds=round(time.monotonic() - started, 3),
+        steps=plan.steps(with_globals=cluster is not None), warnings=warnings,
+        no_verify=no_verify, roles_created=rebuild.created_roles)
 
 
 def _put_in_place(plan: RestorePlan, admin: DatabaseAdmin) -> None:
@@ -241,7 +268,7 @@ def _put_in_place(plan: RestorePlan, admin: DatabaseAdmin) -> None:
 
 
 def _dry_run(source: BackupRef, plan: RestorePlan, warnings: list[str], started: float,
-             verdict: Verdict, *, no_verify: bool) -> RestoreResult:
+             verdict: Verdict, *, no_verify: bool, with_globals: bool) -> RestoreResult:
     """The plan and the proof; no database, file or container was touched."""
     return RestoreResult(
         dry_run=True, source=source.location, source_name=source.name,
@@ -249,4 +276,4 @@ def _dry_run(source: BackupRef, plan: RestorePlan, warnings: list[str], started:
         checksum=verdict.checksum_state, verified=verdict.good,
         source_size_bytes=source.size, source_created=source.created.isoformat(),
         duration_seconds=round(time.monotonic() - started, 3),
-        steps=plan.steps(), warnings=warnings, no_verify=no_verify)
+        steps=plan.steps(with_globals=with_globals), warnings=warnings, no_verify=no_verify)

@@ -31,6 +31,7 @@ from backup_agent.postgres.clients import psql_understands_restrict
 from backup_agent.postgres.feed import feed_psql
 from backup_agent.postgres.session import SqlSession
 from backup_agent.proof import proven, spool_directory
+from backup_agent.rebuild import Rebuild, proven_globals
 from backup_agent.streams.statements import StatementCheck
 from backup_agent.streams.verify import Verdict, checksum_stream, verify_stream
 
@@ -47,6 +48,8 @@ class RestoreTest:
     tables_checked: int
     mismatches: list[str] = field(default_factory=list)
     left_out: list[str] = field(default_factory=list)  # settings this server lacks
+    catalog_compared: bool = False  # the backup's catalog fingerprint was compared too
+    roles_created: list[str] = field(default_factory=list)  # for the test, then dropped
 
 
 @dataclass
@@ -98,10 +101,14 @@ def compare_row_counts(expected: dict[str, int], actual: dict[str, int]) -> list
 
 def _restore_test(settings: Settings, backup: BackupRef, moment: datetime,
                   keys: list[Identity] | None, progress: Progress) -> tuple[Verdict, RestoreTest]:
-    """Prove the backup, then restore the proven bytes into a scratch database and compare."""
+    """Prove the backup, then restore the proven bytes into a scratch database and compare.
+
+    Roles the server lacks are created for the test and dropped after it, so the scratch
+    database is built exactly as a restore would build it, owners and grants included."""
     scratch = derived_name(settings.postgres.database,
                            f"_verify_{moment.astimezone(UTC).strftime(STAMP_FORMAT)}")
     restrict = psql_understands_restrict(settings.postgres)
+    cluster = proven_globals(backup, keys)
     with proven(backup, identities=keys, spool_in=spool_directory(settings.backup_directory),
                 progress=progress.task(backup.progress_label("verify"),
                                        backup.size).update) as proof:
@@ -109,9 +116,12 @@ def _restore_test(settings: Settings, backup: BackupRef, moment: datetime,
             return proof.verdict, RestoreTest(scratch_database=scratch, passed=False,
                                               tables_checked=0, mismatches=[])
         with DatabaseAdmin(settings.postgres) as admin:
-            left_out, notes = proof.left_out(admin.server_major(), no_owner=True)
-            admin.create_like(scratch, None, keep_owner=False)
+            # A backup without globals keeps the old way: no owners, no roles created.
+            rebuild = Rebuild(admin, cluster, server_major=admin.server_major(),
+                              no_owner=cluster is None)
+            left_out, notes = proof.left_out(rebuild.server_major, no_owner=rebuild.no_owner)
             try:
+                rebuild.create(scratch, None)
                 fed = feed_psql(settings.postgres, scratch, proof.stream,
                                 expected_sha256=proof.verdict.sha256,
                                 identities=keys, drop_ranges=left_out,
@@ -123,20 +133,62 @@ def _restore_test(settings: Settings, backup: BackupRef, moment: datetime,
                     mismatches.append(f"psql failed: {fed.psql_error}")
                 if fed.verdict.sha256 != proof.verdict.sha256:
                     mismatches.append("the backup changed between proving and restoring it")
-                expected = (backup.manifest or {}).get("row_counts")
                 actual: dict[str, int] = {}
-                if not isinstance(expected, dict):
-                    mismatches.append("no manifest with row counts to compare against")
-                else:
-                    with SqlSession(settings.postgres, scratch) as session:
-                        session.query("SELECT 1;")  # the restored database accepts connections
-                        actual = session.row_counts()
-                    mismatches += compare_row_counts(expected, actual)
+                compared = False
+                if not mismatches:
+                    rebuild.finish(scratch)
+                    actual, compared = _compare(settings, backup, scratch, rebuild, mismatches)
+                created = list(rebuild.created_roles)
             finally:
                 admin.drop(scratch)
+                rebuild.undo()
     return proof.verdict, RestoreTest(scratch_database=scratch, passed=not mismatches,
                                       tables_checked=len(actual), mismatches=mismatches,
-                                      left_out=notes)
+                                      left_out=notes + rebuild.notes,
+                                      catalog_compared=not mismatches and compared,
+                                      roles_created=created)
+
+
+def _compare(settings: Settings, backup: BackupRef, scratch: str, rebuild: Rebuild,
+             mismatches: list[str]) -> tuple[dict[str, int], bool]:
+    """Row counts against the manifest; the catalog against the backup's fingerprint."""
+    expected = (backup.manifest or {}).get("row_counts")
+    actual: dict[str, int] = {}
+    if not isinstance(expected, dict):
+        mismatches.append("no manifest with row counts to compare against")
+    else:
+        with SqlSession(settings.postgres, scratch) as session:
+            session.query("SELECT 1;")  # the restored database accepts connections
+            actual = session.row_counts()
+        mismatches += compare_row_counts(expected, actual)
+    if rebuild.cluster is None or not rebuild.cluster.fingerprint:
+        return actual, False
+    from backup_agent.fingerprint import differences, observe
+
+    fingerprint, properties, used = observe(settings.postgres, scratch, rebuild.server_major)
+    mismatches += differences(rebuild.cluster, fingerprint, properties, used,
+                              compare_owners=not rebuild.no_owner)
+    return actual, True
+
+
+def _globals_problem(backup: BackupRef, keys: list[Identity] | None) -> str | None:
+    """What is wrong with the backup's globals file; without the key only its SHA-256."""
+    entry = (backup.manifest or {}).get("globals")
+    if entry is None:
+        return None
+    if backup.encrypted and keys is None:
+        import hashlib
+
+        expected = entry.get("sha256") if isinstance(entry, dict) else None
+        if backup.globals_bytes is not None \
+                and hashlib.sha256(backup.globals_bytes).hexdigest() == expected:
+            return None
+        return "its globals file (roles, database properties) is missing or altered"
+    try:
+        proven_globals(backup, keys)
+    except VerificationError as error:
+        return str(error).removeprefix(f"refusing {backup.location}: ").split("; nothing")[0]
+    return None
 
 
 def verify_one(settings: Settings, backup: BackupRef, *, restore_test: bool,
@@ -150,9 +202,10 @@ def verify_one(settings: Settings, backup: BackupRef, *, restore_test: bool,
     test = None
     keys = decryption_keys(settings, backup, required=restore_test)
     checksum_only = backup.encrypted and keys is None
-    if restore_test:
+    globals_problem = _globals_problem(backup, None if checksum_only else keys)
+    if restore_test and globals_problem is None:
         verdict, test = _restore_test(settings, backup, moment, keys, progress)
-    else:
+    else:  # the dump is proven even when its globals file is not: say all that is wrong
         task = progress.task(backup.progress_label("verify"), backup.size)
         with backup.open() as stream:
             verdict = (checksum_stream(stream, expected_sha256=backup.expected_sha256,
@@ -164,11 +217,12 @@ def verify_one(settings: Settings, backup: BackupRef, *, restore_test: bool,
     if checksum_only:
         # Without the private key only the stored bytes can be proven: they hash to what
         # the backup run wrote after it had checked the dump complete.
-        problems = verdict.checksum_problems()
+        problems = verdict.checksum_problems() + ([globals_problem] if globals_problem else [])
         ok = not problems
     else:
-        problems = verdict.problems() + (test.mismatches if test else [])
-        ok = verdict.good and (test is None or test.passed)
+        problems = verdict.problems() + (test.mismatches if test else []) \
+            + ([globals_problem] if globals_problem else [])
+        ok = not problems and (test is None or test.passed)
     return VerifiedBackup(name=backup.name, location=backup.location, ok=ok,
                           checksum=verdict.checksum_state,
                           gzip_complete=None if checksum_only else verdict.gzip_complete,

@@ -108,11 +108,15 @@ def restore_summary(result: RestoreResult) -> str:
                  f"created {result.source_created}",
                  f"  checksum: {result.checksum}; verified: {'yes' if result.verified else 'NO'}",
                  f"  target database: {result.target_database}"]
+        if result.roles_to_create:
+            lines.append(f"  roles it would create: {', '.join(result.roles_to_create)}")
         lines += [f"  {number}. {step}" for number, step in enumerate(result.steps, 1)]
     else:
         lines = [f"restore success: {result.source_name} is now database "
                  f"{result.target_database} (checksum {result.checksum}) in "
                  f"{result.duration_seconds:.1f}s"]
+        if result.roles_created:
+            lines.append(f"  created role(s): {', '.join(result.roles_created)}")
         if result.previous_database:
             lines.append(f"  previous database kept as {result.previous_database}")
             lines.append(f"  {result.rollback_hint}")
@@ -133,6 +137,9 @@ def verify_summary(result: VerifyResult) -> str:
         if item.restore_test and item.ok:
             detail += (f"; restored into a scratch database, {item.restore_test.tables_checked}"
                        " tables' row counts match the manifest")
+            if item.restore_test.catalog_compared:
+                detail += ", and its catalog (objects, grants, roles, database properties) " \
+                          "matches the backup's"
         lines.append(f"{state}: {item.location}: {detail}")
     status = "success" if all(item.ok for item in result.backups) else "failure"
     lines.append(f"verify {status}: {sum(item.ok for item in result.backups)} of "

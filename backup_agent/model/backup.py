@@ -59,6 +59,7 @@ class BackupRef:
     has_checksum: bool
     has_manifest: bool
     has_signature: bool = False
+    has_globals: bool = False
     modified: datetime | None = None  # the file's mtime, or the S3 object's LastModified
     path: Path | None = None  # local backups
     bucket: str | None = None  # S3 backups
@@ -67,6 +68,7 @@ class BackupRef:
     manifest: Mapping[str, Any] | None = None
     manifest_bytes: bytes | None = field(default=None, repr=False)  # what was signed
     signature: bytes | None = field(default=None, repr=False)
+    globals_bytes: bytes | None = field(default=None, repr=False)  # as stored
     expected_sha256: str | None = None
     details_loaded: bool = False
     opener: Callable[[], ReadableStream] = field(default=_cannot_open, repr=False,
@@ -105,10 +107,11 @@ class BackupRef:
 
     def with_details(self, *, manifest: Mapping[str, Any] | None,
                      expected_sha256: str | None, manifest_bytes: bytes | None = None,
-                     signature: bytes | None = None) -> BackupRef:
+                     signature: bytes | None = None,
+                     globals_bytes: bytes | None = None) -> BackupRef:
         return replace(self, manifest=manifest, expected_sha256=expected_sha256,
                        has_manifest=manifest is not None, manifest_bytes=manifest_bytes,
-                       signature=signature, details_loaded=True)
+                       signature=signature, globals_bytes=globals_bytes, details_loaded=True)
 
     def age(self, now: datetime) -> timedelta:
         """How old it is: by its name, or by when it was stored if that is earlier (a name

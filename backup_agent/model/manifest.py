@@ -29,6 +29,9 @@ class DumpFacts:
     uncompressed_bytes: int
     sha256: str  # of the stored bytes
     row_counts: Mapping[str, int]
+    # The globals file: {"sha256", "size_bytes", "roles", "passwords_included"}. Counts
+    # only: no role name, no hash, so the manifest stays readable without the key.
+    globals_file: Mapping[str, Any] | None = None
 
 
 def build_manifest(*, name: str, database: str, facts: DumpFacts, started: datetime,
@@ -54,6 +57,7 @@ def build_manifest(*, name: str, database: str, facts: DumpFacts, started: datet
         "duration_seconds": round((finished - started).total_seconds(), 3),
         "hostname": hostname,
         "row_counts": dict(facts.row_counts),
+        "globals": dict(facts.globals_file) if facts.globals_file is not None else None,
     }
 
 

@@ -12,6 +12,9 @@ STAMP_FORMAT = "%Y%m%d_%H%M%S"
 CHECKSUM_SUFFIX = ".sha256"
 MANIFEST_SUFFIX = ".manifest.json"
 SIGNATURE_SUFFIX = ".sig"
+# The roles and database properties the backup needs from its cluster: gzip'd JSON, age-
+# encrypted like the dump (model/cluster_globals.py).
+GLOBALS_SUFFIX = ".globals"
 # A name dated further ahead than this cannot be a backup made by a working clock.
 FUTURE_TOLERANCE = timedelta(minutes=10)
 ENCRYPTED_SUFFIX = ".age"
@@ -53,6 +56,10 @@ def signature_name(name: str) -> str:
     return name + SIGNATURE_SUFFIX
 
 
+def globals_name(name: str) -> str:
+    return name + GLOBALS_SUFFIX
+
+
 def in_the_future(moment: datetime, now: datetime) -> bool:
     """True for a time no working clock could have written yet."""
     return moment > now + FUTURE_TOLERANCE
@@ -61,7 +68,7 @@ def in_the_future(moment: datetime, now: datetime) -> bool:
 def s3_key(prefix: str, name: str) -> str:
     """Return `<prefix>YYYY/MM/<name>` for a backup (or sidecar) name."""
     stem = name.removesuffix(CHECKSUM_SUFFIX).removesuffix(MANIFEST_SUFFIX) \
-        .removesuffix(SIGNATURE_SUFFIX)
+        .removesuffix(SIGNATURE_SUFFIX).removesuffix(GLOBALS_SUFFIX)
     moment = created_at(stem)
     if moment is None:
         raise ValueError(f"not a backup name: {name}")

@@ -74,6 +74,10 @@ class DatabaseAdmin:
             self._session.reopen()
             return self._session.query(sql)
 
+    def execute(self, sql: str) -> list[str]:
+        """Run statements built from a backup's globals (postgres/globals_statements.py)."""
+        return self._query(sql)
+
     def server_major(self) -> int:
         if not self._session.alive:
             self._session.reopen()

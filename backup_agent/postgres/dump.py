@@ -2,7 +2,9 @@
 
 pg_dump runs in a snapshot exported by a psql session, and that session counts every
 table's rows in the same snapshot while the dump streams, so the manifest's counts describe
-exactly the data in the dump even while the application keeps writing.
+exactly the data in the dump even while the application keeps writing. The same session
+reads, in that snapshot, what the database needs from its cluster (its roles and its own
+properties) and its catalog fingerprint: the globals file.
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ class DumpResult:
     pg_dump_version: str
     row_counts: dict[str, int]
     uncompressed_bytes: int
+    globals_document: bytes  # the roles and database properties (model/cluster_globals.py)
 
 
 def dump_database(settings: PostgresSettings, target: BinaryIO, *,
@@ -47,6 +50,7 @@ def dump_database(settings: PostgresSettings, target: BinaryIO, *,
         server = session.server_facts()
         pg_dump_version = check_client_not_older(settings, "pg_dump", server)
         snapshot = session.export_snapshot()
+        globals_document = session.cluster_globals(server.major)
         log.info("dumping database %s (PostgreSQL %s) at %s with pg_dump %s", settings.database,
                  server.version, describe_server(settings), pg_dump_version)
         with ThreadPoolExecutor(max_workers=1) as pool, execute.running(
@@ -75,7 +79,7 @@ def dump_database(settings: PostgresSettings, target: BinaryIO, *,
                             "line, so the dump is incomplete: check the server log and run "
                             "again")
     return DumpResult(server=server, pg_dump_version=pg_dump_version, row_counts=counts,
-                      uncompressed_bytes=size)
+                      uncompressed_bytes=size, globals_document=globals_document)
 
 
 def _copy(pg_dump: execute.Child, target: BinaryIO,

@@ -102,6 +102,25 @@ class SqlSession:
         self.query("BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY;")
         return self.query("SELECT pg_export_snapshot();")[0].strip()
 
+    def cluster_globals(self, server_major: int) -> bytes:
+        """The globals file's content (model/cluster_globals.py), read in this transaction."""
+        from backup_agent.model.cluster_globals import document
+        from backup_agent.postgres import globals_sql
+
+        passwords = self.query(globals_sql.CAN_READ_PASSWORDS_SQL)[0].strip() == "t"
+        return document(
+            roles_json="\n".join(self.query(globals_sql.roles_sql(server_major,
+                                                                  passwords=passwords))),
+            database_json="\n".join(self.query(globals_sql.database_sql(server_major))),
+            fingerprint_json="\n".join(self.query(globals_sql.fingerprint_sql())),
+            passwords_included=passwords)
+
+    def json_query(self, sql: str) -> object:
+        """Run a query that returns one JSON value; return it parsed."""
+        import json
+
+        return json.loads("\n".join(self.query(sql)))
+
     def row_counts(self) -> dict[str, int]:
         """Return {qualified table name: rows} as seen by the current transaction."""
         counts: dict[str, int] = {}

@@ -22,7 +22,13 @@ from typing import Any, BinaryIO
 
 from backup_agent.model.backup import BackupRef, Where
 from backup_agent.model.errors import LocalStorageError
-from backup_agent.model.naming import checksum_name, created_at, manifest_name, signature_name
+from backup_agent.model.naming import (
+    checksum_name,
+    created_at,
+    globals_name,
+    manifest_name,
+    signature_name,
+)
 
 TEMPORARY_PREFIX = ".tmp-"
 HASH_CHUNK_BYTES = 4 * 1024 * 1024
@@ -97,6 +103,7 @@ def describe(path: Path) -> BackupRef | None:
         created=created, has_checksum=is_regular_file(path.with_name(checksum_name(path.name))),
         has_manifest=manifest is not None,
         has_signature=is_regular_file(path.with_name(signature_name(path.name))),
+        has_globals=is_regular_file(path.with_name(globals_name(path.name))),
         modified=datetime.fromtimestamp(status.st_mtime, UTC), manifest=manifest, path=path,
         opener=lambda: path.open("rb"))
 
@@ -132,6 +139,7 @@ def delete_backup(data: Path) -> list[Path]:
     removed = []
     for path in (data.with_name(checksum_name(data.name)),
                  data.with_name(signature_name(data.name)),
+                 data.with_name(globals_name(data.name)),
                  data.with_name(manifest_name(data.name)), data):
         if is_regular_file(path):
             path.unlink()
@@ -171,11 +179,11 @@ def temporary_file(directory: Path, name: str) -> Iterator[tuple[Path, BinaryIO]
         path.unlink(missing_ok=True)
 
 
-def write_small_file(path: Path, content: str, *, mode: int = 0o600) -> None:
+def write_small_file(path: Path, content: str | bytes, *, mode: int = 0o600) -> None:
     """Write `content` to `path` atomically (temp file, fsync, rename)."""
     with temporary_file(path.parent, path.name) as (temporary, handle):
         try:
-            handle.write(content.encode())
+            handle.write(content.encode() if isinstance(content, str) else content)
             os.fchmod(handle.fileno(), mode)
             handle.flush()
             os.fsync(handle.fileno())

@@ -190,3 +190,11 @@ _RULES: dict[str, Callable[[Sequence[str], Sequence[str]], str | None]] = {
     else "SECURITY other than SECURITY LABEL",
     "COPY": _copy, "REFRESH": _refresh, "BEGIN": _alone, "COMMIT": _alone, "RESET": _reset,
 }
+
+
+def names_roles(parts: Sequence[str]) -> bool:
+    """A privilege statement: GRANT, REVOKE, ALTER DEFAULT PRIVILEGES, or the SET/RESET
+    SESSION AUTHORIZATION pg_dump writes around a grant by another role."""
+    upper = [part.upper() for part in parts[:3]]
+    return upper[0] in ("GRANT", "REVOKE") or upper[:3] == ["ALTER", "DEFAULT", "PRIVILEGES"] \
+        or (upper[0] in ("SET", "RESET") and upper[1:3] == ["SESSION", "AUTHORIZATION"])

@@ -28,7 +28,7 @@ from backup_agent.streams.psql_tokens import (
     STRING_SHOWN_BYTES,
     TOKEN,
 )
-from backup_agent.streams.statement_rules import describe, refusal
+from backup_agent.streams.statement_rules import describe, names_roles, refusal
 
 
 class StatementCheck:
@@ -46,6 +46,9 @@ class StatementCheck:
         # an older server leaves out the ones it lacks (pg_dump 17+ sets transaction_timeout).
         self.setting_ranges: dict[str, list[tuple[int, int]]] = {}
         self.owner_ranges: list[tuple[int, int]] = []  # whole-line ALTER ... OWNER TO
+        # Whole-line GRANT, REVOKE, ALTER DEFAULT PRIVILEGES and the SET/RESET SESSION
+        # AUTHORIZATION around them: what --no-owner leaves out with the owners.
+        self.acl_ranges: list[tuple[int, int]] = []
         self._current: tuple[int, bytes] = (0, b"")  # the line being read: offset, bytes
         self._fed = 0  # bytes passed to feed() so far
         self.statements = 0
@@ -279,6 +282,8 @@ class StatementCheck:
         if whole_line and parts[0].upper() == "ALTER" and [p.upper() for p in parts[-3:-1]] \
                 == ["OWNER", "TO"]:
             self.owner_ranges.append((offset, offset + len(line)))
+        if whole_line and names_roles(parts):
+            self.acl_ranges.append((offset, offset + len(line)))
         if parts and parts[0].upper() == "COPY":
             if rest_of_line.strip():
                 self._refuse(number, "text after a COPY ... FROM stdin; on its line")
@@ -289,3 +294,4 @@ class StatementCheck:
     def _refuse(self, line: int, what: str) -> None:
         if self.problem is None:
             self.problem = f"line {line}: {what}"
+

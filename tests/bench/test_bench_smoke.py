@@ -16,5 +16,6 @@ def test_benchmark_runs_end_to_end_at_a_tiny_size() -> None:
     assert result.returncode == 0, result.stderr
     for row in ("pg_dump > /dev/null", "agent backup (local + S3, streamed)",
                 "agent restore (S3)", "agent verify / (gzip -t + sha256sum)",
+                "agent restore onto a brand-new server (S3)",
                 "Peak agent RSS over all commands"):
         assert row in result.stdout

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import hashlib
 import json
 import re
 import subprocess
@@ -75,9 +76,13 @@ def test_backup_writes_name_sidecar_and_manifest_as_specified(
     for key in ("started_at", "finished_at", "duration_seconds", "hostname",
                 "uncompressed_bytes"):
         assert key in manifest
-    # Nothing but the backup, its two sidecars and the lock file.
+    assert manifest["globals"]["sha256"] == hashlib.sha256(
+        (backup_dir / f"{backup.name}.globals").read_bytes()).hexdigest()
+    assert manifest["globals"]["passwords_included"] is True  # the test user is a superuser
+    # Nothing but the backup, its three sidecars and the lock file.
     assert sorted(path.name for path in backup_dir.iterdir()) == sorted(
-        [backup.name, sidecar.name, f"{backup.name}.manifest.json", ".backup-agent.lock"])
+        [backup.name, sidecar.name, f"{backup.name}.manifest.json", f"{backup.name}.globals",
+         ".backup-agent.lock"])
 
 
 def test_backup_uploads_encrypted_objects_with_metadata_under_year_month_keys(
@@ -95,7 +100,7 @@ def test_backup_uploads_encrypted_objects_with_metadata_under_year_month_keys(
     client = s3_endpoint.client()
     keys = sorted(item["Key"] for item in client.list_objects_v2(Bucket=bucket)["Contents"])
     assert keys == sorted([expected_key, f"{expected_key}.sha256",
-                           f"{expected_key}.manifest.json"])
+                           f"{expected_key}.manifest.json", f"{expected_key}.globals"])
     for key in keys:
         head = client.head_object(Bucket=bucket, Key=key)
         assert head["ServerSideEncryption"] == "AES256"

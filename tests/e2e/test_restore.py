@@ -234,7 +234,7 @@ def test_bad_sources_get_one_line_and_touch_nothing(
     assert "backup-agent list" in result.stderr or code == 2
 
 
-def test_no_owner_restores_a_dump_whose_roles_do_not_exist_here(
+def test_roles_missing_here_are_created_unless_no_owner(
         agent_env: dict[str, str], pg_server: PostgresServer, database: str) -> None:
     pg_server.psql(database, "CREATE ROLE departed_owner; "
                              "ALTER TABLE shop.customers OWNER TO departed_owner;")
@@ -244,17 +244,26 @@ def test_no_owner_restores_a_dump_whose_roles_do_not_exist_here(
         pg_server.psql(database, "REASSIGN OWNED BY departed_owner TO postgres; "
                                  "DROP OWNED BY departed_owner; DROP ROLE departed_owner;")
     expected = fingerprint(pg_server, database)
-    failing = run_agent(["restore", "latest", "--target-db", "no_roles", "--yes"], agent_env)
-    assert failing.returncode == 10
-    assert 'role "departed_owner" does not exist' in failing.stderr
-    assert "no_roles" not in databases(pg_server)
-    result = run_agent(["restore", "latest", "--target-db", "no_roles", "--yes", "--no-owner"],
-                       agent_env)
+    result = run_agent(["restore", "latest", "--target-db", "no_roles", "--yes", "--no-owner",
+                        "--json"], agent_env)
     try:
         assert result.returncode == 0, result.stderr
+        assert json.loads(result.stdout)["roles_created"] == []
         assert fingerprint(pg_server, "no_roles") == expected
+        assert "departed_owner" not in pg_server.psql("postgres", "SELECT rolname FROM pg_roles;")
     finally:
         pg_server.drop_database("no_roles")
+    created = run_agent(["restore", "latest", "--target-db", "with_roles", "--yes", "--json"],
+                        agent_env)
+    try:
+        assert created.returncode == 0, created.stderr
+        assert json.loads(created.stdout)["roles_created"] == ["departed_owner"]
+        assert pg_server.psql("with_roles", "SELECT pg_get_userbyid(relowner) FROM pg_class "
+                              "WHERE oid = 'shop.customers'::regclass;").strip() == \
+            "departed_owner"
+    finally:
+        pg_server.drop_database("with_roles")
+        pg_server.psql("postgres", "DROP ROLE departed_owner;")
 
 
 def test_prune_databases_drops_the_rollback_copy_only_when_asked(

@@ -142,7 +142,7 @@ def test_s3_errors_are_retried_and_the_backup_succeeds(
     report = json.loads(result.stdout)
     assert s3_endpoint.client().head_object(Bucket=report["s3"]["bucket"],
                                             Key=report["s3"]["key"])["ContentLength"] > 0
-    assert sum(request.is_put_object for request in proxy.seen) == 3 + 2  # 3 files, 2 retries
+    assert sum(request.is_put_object for request in proxy.seen) == 4 + 2  # 4 files, 2 retries
 
 
 def test_s3_failing_for_good_mid_multipart_leaves_no_object(

@@ -1,0 +1,111 @@
+"""Create the roles a backup needs and the server lacks; never change or drop one it has.
+
+All of it runs in one transaction, so a restore either creates every missing role (with
+its memberships, comment and settings) or none. Roles that exist are left exactly as they
+are, and how they differ from the backup's record is listed instead.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+
+from backup_agent.model.cluster_globals import ClusterGlobals, Role
+from backup_agent.model.errors import DatabaseError
+from backup_agent.postgres.admin import DatabaseAdmin, quote_identifier
+from backup_agent.postgres.globals_statements import (
+    WITHHELD_ATTRIBUTES,
+    WITHHELD_MEMBERSHIPS,
+    create_role,
+    grant_membership,
+)
+
+EXISTING_ROLES_SQL = """
+SELECT COALESCE(pg_catalog.json_object_agg(rolname, pg_catalog.json_build_object(
+    'superuser', rolsuper, 'inherit', rolinherit, 'createrole', rolcreaterole,
+    'createdb', rolcreatedb, 'login', rolcanlogin, 'replication', rolreplication,
+    'bypassrls', rolbypassrls, 'connection_limit', rolconnlimit)), '{}'::json)::text
+FROM pg_catalog.pg_roles;
+"""
+COMPARED = ("superuser", "inherit", "createrole", "createdb", "login", "replication",
+            "bypassrls", "connection_limit")
+MEMBERSHIPS_SQL = """
+SELECT COALESCE(pg_catalog.json_agg(pg_catalog.json_build_array(
+    pg_catalog.pg_get_userbyid(roleid), pg_catalog.pg_get_userbyid(member))), '[]'::json)::text
+FROM pg_catalog.pg_auth_members;
+"""
+
+
+@dataclass
+class RolesOutcome:
+    created: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)  # withheld, differing, left alone
+
+
+def existing_roles(admin: DatabaseAdmin) -> dict[str, dict[str, object]]:
+    loaded = json.loads(admin.execute(EXISTING_ROLES_SQL)[0])
+    return dict(loaded)
+
+
+def _differences(role: Role, existing: dict[str, object]) -> list[str]:
+    return [attribute.replace("_", " ") for attribute in COMPARED
+            if getattr(role, attribute) != existing.get(attribute)]
+
+
+def create_missing_roles(admin: DatabaseAdmin, cluster: ClusterGlobals,
+                         server_major: int) -> RolesOutcome:
+    """Create the roles (and their memberships) the server lacks, in one transaction."""
+    outcome = RolesOutcome()
+    existing = existing_roles(admin)
+    statements: list[str] = []
+    for role in cluster.roles:
+        if role.name in existing:
+            differs = _differences(role, existing[role.name])
+            if differs:
+                outcome.notes.append(f"role {role.name} exists and differs from the backup's "
+                                     f"({', '.join(differs)}): left as it is")
+            continue
+        statements += create_role(role)
+        outcome.created.append(role.name)
+        withheld = [attribute.upper() for attribute in WITHHELD_ATTRIBUTES
+                    if getattr(role, attribute)]
+        if withheld:
+            outcome.notes.append(f"created role {role.name} without {' and '.join(withheld)} "
+                                 "(a restore never grants them): ALTER ROLE "
+                                 f"{quote_identifier(role.name)} {' '.join(withheld)}; "
+                                 "if it needs them")
+        if role.login and role.password is None:
+            outcome.notes.append(f"created login role {role.name} without a password (the "
+                                 "backup holds none): ALTER ROLE ... PASSWORD before it "
+                                 "logs in")
+    have = set(existing) | set(outcome.created)
+    present = {tuple(pair) for pair in json.loads(admin.execute(MEMBERSHIPS_SQL)[0])}
+    for membership in cluster.memberships:
+        if (membership.role, membership.member) in present:
+            continue
+        if membership.member not in outcome.created:
+            outcome.notes.append(f"{membership.member} is a member of {membership.role} in "
+                                 "the backup but not here: left as it is (an existing role "
+                                 "is never changed)")
+        elif membership.role in WITHHELD_MEMBERSHIPS:
+            outcome.notes.append(f"did not make {membership.member} a member of "
+                                 f"{membership.role} (a restore never grants server access)")
+        elif membership.role in have:
+            statements.append(grant_membership(membership, server_major))
+        else:
+            outcome.notes.append(f"did not make {membership.member} a member of "
+                                 f"{membership.role}: this server has no such role")
+    if statements:
+        admin.execute("BEGIN;\n" + "\n".join(statements) + "\nCOMMIT;")
+    return outcome
+
+
+def drop_created_roles(admin: DatabaseAdmin, names: list[str]) -> list[str]:
+    """Drop roles this restore created (after a failure); return those that would not go."""
+    kept = []
+    for name in reversed(names):
+        try:
+            admin.execute(f"DROP ROLE IF EXISTS {quote_identifier(name)};")
+        except DatabaseError:  # it gained dependencies meanwhile: say so, go on
+            kept.append(name)
+    return kept

@@ -1,0 +1,117 @@
+"""Build a database the way the backup's cluster had it: roles first, then the database with
+its recorded properties, then (after the dump is in) its settings and privileges.
+
+Shared by `restore` and `verify --restore-test`. The globals file is proven before any of
+it is used (streams/globals_file.py); a backup made before globals files existed is rebuilt
+as before: a database like the current one, no roles created.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from backup_agent.model.backup import BackupRef
+from backup_agent.model.cluster_globals import ClusterGlobals, GlobalsError
+from backup_agent.model.errors import RestoreError, VerificationError
+from backup_agent.postgres.admin import DatabaseAdmin, DatabaseFacts
+from backup_agent.postgres.globals_statements import (
+    create_database,
+    database_privileges,
+    database_settings,
+)
+from backup_agent.postgres.roles import create_missing_roles, drop_created_roles, existing_roles
+
+if TYPE_CHECKING:
+    from pyrage.x25519 import Identity
+
+log = logging.getLogger(__name__)
+NO_GLOBALS = ("{name} was made before backups carried their roles and database properties: "
+              "only the dump is restored (roles must exist; the database's grants, settings "
+              "and comment are not restored)")
+
+
+def proven_globals(backup: BackupRef,
+                   identities: Sequence[Identity] | None) -> ClusterGlobals | None:
+    """The backup's globals, proven; None for a backup made before globals files.
+
+    Raises VerificationError when the manifest records a globals file that is missing,
+    altered or not ours: then nothing of the backup runs."""
+    entry = (backup.manifest or {}).get("globals")
+    if entry is None:
+        return None
+    expected = entry.get("sha256") if isinstance(entry, dict) else None
+    try:
+        if not isinstance(expected, str):
+            raise GlobalsError("the manifest's entry for it has no SHA-256")
+        if backup.globals_bytes is None:
+            raise GlobalsError("it is missing")
+        from backup_agent.streams.globals_file import prove
+
+        return prove(backup.globals_bytes, expected_sha256=expected,
+                     identities=identities if backup.encrypted else None)
+    except GlobalsError as error:
+        raise VerificationError(f"refusing {backup.location}: its globals file (roles and "
+                                f"database properties): {error}; nothing was restored and "
+                                "none of it ran (try an earlier backup)") from None
+
+
+@dataclass
+class Rebuild:
+    """One database being built from a backup, and what that did to the cluster."""
+
+    admin: DatabaseAdmin
+    cluster: ClusterGlobals | None
+    server_major: int
+    no_owner: bool
+    created_roles: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    def missing_roles(self) -> list[str]:
+        """The roles `create` would make (for a dry run)."""
+        if self.cluster is None or self.no_owner:
+            return []
+        existing = existing_roles(self.admin)
+        return [name for name in self.cluster.role_names() if name not in existing]
+
+    def create(self, name: str, model: DatabaseFacts | None) -> None:
+        """Create the missing roles (unless --no-owner), then the empty database."""
+        if self.cluster is None:
+            self.admin.create_like(name, model, keep_owner=not self.no_owner)
+            return
+        if not self.no_owner:
+            outcome = create_missing_roles(self.admin, self.cluster, self.server_major)
+            self.created_roles, self.notes = outcome.created, self.notes + outcome.notes
+            if outcome.created:
+                log.info("created role(s) %s", ", ".join(outcome.created))
+        owner: str | None = self.cluster.database.owner
+        if self.no_owner or owner not in existing_roles(self.admin):
+            owner = None
+        try:
+            statement = create_database(name, self.cluster.database, owner=owner,
+                                        server_major=self.server_major)
+        except ValueError as error:
+            raise RestoreError(f"{error}: restore onto a newer PostgreSQL") from None
+        self.admin.execute(statement)
+
+    def finish(self, name: str) -> None:
+        """Give the built database its recorded settings, comment, limit and privileges."""
+        if self.cluster is None:
+            return
+        roles = set(existing_roles(self.admin))
+        statements, left_out = database_settings(name, self.cluster.database, roles)
+        if not self.no_owner:
+            granted, not_granted = database_privileges(name, self.cluster.database, roles)
+            statements, left_out = statements + granted, left_out + not_granted
+        self.admin.execute("BEGIN;\n" + "\n".join(statements) + "\nCOMMIT;")
+        self.notes += [f"left out {item}" for item in left_out]
+
+    def undo(self) -> None:
+        """Drop the roles this rebuild created (its database must be dropped first)."""
+        kept = drop_created_roles(self.admin, self.created_roles)
+        if kept:
+            self.notes.append(f"kept role(s) {', '.join(kept)}, created by this restore: they "
+                              "are in use now")
+        self.created_roles = []

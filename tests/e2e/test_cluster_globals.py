@@ -1,0 +1,203 @@
+"""A backup carries what its database needs from the cluster, proven like the dump: the
+restore test catches a backup that lost an index, a grant or a role; a tampered globals file
+stops everything; --no-owner and dry runs on a brand-new server; older backups still restore.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from testbed.postgres import PostgresServer, running_server
+from tests.conftest import make_backup, run_agent
+from tests.fabricate import rewrite_backup
+
+ROLES_SQL = """
+DO $$ BEGIN
+    CREATE ROLE gl_owner NOLOGIN;
+EXCEPTION WHEN duplicate_object THEN NULL; END $$;
+DO $$ BEGIN
+    CREATE ROLE gl_ro LOGIN PASSWORD 'gl-ro-password';
+EXCEPTION WHEN duplicate_object THEN NULL; END $$;
+"""
+
+
+def with_roles(server: PostgresServer, database: str) -> None:
+    """The sample database, owned by gl_owner, readable by gl_ro, with its own settings."""
+    server.psql("postgres", ROLES_SQL)
+    server.psql(database, f"""
+        ALTER DATABASE {database} OWNER TO gl_owner;
+        ALTER SCHEMA shop OWNER TO gl_owner;
+        ALTER TABLE shop.customers OWNER TO gl_owner;
+        GRANT USAGE ON SCHEMA shop TO gl_ro;
+        GRANT SELECT ON TABLE shop.customers TO gl_ro;
+        REVOKE CONNECT, TEMPORARY ON DATABASE {database} FROM PUBLIC;
+        GRANT CONNECT ON DATABASE {database} TO gl_ro;
+        ALTER DATABASE {database} SET work_mem = '12MB';
+        ALTER ROLE gl_ro IN DATABASE {database} SET statement_timeout = '5s';
+        COMMENT ON DATABASE {database} IS 'production shop';
+        ALTER DATABASE {database} CONNECTION LIMIT 50;""")
+
+
+@pytest.fixture
+def backed_up(pg_server: PostgresServer, database: str, agent_env: dict[str, str],
+              backup_dir: Path) -> str:
+    with_roles(pg_server, database)
+    return str(make_backup(agent_env)["name"])
+
+
+@pytest.fixture
+def new_cluster() -> Iterator[PostgresServer]:
+    with running_server() as server:
+        yield server
+
+
+def restore_test(agent_env: dict[str, str], backup_dir: Path,
+                 name: str) -> tuple[int, dict[str, Any]]:
+    result = run_agent(["verify", str(backup_dir / name), "--restore-test", "--json"],
+                       agent_env)
+    return result.returncode, json.loads(result.stdout)
+
+
+def test_a_good_backup_passes_the_catalog_comparison(
+        backed_up: str, agent_env: dict[str, str], backup_dir: Path) -> None:
+    code, report = restore_test(agent_env, backup_dir, backed_up)
+    assert code == 0, report
+    test = report["backups"][0]["restore_test"]
+    assert test["catalog_compared"] is True and test["roles_created"] == []
+
+
+@pytest.mark.parametrize(("line", "named"), [
+    (b"CREATE INDEX orders_customer_placed", "indexes: "),
+    (b"GRANT SELECT ON TABLE shop.customers TO gl_ro;", "grants: "),
+])
+def test_the_restore_test_catches_a_consistent_backup_that_lost_an_object(
+        backed_up: str, agent_env: dict[str, str], backup_dir: Path, line: bytes,
+        named: str) -> None:
+    def without(sql: bytes) -> bytes:
+        kept = [row for row in sql.split(b"\n") if not row.startswith(line)]
+        assert len(kept) == sql.count(b"\n")  # exactly one line went
+        return b"\n".join(kept)
+
+    lost = rewrite_backup(backup_dir, backed_up, without)
+    code, report = restore_test(agent_env, backup_dir, lost)
+    assert code == 8
+    problems = report["backups"][0]["problems"]
+    assert any(problem.startswith(named) for problem in problems), problems
+
+
+def test_the_restore_test_catches_a_backup_that_lost_a_role(
+        backed_up: str, agent_env: dict[str, str], backup_dir: Path) -> None:
+    def without_gl_ro(document: dict[str, Any]) -> dict[str, Any]:
+        document["roles"] = [role for role in document["roles"] if role["name"] != "gl_ro"]
+        return document
+
+    lost = rewrite_backup(backup_dir, backed_up, lambda sql: sql, change_globals=without_gl_ro)
+    code, report = restore_test(agent_env, backup_dir, lost)
+    assert code == 8
+    assert "role gl_ro: the restored database uses it but the backup does not carry it" in \
+        " ".join(report["backups"][0]["problems"])
+
+
+@pytest.mark.parametrize("damage", ["altered", "missing"])
+def test_a_damaged_globals_file_stops_the_restore_before_anything_runs(
+        backed_up: str, agent_env: dict[str, str], backup_dir: Path, pg_server: PostgresServer,
+        database: str, damage: str) -> None:
+    globals_file = backup_dir / f"{backed_up}.globals"
+    if damage == "missing":
+        globals_file.unlink()
+    else:
+        globals_file.write_bytes(globals_file.read_bytes() + b"\0")
+    databases = pg_server.database_names()
+    result = run_agent(["restore", "latest", "--yes"], agent_env)
+    assert result.returncode == 8
+    assert f"its globals file (roles and database properties): it is {damage}" in \
+        result.stderr.replace("its SHA-256 differs from the one in the manifest", "it is altered")
+    assert "nothing was restored and none of it ran" in result.stderr
+    assert pg_server.database_names() == databases
+    verify = run_agent(["verify", "latest"], agent_env)
+    assert verify.returncode == 8 and "globals file" in verify.stdout + verify.stderr
+
+
+def on(server: PostgresServer, agent_env: dict[str, str], database: str,
+       **extra: str) -> dict[str, str]:
+    return {**agent_env, **server.environment(database), **extra}
+
+
+def test_a_dry_run_on_a_new_server_names_the_roles_it_would_create(
+        backed_up: str, agent_env: dict[str, str], new_cluster: PostgresServer,
+        database: str) -> None:
+    env = on(new_cluster, agent_env, database)
+    result = run_agent(["restore", "latest", "--dry-run", "--json"], env)
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["roles_to_create"] == ["gl_owner", "gl_ro"]
+    assert "gl_ro" not in new_cluster.psql("postgres", "SELECT rolname FROM pg_roles;")
+
+
+def test_no_owner_on_a_new_server_creates_no_role_and_skips_owners_and_grants(
+        backed_up: str, agent_env: dict[str, str], new_cluster: PostgresServer,
+        database: str) -> None:
+    env = on(new_cluster, agent_env, database)
+    result = run_agent(["restore", "latest", "--no-owner", "--yes", "--json"], env)
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert report["roles_created"] == []
+    assert "gl_ro" not in new_cluster.psql("postgres", "SELECT rolname FROM pg_roles;")
+    owner, acl = new_cluster.psql(database, """
+        SELECT pg_get_userbyid(relowner), relacl IS NULL FROM pg_class
+        WHERE oid = 'shop.customers'::regclass;""").strip().split("|")
+    assert (owner, acl) == (new_cluster.user, "t")
+    settings = new_cluster.psql(database, f"""
+        SELECT datconnlimit, shobj_description(oid, 'pg_database'),
+               (SELECT setconfig FROM pg_db_role_setting
+                WHERE setdatabase = d.oid AND setrole = 0)
+        FROM pg_database d WHERE datname = '{database}';""").strip()
+    assert settings == "50|production shop|{work_mem=12MB}"
+    assert any("settings of role gl_ro" in warning for warning in report["warnings"])
+
+
+def test_a_planted_globals_file_cannot_make_a_superuser_or_load_a_library(
+        backed_up: str, agent_env: dict[str, str], backup_dir: Path,
+        new_cluster: PostgresServer, database: str) -> None:
+    def escalate(document: dict[str, Any]) -> dict[str, Any]:
+        for role in document["roles"]:
+            role.update(superuser=True, replication=True)
+        document["database"]["settings"].append("session_preload_libraries=/tmp/evil.so")
+        document["memberships"].append({"role": "pg_execute_server_program", "member": "gl_ro",
+                                        "admin": False, "inherit": True, "set": True})
+        return document
+
+    planted = rewrite_backup(backup_dir, backed_up, lambda sql: sql, change_globals=escalate)
+    env = on(new_cluster, agent_env, database)
+    result = run_agent(["restore", str(backup_dir / planted), "--yes", "--json"], env)
+    assert result.returncode == 0, result.stderr
+    warnings = " ".join(json.loads(result.stdout)["warnings"])
+    assert "created role gl_ro without SUPERUSER and REPLICATION" in warnings
+    assert "session_preload_libraries (never restored)" in warnings
+    assert "did not make gl_ro a member of pg_execute_server_program" in warnings
+    assert new_cluster.psql("postgres", """
+        SELECT count(*) FROM pg_roles WHERE rolname LIKE 'gl\\_%'
+        AND (rolsuper OR rolreplication OR pg_has_role(oid, 'pg_execute_server_program',
+                                                       'MEMBER'));""").strip() == "0"
+    assert "preload" not in new_cluster.psql("postgres",
+                                             "SELECT setconfig FROM pg_db_role_setting;")
+
+
+def test_a_backup_made_before_globals_files_still_restores(
+        backed_up: str, agent_env: dict[str, str], backup_dir: Path) -> None:
+    old = rewrite_backup(backup_dir, backed_up, lambda sql: sql)
+    (backup_dir / f"{old}.globals").unlink()
+    manifest_path = backup_dir / f"{old}.manifest.json"
+    manifest = json.loads(manifest_path.read_text())
+    del manifest["globals"]
+    manifest_path.write_text(json.dumps(manifest))
+    result = run_agent(["restore", str(backup_dir / old), "--yes", "--json"], agent_env)
+    assert result.returncode == 0, result.stderr
+    assert any("made before backups carried their roles" in warning
+               for warning in json.loads(result.stdout)["warnings"])
+    code, report = restore_test(agent_env, backup_dir, old)
+    assert code == 0, report
