@@ -11,6 +11,7 @@ import pulumi_aws as aws
 from access_logs import AccessLogs
 from backup_bucket import BackupBucket
 from backup_writer import BackupWriter
+from github_oidc import GithubOidcRole
 from github_secrets import (
     ACCESS_KEY_ID_SECRET,
     BUCKET_SECRET,
@@ -31,6 +32,11 @@ if settings.manage_github_secrets:
         ACCESS_KEY_ID_SECRET: writer.access_key.id,
         SECRET_ACCESS_KEY_SECRET: writer.secret_access_key,
     })
+oidc = None
+if settings.github_oidc:
+    oidc = GithubOidcRole("github-actions", settings, backups.bucket,
+                          variable_repository=settings.github_repository
+                          if settings.manage_github_secrets else None)
 
 outputs: dict[str, pulumi.Input[str]] = {
     "bucketName": backups.bucket.bucket,
@@ -40,5 +46,7 @@ outputs: dict[str, pulumi.Input[str]] = {
     "accessKeyId": writer.access_key.id,
     "secretAccessKey": writer.secret_access_key,
 }
+if oidc is not None:
+    outputs["githubRoleArn"] = oidc.role.arn
 for output_name, value in outputs.items():
     pulumi.export(output_name, value)

@@ -6,6 +6,10 @@ from dataclasses import dataclass
 
 import pulumi
 
+OBJECT_LOCK_MODES = ("GOVERNANCE", "COMPLIANCE")
+# The GitHub environment whose jobs may assume the OIDC role (the workflows' `environment:`).
+PRODUCTION_ENVIRONMENT = "production"
+
 
 @dataclass(frozen=True)
 class StackSettings:
@@ -20,15 +24,28 @@ class StackSettings:
     access_logging: bool
     access_log_retention_days: int
     object_lock: bool
+    object_lock_mode: str = "GOVERNANCE"
+    object_lock_days: int = 30
+    github_owner: str | None = None
+    github_oidc: bool = False
+    github_oidc_provider_arn: str | None = None
+    github_role_name: str = "dorami-backup-github-actions"
+
+    @property
+    def github_subject(self) -> str:
+        """The OIDC `sub` claim of a job in the production environment of the repository."""
+        return (f"repo:{self.github_owner}/{self.github_repository}:"
+                f"environment:{PRODUCTION_ENVIRONMENT}")
 
 
 def load_settings() -> StackSettings:
     """Return the stack settings; defaults match Pulumi.yaml's config section."""
     config = pulumi.Config()
     manage_github_secrets = config.get_bool("manageGithubSecrets")
+    retention_days = config.get_int("retentionDays") or 30
     settings = StackSettings(
         bucket_name=config.require("bucketName"),
-        retention_days=config.get_int("retentionDays") or 30,
+        retention_days=retention_days,
         noncurrent_retention_days=config.get_int("noncurrentRetentionDays") or 7,
         abort_multipart_days=config.get_int("abortMultipartDays") or 7,
         backup_prefix=config.get("backupPrefix") or "backups/",
@@ -38,10 +55,36 @@ def load_settings() -> StackSettings:
         access_logging=bool(config.get_bool("accessLogging")),
         access_log_retention_days=config.get_int("accessLogRetentionDays") or 90,
         object_lock=bool(config.get_bool("objectLock")),
+        object_lock_mode=(config.get("objectLockMode") or "GOVERNANCE").upper(),
+        object_lock_days=config.get_int("objectLockDays") or retention_days,
+        github_owner=pulumi.Config("github").get("owner"),
+        github_oidc=bool(config.get_bool("githubOidc")),
+        github_oidc_provider_arn=config.get("githubOidcProviderArn"),
+        github_role_name=config.get("githubRoleName") or "dorami-backup-github-actions",
     )
+    _check(settings)
+    return settings
+
+
+def _check(settings: StackSettings) -> None:
+    """Refuse settings that cannot work; warn about those that cost more than they say."""
     if not settings.backup_prefix.endswith("/"):
         raise pulumi.RunError("backupPrefix must end with '/', e.g. 'backups/'")
     if settings.manage_github_secrets and not settings.github_repository:
         raise pulumi.RunError("set githubRepository (the repository name, without the owner), "
                               "or manageGithubSecrets: false")
-    return settings
+    if settings.object_lock_mode not in OBJECT_LOCK_MODES:
+        raise pulumi.RunError(f"objectLockMode must be GOVERNANCE or COMPLIANCE, not "
+                              f"{settings.object_lock_mode!r}")
+    if settings.object_lock_days < 1:
+        raise pulumi.RunError("objectLockDays must be at least 1")
+    if settings.github_oidc and not (settings.github_repository and settings.github_owner):
+        raise pulumi.RunError("githubOidc needs githubRepository and github:owner: the role "
+                              "trusts repo:<owner>/<repository>:environment:production")
+    kept = settings.retention_days + settings.noncurrent_retention_days
+    if settings.object_lock and settings.object_lock_days > kept:
+        pulumi.log.warn(
+            f"objectLockDays ({settings.object_lock_days}) is longer than a backup lives "
+            f"({settings.retention_days} + {settings.noncurrent_retention_days} days): the "
+            "lifecycle cannot delete a locked version, so each backup is stored (and billed) "
+            "until its lock ends")

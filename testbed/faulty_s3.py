@@ -10,7 +10,7 @@ import http.client
 import threading
 import time
 import urllib.parse
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -21,6 +21,7 @@ class Request:
     method: str
     path: str
     query: dict[str, list[str]]
+    headers: Mapping[str, str] = field(default_factory=dict)  # names in lower case
 
     @property
     def is_upload_part(self) -> bool:
@@ -30,6 +31,15 @@ class Request:
     def is_put_object(self) -> bool:
         return self.method == "PUT" and "partNumber" not in self.query \
             and "uploadId" not in self.query
+
+    @property
+    def is_complete_multipart(self) -> bool:
+        return self.method == "POST" and "uploadId" in self.query
+
+    @property
+    def creates_an_object(self) -> bool:
+        """PutObject or CompleteMultipartUpload: the two requests that make an object."""
+        return self.is_put_object or self.is_complete_multipart
 
 
 @dataclass(frozen=True)
@@ -81,7 +91,8 @@ def _handler(upstream: str, rule: Rule, proxy: FaultyS3) -> type[BaseHTTPRequest
             body = self._body()
             split = urllib.parse.urlsplit(self.path)
             request = Request(self.command, split.path, urllib.parse.parse_qs(
-                split.query, keep_blank_values=True))
+                split.query, keep_blank_values=True),
+                {key.lower(): value for key, value in self.headers.items()})
             proxy.seen.append(request)
             decision = rule(request)
             if isinstance(decision, float | int) and not isinstance(decision, bool):

@@ -3,26 +3,40 @@
 The guide's troubleshooting table, as code: PostgreSQL reachable with these credentials,
 pg_dump present and not older than the server (inside the container in docker mode), the
 backup directory writable with room for the next backup, S3 reachable, the bucket
-encrypted, private, with a lifecycle rule and versioning, and the key able to put, get and
-list under the prefix. With ENCRYPT_TO, that the private key is not configured here.
+encrypted, private, with a lifecycle rule, versioning and a policy that denies writing over
+a backup, and the key able to create, read and list under the prefix (and S3 refusing to
+write over what it created). With ENCRYPT_TO, that the private key is not configured here.
 """
 
 from __future__ import annotations
 
+import json
+import secrets
 import shutil
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from fnmatch import fnmatchcase
 from typing import Any
 
-from backup_agent.model.errors import BackupAgentError, DoctorFailedError, LocalStorageError
+from backup_agent.model.errors import (
+    BackupAgentError,
+    DoctorFailedError,
+    LocalStorageError,
+    ObjectExistsError,
+)
 from backup_agent.model.settings import Settings
 from backup_agent.postgres.clients import check_client_not_older
 from backup_agent.postgres.session import ServerFacts, SqlSession
 from backup_agent.storage import local
 from backup_agent.storage.s3 import ENCRYPTED_AT_REST, S3Store
 
-PROBE_NAME = ".backup-agent-doctor"  # overwritten each time; the lifecycle rule expires it
+# Each run creates one new probe object here, create-only like a backup (so the bucket
+# policy's create-only rule lets it through); the writer cannot delete, the lifecycle rule
+# expires it with the backups.
+PROBE_DIRECTORY = ".backup-agent-doctor/"
 PROBE_BODY = b"backup-agent doctor probe\n"
+PROBE_OVERWRITE = b"backup-agent doctor probe, written over\n"
 HEADROOM = 1.5  # room wanted for the next backup, relative to the estimate
 
 
@@ -150,17 +164,28 @@ def _check_s3(settings: Settings, result: DoctorResult) -> None:
     if not _run(result, "s3", reachable):
         return
     for name, check in (("bucket-encryption", _encryption), ("bucket-public-access", _private),
-                        ("bucket-lifecycle", _lifecycle), ("bucket-versioning", _versioning)):
+                        ("bucket-lifecycle", _lifecycle), ("bucket-versioning", _versioning),
+                        ("bucket-create-only", _create_only),
+                        ("s3-permissions", _create_read_and_refuse)):
         _run(result, name, lambda check=check: check(store))  # type: ignore[misc]
 
-    def put_get_list() -> str:
-        key = f"{store.prefix}{PROBE_NAME}"
-        store.put_bytes(key, PROBE_BODY, action="write a probe object")
-        if store.read_small(key, action="read the probe object") != PROBE_BODY:
-            raise BucketProblem("the probe object read back differs from what was written")
-        return f"the key can put, get and list under {store.prefix}"
 
-    _run(result, "s3-permissions", put_get_list)
+def _create_read_and_refuse(store: S3Store) -> str:
+    """Create a new probe object as a backup is created, read it, then try to write over it."""
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    key = f"{store.prefix}{PROBE_DIRECTORY}{stamp}-{secrets.token_hex(4)}"
+    store.put_bytes(key, PROBE_BODY, action="write a probe object")
+    if store.read_small(key, action="read the probe object") != PROBE_BODY:
+        raise BucketProblem("the probe object read back differs from what was written")
+    try:
+        store.put_bytes(key, PROBE_OVERWRITE, action="write over the probe object")
+    except ObjectExistsError:
+        return (f"the key can create, read and list under {store.prefix}, and S3 refused to "
+                "write over what it created (If-None-Match)")
+    raise BucketProblem(f"{store.url(key)} was written over although the write said "
+                        "If-None-Match: this S3 endpoint ignores it, so nothing stops a "
+                        "backup being replaced; use an endpoint that supports conditional "
+                        "writes")
 
 
 def _encryption(store: S3Store) -> str:
@@ -198,6 +223,35 @@ def _lifecycle(store: S3Store) -> str:
                     f"{days} days")
     raise BucketProblem(f"s3://{store.bucket} has no enabled lifecycle rule expiring "
                         f"{store.prefix}: backups would pile up forever; run pulumi up")
+
+
+def _create_only(store: S3Store) -> str:
+    answer = store.configuration("get_bucket_policy", {"NoSuchBucketPolicy"})
+    policy = json.loads(str((answer or {}).get("Policy") or "{}"))
+    found = [statement for statement in _as_list(policy.get("Statement"))
+             if _denies_writing_over(statement, store)]
+    if not found:
+        raise BucketProblem(f"s3://{store.bucket}'s policy does not deny writes without "
+                            f"If-None-Match under {store.prefix}: a leaked writer key could "
+                            "replace backups; run pulumi up")
+    return (f"the bucket policy denies writing over objects under {store.prefix} "
+            f"({found[0].get('Sid', 'unnamed statement')})")
+
+
+def _as_list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else [value] if value else []
+
+
+def _denies_writing_over(statement: Any, store: S3Store) -> bool:
+    """Is `statement` a Deny of PutObject without If-None-Match that covers the prefix?"""
+    if not isinstance(statement, dict) or statement.get("Effect") != "Deny":
+        return False
+    actions = {str(action) for action in _as_list(statement.get("Action"))}
+    absent = statement.get("Condition", {}).get("Null", {}).get("s3:if-none-match")
+    probe = f"arn:aws:s3:::{store.bucket}/{store.prefix}{PROBE_DIRECTORY}"
+    return bool(actions & {"s3:PutObject", "s3:*", "*"}) and str(absent).lower() == "true" \
+        and any(fnmatchcase(probe, str(resource))
+                for resource in _as_list(statement.get("Resource")))
 
 
 def _versioning(store: S3Store) -> str:

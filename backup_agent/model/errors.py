@@ -59,6 +59,10 @@ class S3Error(BackupAgentError):
     exit_code = ExitCode.S3
 
 
+class ObjectExistsError(S3Error):
+    """A create-only write found an object at its key: nothing was overwritten."""
+
+
 class LockedError(BackupAgentError):
     exit_code = ExitCode.LOCKED
 

@@ -8,6 +8,8 @@ names the fix.
 
 from __future__ import annotations
 
+import hashlib
+import logging
 import os
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
@@ -22,16 +24,26 @@ from boto3.s3.transfer import TransferConfig
 from botocore.config import Config
 
 from backup_agent.model.backup import S3Location
-from backup_agent.model.errors import BackupAgentError, S3Error
+from backup_agent.model.errors import BackupAgentError, ObjectExistsError, S3Error
 from backup_agent.model.settings import S3Settings
 from backup_agent.storage.s3_download import MEBIBYTE, open_object
 from backup_agent.storage.s3_errors import NOT_FOUND_CODES, error_code, translate_error
-from backup_agent.storage.s3_upload import UPLOAD_THREADS, StreamingUpload
+from backup_agent.storage.s3_upload import (
+    CREATE_ONLY,
+    UPLOAD_THREADS,
+    KeyTakenError,
+    StreamingUpload,
+    UploadedObject,
+    content_md5,
+    create_only,
+)
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
 
     from backup_agent.model.backup import ReadableStream
+
+log = logging.getLogger(__name__)
 
 SERVER_SIDE_ENCRYPTION: Literal["AES256"] = "AES256"
 ENCRYPTED_AT_REST = (SERVER_SIDE_ENCRYPTION, "aws:kms", "aws:kms:dsse")
@@ -58,8 +70,9 @@ def client_config() -> Config:
     retries: dict[str, Any] = {"mode": "standard"}
     if not os.environ.get("AWS_MAX_ATTEMPTS"):
         retries["max_attempts"] = DEFAULT_MAX_ATTEMPTS
-    # No per-request CRC32: every upload is confirmed end to end by its ETag (MD5 of the
-    # parts) and every download by the backup's SHA-256, so it would only cost CPU.
+    # No CRC32 on top: every upload body carries its Content-MD5 (S3 checks it, and Object
+    # Lock requires it), every upload is confirmed end to end by its ETag, and every
+    # download by the backup's SHA-256.
     return Config(retries=retries, connect_timeout=10, read_timeout=120,  # type: ignore[arg-type]
                   request_checksum_calculation="when_required",
                   response_checksum_validation="when_required")
@@ -157,24 +170,28 @@ class S3Store:
         """Return a function that opens the object as a stream (parallel ranged reads)."""
         return lambda: open_object(self.client, bucket=self.bucket, key=key, size=size)
 
-    # Writing
+    # Writing: create-only, every object (see s3_upload)
 
     def put_bytes(self, key: str, body: bytes, *, action: str) -> None:
+        """Create `key` holding `body`; raise ObjectExistsError if anything is there."""
+        digest = hashlib.md5(body, usedforsecurity=False).digest()
         with self._translated(action):
-            self.client.put_object(Bucket=self.bucket, Key=key, Body=body,
-                                   ServerSideEncryption=SERVER_SIDE_ENCRYPTION)
+            try:
+                with create_only(key, UploadedObject(size=len(body), etag=digest.hex())):
+                    self.client.put_object(Bucket=self.bucket, Key=key, Body=body,
+                                           ServerSideEncryption=SERVER_SIDE_ENCRYPTION,
+                                           IfNoneMatch=CREATE_ONLY,
+                                           ContentMD5=content_md5(digest))
+            except KeyTakenError as taken:
+                self._ours_already(taken)
 
     def put_file(self, key: str, path: Path, *, content_type: str,
-                 metadata: Mapping[str, str]) -> None:
-        """Upload `path` (multipart when large) with SSE-S3 and metadata.
-
-        s3transfer aborts a failed multipart upload, so no partial object becomes visible.
-        """
-        with self._translated("upload the backup"):
-            self.client.upload_file(
-                str(path), self.bucket, key, Config=transfer_config(self._part_size_mib),
-                ExtraArgs={"ServerSideEncryption": SERVER_SIDE_ENCRYPTION,
-                           "Metadata": dict(metadata), "ContentType": content_type})
+                 metadata: Mapping[str, str]) -> S3Location:
+        """Create `key` from a complete file (multipart when large) and confirm it."""
+        upload = self.start_upload(key, path, content_type=content_type, metadata=metadata)
+        size = path.stat().st_size
+        upload.advance(size)
+        return self.finish_upload(upload, size)
 
     def start_upload(self, key: str, path: Path, *, content_type: str,
                      metadata: Mapping[str, str],
@@ -190,7 +207,10 @@ class S3Store:
     def finish_upload(self, upload: StreamingUpload, size: int) -> S3Location:
         """Complete the upload, then confirm size, content (ETag) and encryption at rest."""
         with self._translated("upload the backup"):
-            uploaded = upload.finish(size)
+            try:
+                uploaded = upload.finish(size)
+            except KeyTakenError as taken:
+                uploaded = self._ours_already(taken)
         stored = self.head(upload.key)
         location = S3Location(bucket=self.bucket, key=upload.key)
         if stored is None or stored.get("ContentLength") != uploaded.size \
@@ -201,6 +221,24 @@ class S3Store:
             raise S3Error(f"{location.uri} is not encrypted at rest: enable default "
                           "encryption on the bucket (pulumi up) and run again")
         return location
+
+    def _ours_already(self, taken: KeyTakenError) -> UploadedObject:
+        """S3 refused a create-only write. Return what we meant to store if that is exactly
+        what is there (a retried request whose first answer was lost); raise otherwise."""
+        stored = self.head(taken.key)
+        if stored is not None and stored.get("ContentLength") == taken.attempted.size \
+                and str(stored.get("ETag", "")).strip('"') == taken.attempted.etag:
+            log.info("%s already holds exactly these bytes: an earlier attempt of the same "
+                     "request stored it", self.url(taken.key))
+            return taken.attempted
+        if stored is None:
+            raise S3Error(f"S3 reported a conflicting write to {self.url(taken.key)} and "
+                          "nothing is there now: run again")
+        raise ObjectExistsError(
+            f"refusing to overwrite {self.url(taken.key)}: an object this run did not write is "
+            "already there, and the agent only ever creates objects (If-None-Match), never "
+            "replaces one; find out who wrote it (another server with the same S3_PREFIX, or "
+            "someone holding the writer's key)")
 
     # The bucket's own configuration, for doctor
 

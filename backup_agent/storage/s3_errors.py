@@ -8,9 +8,12 @@ from __future__ import annotations
 import botocore.exceptions
 from boto3.exceptions import S3UploadFailedError
 
-from backup_agent.model.errors import S3Error
+from backup_agent.model.errors import ObjectExistsError, S3Error
 
 NOT_FOUND_CODES = {"404", "NoSuchKey", "NotFound"}
+# A create-only write (If-None-Match: *) found an object at its key (412), or raced another
+# write to the same key (409).
+EXISTS_CODES = {"PreconditionFailed", "412", "ConditionalRequestConflict", "409"}
 
 
 def error_code(error: Exception) -> str:
@@ -53,6 +56,10 @@ def translate_error(error: Exception, *, bucket: str, action: str,
         if code in ("RequestTimeTooSkewed", "RequestExpired"):
             return S3Error("this machine's clock is too far from AWS's: fix the time "
                            "(timedatectl set-ntp true) and run again")
+        if code in EXISTS_CODES:
+            return ObjectExistsError(
+                f"refusing to {action} in s3://{bucket}: an object already exists at that key, "
+                "and this agent only ever creates objects (If-None-Match), never replaces one")
         if code in ("AccessDenied", "403", "Forbidden", "AllAccessDisabled") or status == 403:
             return S3Error(f"access denied to {action} in s3://{bucket} (403): check the "
                            "access key and that its IAM policy allows it")

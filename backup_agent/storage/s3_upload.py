@@ -6,21 +6,30 @@ on a few threads. Memory is bounded by the parts in flight, and a slow S3 never 
 dump back: parts just queue up as offsets. The object becomes visible only when `finish`
 completes the multipart upload, which the caller does after the dump was proven complete;
 anything else ends in `abort`, which leaves no object and no parts.
+
+Every write is create-only: the single PUT and the completion carry `If-None-Match: *`, so
+S3 refuses (412) to put anything over an object that already exists, and the bucket policy
+denies a write without it. Every body carries its Content-MD5 (computed anyway for the ETag
+check): S3 verifies each request against it, and a bucket with Object Lock default retention
+refuses uploads without it.
 """
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import logging
 import os
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from backup_agent.model.errors import S3Error
+from backup_agent.storage.s3_errors import EXISTS_CODES, error_code
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -28,12 +37,42 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 UPLOAD_THREADS = 4
 MAXIMUM_PARTS = 10_000  # S3's limit
+CREATE_ONLY = "*"  # If-None-Match: * - only if no object exists at the key
 
 
 @dataclass(frozen=True)
 class UploadedObject:
     size: int
     etag: str  # what S3 must report: md5 of the body, or md5 of the part md5s plus "-N"
+
+
+class KeyTakenError(Exception):
+    """S3 refused a create-only write: an object already exists at the key.
+
+    Carries what this upload would have stored, so that the store can tell a retried
+    request of our own (the same bytes) from somebody else's object.
+    """
+
+    def __init__(self, key: str, attempted: UploadedObject) -> None:
+        super().__init__(f"an object already exists at {key}")
+        self.key = key
+        self.attempted = attempted
+
+
+@contextmanager
+def create_only(key: str, attempted: UploadedObject) -> Iterator[UploadedObject]:
+    """Around a create-only write: turn S3's refusal into KeyTakenError."""
+    try:
+        yield attempted
+    except Exception as error:
+        if error_code(error) in EXISTS_CODES:
+            raise KeyTakenError(key, attempted) from None
+        raise
+
+
+def content_md5(digest: bytes) -> str:
+    """Return the Content-MD5 header value for an MD5 digest (base64, RFC 1864)."""
+    return base64.b64encode(digest).decode("ascii")
 
 
 class StreamingUpload:
@@ -86,15 +125,16 @@ class StreamingUpload:
         if self.error is not None:
             raise S3Error("an earlier part failed")
         data = os.pread(self._descriptor, length, offset)
+        digest = hashlib.md5(data, usedforsecurity=False).digest()
         try:
             answer = self._client.upload_part(Bucket=self._bucket, Key=self.key,
                                               UploadId=self._upload_id or "", PartNumber=number,
-                                              Body=data)
+                                              Body=data, ContentMD5=content_md5(digest))
         except Exception as error:
             self.error = self.error or error
             raise
         self._count_uploaded(len(data))
-        return str(answer["ETag"]), hashlib.md5(data, usedforsecurity=False).digest()
+        return str(answer["ETag"]), digest
 
     def _count_uploaded(self, size: int) -> None:
         if self._on_uploaded is not None:
@@ -117,13 +157,16 @@ class StreamingUpload:
             results = {number: future.result() for number, future in self._parts.items()}
             if self.error is not None:
                 raise self.error
-            self._client.complete_multipart_upload(
-                Bucket=self._bucket, Key=self.key, UploadId=self._upload_id or "",
-                MultipartUpload={"Parts": [{"PartNumber": number, "ETag": etag}
-                                           for number, (etag, _) in sorted(results.items())]})
             digests = b"".join(digest for _, (_, digest) in sorted(results.items()))
             etag = f"{hashlib.md5(digests, usedforsecurity=False).hexdigest()}-{len(results)}"
-            return UploadedObject(size=total, etag=etag)
+            with create_only(self.key, UploadedObject(size=total, etag=etag)) as uploaded:
+                self._client.complete_multipart_upload(
+                    Bucket=self._bucket, Key=self.key, UploadId=self._upload_id or "",
+                    IfNoneMatch=CREATE_ONLY,
+                    MultipartUpload={"Parts": [
+                        {"PartNumber": number, "ETag": part_etag}
+                        for number, (part_etag, _) in sorted(results.items())]})
+            return uploaded
         except BaseException:
             self.abort()
             raise
@@ -133,11 +176,13 @@ class StreamingUpload:
     def _put_whole(self, total: int) -> UploadedObject:
         """A backup smaller than one part goes up in one PUT."""
         data = os.pread(self._descriptor, total, 0)
-        self._client.put_object(Bucket=self._bucket, Key=self.key, Body=data,
-                                **self._extra_args)
+        digest = hashlib.md5(data, usedforsecurity=False).digest()
+        with create_only(self.key, UploadedObject(size=total, etag=digest.hex())) as uploaded:
+            self._client.put_object(Bucket=self._bucket, Key=self.key, Body=data,
+                                    IfNoneMatch=CREATE_ONLY, ContentMD5=content_md5(digest),
+                                    **self._extra_args)
         self._count_uploaded(total)
-        return UploadedObject(size=total,
-                              etag=hashlib.md5(data, usedforsecurity=False).hexdigest())
+        return uploaded
 
     def abort(self) -> None:
         """Stop uploading and abort the multipart upload, so that nothing stays behind."""

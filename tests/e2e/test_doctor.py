@@ -9,6 +9,7 @@ from pyrage import x25519
 
 from testbed.s3 import S3Endpoint
 from tests.conftest import DOCKER_CONTAINER, run_agent
+from tests.infra.harness import bucket_policy_for_moto
 
 
 def harden(s3_endpoint: S3Endpoint, bucket: str) -> None:
@@ -23,6 +24,7 @@ def harden(s3_endpoint: S3Endpoint, bucket: str) -> None:
     client.put_bucket_lifecycle_configuration(Bucket=bucket, LifecycleConfiguration={"Rules": [
         {"ID": "ExpireOldBackups", "Status": "Enabled", "Filter": {"Prefix": "backups/"},
          "Expiration": {"Days": 30}}]})
+    client.put_bucket_policy(Bucket=bucket, Policy=bucket_policy_for_moto(bucket, "backups/"))
 
 
 def checks(result_stdout: str) -> dict[str, bool]:
@@ -36,10 +38,29 @@ def test_doctor_passes_on_a_good_setup(agent_env: dict[str, str], s3_endpoint: S
     assert result.returncode == 0, result.stdout + result.stderr
     assert checks(result.stdout) == dict.fromkeys(
         ["postgres", "pg_dump", "backup-dir", "s3", "bucket-encryption",
-         "bucket-public-access", "bucket-lifecycle", "bucket-versioning", "s3-permissions"],
+         "bucket-public-access", "bucket-lifecycle", "bucket-versioning",
+         "bucket-create-only", "s3-permissions"],
         True)
     text = run_agent(["doctor"], agent_env)
     assert "PASS  bucket-lifecycle" in text.stdout
+    assert "PASS  bucket-create-only" in text.stdout and "DenyOverwritingBackups" in text.stdout
+
+
+def test_doctor_probes_create_a_new_object_each_time_and_overwrite_nothing(
+        agent_env: dict[str, str], s3_endpoint: S3Endpoint, bucket: str) -> None:
+    harden(s3_endpoint, bucket)
+    for _ in range(2):
+        result = run_agent(["doctor", "--json"], agent_env)
+        assert result.returncode == 0, result.stdout + result.stderr
+    client = s3_endpoint.client()
+    versions = client.list_object_versions(Bucket=bucket, Prefix="backups/").get("Versions", [])
+    probes = [version["Key"] for version in versions]
+    assert len(probes) == len(set(probes)) == 2  # two objects, one version each
+    assert all(key.startswith("backups/.backup-agent-doctor/") for key in probes)
+    assert all(client.get_object(Bucket=bucket, Key=key)["Body"].read()
+               == b"backup-agent doctor probe\n" for key in probes)
+    listed = run_agent(["list", "s3", "--json"], agent_env)
+    assert json.loads(listed.stdout)["backups"] == []  # probes are not backups
 
 
 def test_doctor_fails_on_a_misconfigured_bucket_and_says_how_to_fix(
@@ -49,7 +70,7 @@ def test_doctor_fails_on_a_misconfigured_bucket_and_says_how_to_fix(
     found = checks(result.stdout)
     assert found["postgres"] and found["s3"] and found["s3-permissions"]
     assert not found["bucket-public-access"] and not found["bucket-lifecycle"]
-    assert not found["bucket-versioning"]
+    assert not found["bucket-versioning"] and not found["bucket-create-only"]
     text = run_agent(["doctor"], agent_env)
     assert "FAIL  bucket-lifecycle" in text.stdout and "run pulumi up" in text.stdout
     assert "check(s) failed" in text.stderr

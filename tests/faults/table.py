@@ -43,6 +43,8 @@ TABLE = {row.scenario: row for row in (
     Behaviour("access denied by the IAM policy (403)", "local backup kept", 5),
     Behaviour("bucket missing", "local backup kept, names the bucket", 5),
     Behaviour("clock skew (RequestTimeTooSkewed)", "local backup kept, says fix the clock", 5),
+    Behaviour("an object already at the backup's S3 key (planted, or another agent's)",
+              "never overwritten (create-only writes); local backup kept, nothing pruned", 5),
     Behaviour("a second run while one is running", "refused at once, nothing touched", 6),
     Behaviour("a run after one was killed (stale lock and temp file)",
               "lock recovered, temp file removed, backup made", 0),

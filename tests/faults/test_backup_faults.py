@@ -7,11 +7,13 @@ import os
 import signal
 import subprocess
 import time
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 from pyrage import x25519
 
+from backup_agent.model.naming import backup_name, s3_key
 from testbed.faulty_s3 import Fault, fail_after, fail_first, faulty_s3
 from testbed.postgres import PostgresServer
 from testbed.s3 import S3Endpoint, running_s3_process
@@ -172,6 +174,26 @@ def test_clock_skew_says_to_fix_the_clock(agent_env: dict[str, str], history: Hi
     expect(result, "clock skew (RequestTimeTooSkewed)")
     assert "clock" in one_error_line(result.stderr)
     assert len(history.new_local_backups()) == 1
+
+
+def test_an_object_already_at_the_key_is_never_overwritten(
+        agent_env: dict[str, str], history: History, s3_endpoint: S3Endpoint,
+        bucket: str) -> None:
+    # Someone holding the writer's key plants objects under every name the next run may take.
+    client = s3_endpoint.client()
+    now = datetime.now(UTC)
+    for second in range(-2, 120):
+        name = backup_name(now + timedelta(seconds=second), encrypted=False)
+        client.put_object(Bucket=bucket, Key=s3_key("backups/", name), Body=b"planted")
+    planted = s3_snapshot(s3_endpoint, bucket)
+    result = run_agent(["backup"], agent_env)
+    expect(result, "an object already at the backup's S3 key (planted, or another agent's)")
+    assert "refusing to overwrite s3://" in one_error_line(result.stderr)
+    assert s3_snapshot(s3_endpoint, bucket) == planted
+    assert client.list_multipart_uploads(Bucket=bucket).get("Uploads", []) == []
+    assert len(history.new_local_backups()) == 1  # kept, and retention did not run
+    assert history.before is not None
+    assert set(history.before[0]) <= set(snapshot_files(history.backup_dir))
 
 
 def test_wrong_credentials_name_the_key(agent_env: dict[str, str], backup_dir: Path) -> None:

@@ -20,7 +20,7 @@ from testbed.postgres import PostgresServer
 from testbed.s3 import REGION, S3Endpoint, running_s3_process
 from testbed.sample_data import fingerprint
 from tests.conftest import make_backup, run_agent
-from tests.infra.harness import INFRA
+from tests.infra.harness import INFRA, bucket_policy_for_moto
 
 sys.path.insert(0, str(INFRA))
 from policy_documents import writer_policy
@@ -34,6 +34,8 @@ def enforcing_s3() -> Iterator[tuple[S3Endpoint, dict[str, str]]]:
     """An IAM-enforcing S3 with the bucket and a writer user holding the declared policy."""
     with running_s3_process() as s3:
         s3.create_bucket(BUCKET)
+        s3.client().put_bucket_policy(Bucket=BUCKET,
+                                      Policy=bucket_policy_for_moto(BUCKET, PREFIX))
         iam = boto3.client("iam", endpoint_url=s3.url, region_name=REGION,
                            aws_access_key_id="admin", aws_secret_access_key="admin")
         iam.create_user(UserName="dorami-backup-automation")
@@ -103,3 +105,5 @@ def test_the_declared_policy_lets_doctor_read_the_bucket_settings(
     for name in ("bucket-encryption", "bucket-public-access", "bucket-lifecycle",
                  "bucket-versioning"):
         assert "denied" not in checks[name]["detail"], checks[name]
+    # The writer may read the bucket policy, and the program's policy is what doctor wants.
+    assert checks["bucket-create-only"]["passed"], checks["bucket-create-only"]

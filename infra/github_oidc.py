@@ -1,0 +1,62 @@
+"""Optional short-lived credentials: a role GitHub Actions assumes through OIDC.
+
+With `githubOidc: true`, jobs in the repository's `production` environment can assume a role
+with the writer's own policy instead of holding the static key: the workflows use it when
+the Actions variable AWS_ROLE_ARN is set (aws-actions/configure-aws-credentials), and fall
+back to the static key otherwise. An account has one provider per issuer URL; if it already
+has GitHub's (say, for the infra preview's role), pass its ARN as `githubOidcProviderArn`.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pulumi
+import pulumi_aws as aws
+import pulumi_github as github
+from policy_documents import (
+    GITHUB_OIDC_AUDIENCE,
+    GITHUB_OIDC_HOST,
+    github_actions_trust_policy,
+    writer_policy,
+)
+from stack_settings import StackSettings
+
+# The variable the workflows read (`vars.AWS_ROLE_ARN`): a name, not a secret.
+ROLE_ARN_VARIABLE = "AWS_ROLE_ARN"
+SESSION_SECONDS = 3600  # a backup run is minutes; the credentials outlive it by little
+
+
+class GithubOidcRole(pulumi.ComponentResource):
+    """GitHub's OIDC provider (unless given), the role it may assume, and its variable."""
+
+    def __init__(self, name: str, settings: StackSettings, bucket: aws.s3.Bucket, *,
+                 variable_repository: str | None,
+                 opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("dorami:backups:GithubOidcRole", name, None, opts)
+        child = pulumi.ResourceOptions(parent=self)
+        provider_arn: pulumi.Input[str]
+        if settings.github_oidc_provider_arn:
+            provider_arn = settings.github_oidc_provider_arn
+        else:
+            # No thumbprints: IAM trusts GitHub's issuer through its own CA library.
+            provider_arn = aws.iam.OpenIdConnectProvider(
+                f"{name}-provider", url=f"https://{GITHUB_OIDC_HOST}",
+                client_id_lists=[GITHUB_OIDC_AUDIENCE], opts=child).arn
+        subject = settings.github_subject
+        self.role = aws.iam.Role(
+            name, name=settings.github_role_name, max_session_duration=SESSION_SECONDS,
+            assume_role_policy=pulumi.Output.from_input(provider_arn).apply(
+                lambda arn: json.dumps(github_actions_trust_policy(arn, subject))),
+            opts=child)
+        aws.iam.RolePolicy(
+            f"{name}-policy", role=self.role.id, name="backup-writer",
+            policy=bucket.bucket.apply(lambda bucket_name: json.dumps(
+                writer_policy(bucket_name, settings.backup_prefix))),
+            opts=child)
+        if variable_repository is not None:
+            github.ActionsVariable(
+                f"{name}-{ROLE_ARN_VARIABLE.lower().replace('_', '-')}",
+                repository=variable_repository, variable_name=ROLE_ARN_VARIABLE,
+                value=self.role.arn, opts=child)
+        self.register_outputs({"role_arn": self.role.arn})

@@ -1,0 +1,92 @@
+"""The optional OIDC role for GitHub Actions (githubOidc), under mocks, in both states."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from tests.infra.harness import ACCOUNT, PROJECT, ProgramRun, run_program
+from tests.infra.test_program import writer_statements
+
+PROVIDER = "aws:iam/openIdConnectProvider:OpenIdConnectProvider"
+ROLE = "aws:iam/role:Role"
+VARIABLE = "github:index/actionsVariable:ActionsVariable"
+ROLE_ARN = f"arn:aws:iam::{ACCOUNT}:role/dorami-backup-github-actions"
+PROVIDER_ARN = f"arn:aws:iam::{ACCOUNT}:oidc-provider/token.actions.githubusercontent.com"
+
+
+def trust(run: ProgramRun) -> dict[str, Any]:
+    document: dict[str, Any] = json.loads(run.one(ROLE).inputs["assumeRolePolicy"])
+    return document
+
+
+def test_off_by_default_nothing_of_it_exists() -> None:
+    run = run_program()
+    for type_token in (PROVIDER, ROLE, VARIABLE, "aws:iam/rolePolicy:RolePolicy",
+                       "dorami:backups:GithubOidcRole"):
+        assert run.of_type(type_token) == []
+    assert "githubRoleArn" not in run.globals["outputs"]
+
+
+@pytest.fixture(scope="module")
+def oidc_run() -> ProgramRun:
+    return run_program({f"{PROJECT}:githubOidc": "true"})
+
+
+def test_github_oidc_provider_for_sts(oidc_run: ProgramRun) -> None:
+    provider = oidc_run.one(PROVIDER).inputs
+    assert provider["url"] == "https://token.actions.githubusercontent.com"
+    assert provider["clientIdLists"] == ["sts.amazonaws.com"]
+
+
+def test_the_role_trusts_only_the_production_environment_of_the_repository(
+        oidc_run: ProgramRun) -> None:
+    role = oidc_run.one(ROLE).inputs
+    assert role["name"] == "dorami-backup-github-actions"
+    assert role["maxSessionDuration"] == 3600.0
+    assert trust(oidc_run)["Statement"] == [{
+        "Sid": "GithubActionsProductionEnvironment", "Effect": "Allow",
+        "Principal": {"Federated": PROVIDER_ARN},
+        "Action": "sts:AssumeRoleWithWebIdentity",
+        "Condition": {"StringEquals": {
+            "token.actions.githubusercontent.com:aud": "sts.amazonaws.com",
+            "token.actions.githubusercontent.com:sub":
+                "repo:dorami/dorami:environment:production"}}}]
+
+
+def test_the_role_has_exactly_the_writers_policy(oidc_run: ProgramRun) -> None:
+    role_policy = json.loads(oidc_run.one("aws:iam/rolePolicy:RolePolicy").inputs["policy"])
+    assert role_policy["Statement"] == writer_statements(oidc_run)
+
+
+def test_the_role_arn_is_the_actions_variable_the_workflows_read(oidc_run: ProgramRun) -> None:
+    variable = oidc_run.one(VARIABLE).inputs
+    assert variable == {"repository": "dorami", "variableName": "AWS_ROLE_ARN",
+                        "value": ROLE_ARN}
+    assert oidc_run.output("githubRoleArn") == ROLE_ARN
+    # The static key stays: the workflows use it until AWS_ROLE_ARN is set.
+    assert len(oidc_run.of_type("github:index/actionsSecret:ActionsSecret")) == 3
+
+
+def test_an_existing_provider_is_reused_not_declared_again() -> None:
+    existing = f"arn:aws:iam::{ACCOUNT}:oidc-provider/token.actions.githubusercontent.com"
+    run = run_program({f"{PROJECT}:githubOidc": "true",
+                       f"{PROJECT}:githubOidcProviderArn": existing,
+                       f"{PROJECT}:githubRoleName": "other-role"})
+    assert run.of_type(PROVIDER) == []
+    assert trust(run)["Statement"][0]["Principal"] == {"Federated": existing}
+    assert run.one(ROLE).inputs["name"] == "other-role"
+
+
+def test_without_managed_github_settings_the_arn_is_only_an_output() -> None:
+    run = run_program({f"{PROJECT}:githubOidc": "true",
+                       f"{PROJECT}:manageGithubSecrets": "false"})
+    assert run.of_type(VARIABLE) == []
+    assert run.output("githubRoleArn") == ROLE_ARN
+
+
+def test_oidc_without_an_owner_is_a_clear_error() -> None:
+    with pytest.raises(Exception, match="github:owner"):
+        run_program({f"{PROJECT}:githubOidc": "true", "github:owner": ""})
