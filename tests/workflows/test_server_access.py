@@ -47,6 +47,23 @@ def test_remote_sh_quotes_every_argument_for_the_remote_shell(tmp_path: Path,
     assert not list(tmp_path.rglob("PWNED"))
 
 
+def test_remote_sh_sends_role_credentials_on_stdin_only(tmp_path: Path) -> None:
+    scripts = tmp_path / "scripts"
+    scripts.mkdir()
+    (scripts / "show-stdin.sh").write_text("#!/bin/sh\ncat\n")
+    (scripts / "show-stdin.sh").chmod(0o755)
+    credentials = {"AWS_ACCESS_KEY_ID": "ASIAEXAMPLEROLEKEY", "AWS_SECRET_ACCESS_KEY": "s3cr3t",
+                   "AWS_SESSION_TOKEN": "FwoGZXIvYXdzEXAMPLETOKEN", "S3_BUCKET": "bucket"}
+    environment = ssh_environment(tmp_path, REMOTE_SCRIPTS_DIR=str(scripts), **credentials)
+    result = subprocess.run([str(SCRIPTS / "remote.sh"), "show-stdin.sh"], env=environment,
+                            capture_output=True, text=True, timeout=60, check=False)
+    assert result.returncode == 0, result.stderr
+    assert set(result.stdout.splitlines()) == {f"{name}={value}"
+                                               for name, value in credentials.items()}
+    ssh_argv = Path(environment["SSH_SHIM_LOG"]).read_text()
+    assert not any(value in ssh_argv for value in credentials.values())
+
+
 @pytest.mark.parametrize("variable", ["AGE_IDENTITY", "BACKUP_AGE_IDENTITY"])
 def test_remote_sh_refuses_to_run_with_an_age_key_in_its_environment(
         tmp_path: Path, variable: str) -> None:
