@@ -29,7 +29,9 @@ trap 'docker rm --force "$container" >/dev/null 2>&1 || true; rm -rf "$work"' EX
 uri="$(sed -n 's/^uri=//p' "$work/newest")"
 major="${RESTORE_TEST_POSTGRES_MAJOR:-$(sed -n 's/^postgres-major=//p' "$work/newest")}"
 case "$major" in
-  ''|*[!0-9]*) echo "::error::not a PostgreSQL major version: '$major'" >&2; exit 2 ;;
+  ''|*[!0-9]*)  # the value itself is not echoed: a newline in it could forge an annotation
+    echo "::error::not a PostgreSQL major version: RESTORE_TEST_POSTGRES_MAJOR must be a number" >&2
+    exit 2 ;;
 esac
 echo "restore test: $uri into postgres:$major"
 

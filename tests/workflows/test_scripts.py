@@ -122,11 +122,16 @@ def test_a_failed_backup_fails_the_summary_step(runner_env: dict[str, str],
     assert summary.returncode == 1 and "::error::backup failed" in summary.stdout
 
 
-def test_the_weekly_restore_test_runs_remotely(runner_env: dict[str, str]) -> None:
+def test_the_server_side_restore_test_restores_the_s3_copy(runner_env: dict[str, str],
+                                                          bucket: str) -> None:
     assert remote(runner_env, "run-agent.sh", "backup").returncode == 0
-    result = remote(runner_env, "run-agent.sh", "verify", "latest", "--restore-test", "--json")
+    # The workflow's opt-in server variant, word for word.
+    result = remote(runner_env, "run-agent.sh", "verify", "latest", "--from", "s3",
+                    "--restore-test", "--json")
     assert result.returncode == 0, result.stderr
-    assert json.loads(result.stdout)["backups"][0]["restore_test"]["passed"] is True
+    [tested] = json.loads(result.stdout)["backups"]
+    assert tested["location"].startswith(f"s3://{bucket}/")
+    assert tested["restore_test"]["passed"] is True
 
 
 def test_the_server_side_restore_test_never_gets_the_age_key(
