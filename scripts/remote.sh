@@ -2,32 +2,34 @@
 # Runs ON THE RUNNER: remote.sh SCRIPT [ARGS...] runs /opt/dorami/backup-agent/scripts/SCRIPT
 # on the production server over SSH, sending the S3 secrets on standard input.
 #
-# Reads PRODUCTION_HOST, PRODUCTION_USER and, unless UPLOAD=false, S3_BUCKET,
-# AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY (and optionally AWS_REGION, S3_PREFIX) from its
-# environment; and AGE_IDENTITY (an age key file's content) when set, for restore tests of
-# encrypted backups; and TRUSTED_SIGNING_KEYS (public keys) when set. printf is a shell builtin: the values never appear in any process's argv.
+# Reads PRODUCTION_HOST, PRODUCTION_USER and, unless UPLOAD=false, S3_BUCKET, S3_PREFIX,
+# AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN (a role's short-lived
+# credentials) and AWS_REGION from its environment; and TRUSTED_SIGNING_KEYS (public keys)
+# when set. printf is a shell builtin: the values never appear in any process's argv.
+#
+# The age private key never goes to the server: remote.sh refuses to run at all when
+# AGE_IDENTITY or BACKUP_AGE_IDENTITY is in its environment (the restore test of encrypted
+# backups runs on the runner, scripts/restore-test-on-runner.sh).
 set -euo pipefail
 
 remote_dir="${REMOTE_SCRIPTS_DIR:-/opt/dorami/backup-agent/scripts}"
-script="$1"
-shift
+if [ "$#" -eq 0 ]; then
+  echo "usage: remote.sh SCRIPT [ARGS...]" >&2
+  exit 2
+fi
+if [ -n "${AGE_IDENTITY:-}" ] || [ -n "${BACKUP_AGE_IDENTITY:-}" ]; then
+  echo "::error::remote.sh refuses to run with an age private key in its environment: it must never reach the server" >&2
+  exit 2
+fi
 
-age_identity() {
-  # Only the AGE-SECRET-KEY-1… words of the key file, comma separated, on one line.
-  local - word keys=""
-  set -f
-  for word in ${AGE_IDENTITY:-}; do
-    case "$word" in
-      AGE-SECRET-KEY-1*) keys="${keys:+$keys,}$word" ;;
-    esac
-  done
-  if [ -n "$keys" ]; then
-    printf 'AGE_IDENTITY=%s\n' "$keys"
-  fi
+# One word for the remote shell, whatever it holds: sshd hands the command line to the
+# user's login shell, so every argument is single-quoted (POSIX: sh, dash and bash alike).
+quote() {
+  local quoted="${1//\'/\'\\\'\'}"
+  printf "'%s'" "$quoted"
 }
 
 secrets() {
-  age_identity
   if [ -n "${TRUSTED_SIGNING_KEYS:-}" ]; then
     printf 'TRUSTED_SIGNING_KEYS=%s\n' "$TRUSTED_SIGNING_KEYS"
   fi
@@ -35,12 +37,19 @@ secrets() {
     return 0
   fi
   local name
-  for name in S3_BUCKET S3_PREFIX AWS_ACCESS_KEY_ID AWS_SECRET_ACCESS_KEY AWS_REGION; do
+  for name in S3_BUCKET S3_PREFIX AWS_ACCESS_KEY_ID AWS_SECRET_ACCESS_KEY AWS_SESSION_TOKEN \
+      AWS_REGION; do
     if [ -n "${!name:-}" ]; then
       printf '%s=%s\n' "$name" "${!name}"
     fi
   done
 }
 
+command_line="$(quote "$remote_dir/$1")"
+shift
+for argument in "$@"; do
+  command_line+=" $(quote "$argument")"
+done
+
 secrets | ssh -o BatchMode=yes -o StrictHostKeyChecking=yes \
-  "${PRODUCTION_USER}@${PRODUCTION_HOST}" "$remote_dir/$script" "$@"
+  "${PRODUCTION_USER}@${PRODUCTION_HOST}" "$command_line"

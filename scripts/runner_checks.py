@@ -1,8 +1,10 @@
-"""Runs ON THE RUNNER after a server-side backup: summary, upload check, freshness check.
+"""Runs ON THE RUNNER: backup summary, upload and freshness checks, the restore test's pick.
 
     python scripts/runner_checks.py summarize REPORT.json
     python scripts/runner_checks.py check-upload REPORT.json
     python scripts/runner_checks.py check-freshness --max-age-hours 26
+    python scripts/runner_checks.py newest-backup
+    python scripts/runner_checks.py summarize-restore-test REPORT.json
 
 The S3 checks use the bucket and keys from the environment (S3_BUCKET, AWS_*), that is the
 runner's own view of the bucket, independent of what the server says. Exit 1 on failure,
@@ -14,6 +16,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -107,18 +110,68 @@ def check_freshness(max_age: timedelta, now: datetime) -> int:
     return 0
 
 
+def newest_backup(now: datetime) -> int:
+    """Print `uri=`, `name=` and `postgres-major=` lines for the newest complete S3 backup.
+
+    The same pick as `latest` (trusted signatures, no names dated ahead); the major version is
+    the one of the server that made it, from its manifest, for the restore test's container.
+    """
+    settings = resolve_settings({}, os.environ)
+    catalog = Catalog(settings, now=now)
+    try:
+        newest = catalog.latest(from_s3=True)
+    except SourceNotFoundError as error:
+        annotate("error", str(error))
+        return 1
+    for warning in catalog.warnings:
+        annotate("warning", warning)
+    version = str((newest.manifest or {}).get("server_version", ""))
+    major = re.match(r"\d+", version)
+    if major is None:
+        annotate("error", f"{newest.name}: its manifest names no server version "
+                          f"({version!r}): set RESTORE_TEST_POSTGRES_MAJOR")
+        return 1
+    print(f"uri={newest.location}\nname={newest.name}\npostgres-major={major.group()}")
+    return 0
+
+
+def summarize_restore_test(report: dict[str, Any]) -> int:
+    """Write the restore test's result to the step summary; annotate and fail if it failed."""
+    lines = [f"### Weekly restore test (from S3, on the runner): {report.get('status')}", ""]
+    for item in report.get("backups", []):
+        test = item.get("restore_test") or {}
+        problems = "; ".join(item.get("problems", []))
+        lines.append(f"- `{item.get('name')}`: {'ok' if item.get('ok') else 'FAILED'}, "
+                     f"{test.get('tables_checked', 0)} tables' row counts compared"
+                     + (f"; {problems}" if problems else ""))
+    if report.get("status") == "failure":
+        lines.append(f"- error: {report.get('error')}")
+    append_step_summary("\n".join(lines) + "\n")
+    for warning in report.get("warnings", []):
+        annotate("warning", warning)
+    if report.get("status") == "failure":
+        annotate("error", f"restore test failed: {report.get('error')}")
+        return 1
+    return 0
+
+
 def main(arguments: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     commands = parser.add_subparsers(dest="command", required=True)
-    for name in ("summarize", "check-upload"):
+    for name in ("summarize", "check-upload", "summarize-restore-test"):
         commands.add_parser(name).add_argument("report", type=Path)
     freshness = commands.add_parser("check-freshness")
     freshness.add_argument("--max-age-hours", type=float, default=26)
+    commands.add_parser("newest-backup")
     options = parser.parse_args(arguments)
     if options.command == "summarize":
         return summarize(load_report(options.report))
     if options.command == "check-upload":
         return check_upload(load_report(options.report))
+    if options.command == "summarize-restore-test":
+        return summarize_restore_test(load_report(options.report))
+    if options.command == "newest-backup":
+        return newest_backup(datetime.now(UTC))
     return check_freshness(timedelta(hours=options.max_age_hours), datetime.now(UTC))
 
 

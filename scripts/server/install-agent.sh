@@ -1,27 +1,37 @@
 #!/usr/bin/env bash
 # Runs ON THE SERVER: install-agent.sh WHEEL SCRIPTS_DIR [PREFIX]
 #
-# Installs a pinned backup-agent wheel into its own virtualenv at PREFIX (default
-# /opt/dorami/backup-agent) and the server scripts into PREFIX/scripts. Idempotent: the
-# same wheel installed twice changes nothing the second time.
+# Installs a backup-agent wheel into its own virtualenv at PREFIX (default
+# /opt/dorami/backup-agent) and the server scripts into PREFIX/scripts. The dependencies are
+# exactly those of SCRIPTS_DIR/requirements.lock, every file checked against the lock's
+# SHA-256 hashes (pip --require-hashes, wheels only: no setup.py of a dependency runs), and
+# the wheel itself goes in with --no-deps, so nothing unpinned is ever fetched. Idempotent:
+# the same wheel and lock installed twice change nothing the second time.
 set -euo pipefail
 
 wheel="$1"
 scripts="$2"
 prefix="${3:-/opt/dorami/backup-agent}"
+lock="$scripts/requirements.lock"
 marker="$prefix/.installed-wheel.sha256"
 python="${PYTHON:-python3}"
 
-digest="$(sha256sum "$wheel" | cut -d' ' -f1)"
+if [ ! -f "$lock" ]; then
+  echo "install-agent: $lock is missing: refusing to install unpinned dependencies" >&2
+  exit 2
+fi
+digest="$(cat "$wheel" "$lock" | sha256sum | cut -d' ' -f1)"
 if [ -x "$prefix/bin/backup-agent" ] && [ -f "$marker" ] && [ "$(cat "$marker")" = "$digest" ]; then
   echo "install-agent: $(basename "$wheel") already installed in $prefix: nothing changed"
 else
   [ -x "$prefix/bin/python" ] || "$python" -m venv "$prefix"
-  "$prefix/bin/python" -m pip install --quiet --disable-pip-version-check \
-    --force-reinstall --no-deps "$wheel"
-  "$prefix/bin/python" -m pip install --quiet --disable-pip-version-check "$wheel"
+  pip() { "$prefix/bin/python" -m pip --quiet --disable-pip-version-check "$@"; }
+  # Without --no-deps: in hash-checking mode pip refuses any dependency the lock lacks.
+  pip install --require-hashes --only-binary ':all:' --requirement "$lock"
+  pip install --no-deps --force-reinstall "$wheel"
+  pip check
   echo "$digest" > "$marker"
-  echo "install-agent: installed $(basename "$wheel") into $prefix"
+  echo "install-agent: installed $(basename "$wheel") into $prefix (dependencies hash-checked)"
 fi
 
 mkdir -p "$prefix/scripts"

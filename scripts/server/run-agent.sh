@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # Runs ON THE SERVER, over SSH: `run-agent.sh COMMAND [ARGS...]`.
 #
-# Secrets (S3 bucket, AWS keys, and for restore tests of encrypted backups the age private
-# key AGE_IDENTITY) arrive as KEY=VALUE lines on standard input, never on the command line
-# (which `ps` and the SSH logs would show). Database credentials come from the server's own
-# env file. Only known names are accepted.
+# Secrets (S3 bucket, AWS keys, the public TRUSTED_SIGNING_KEYS) arrive as KEY=VALUE lines
+# on standard input, never on the command line (which `ps` and the SSH logs would show).
+# Database credentials come from the server's own env file. Only known names are accepted;
+# an age private key is refused outright: it never belongs on the server (the restore test
+# of encrypted backups runs on the GitHub runner, from S3).
 set -euo pipefail
 
 agent="${BACKUP_AGENT:-/opt/dorami/backup-agent/bin/backup-agent}"
@@ -26,8 +27,11 @@ if [ ! -t 0 ]; then
     value="${line#*=}"
     case "$name" in
       S3_BUCKET|S3_PREFIX|AWS_ACCESS_KEY_ID|AWS_SECRET_ACCESS_KEY|AWS_SESSION_TOKEN|\
-      AWS_REGION|AWS_DEFAULT_REGION|AWS_ENDPOINT_URL_S3|AGE_IDENTITY|TRUSTED_SIGNING_KEYS)
+      AWS_REGION|AWS_DEFAULT_REGION|AWS_ENDPOINT_URL_S3|TRUSTED_SIGNING_KEYS)
         [ -n "$value" ] && export "$name=$value" ;;
+      AGE_IDENTITY|AGE_IDENTITY_FILE)
+        echo "run-agent.sh: refusing $name on standard input: the age private key must never reach the server" >&2
+        exit 2 ;;
       "") ;;
       *) echo "run-agent.sh: ignoring unexpected variable '$name'" >&2 ;;
     esac
