@@ -28,7 +28,7 @@ def test_every_object_a_backup_writes_is_created_never_written_over(
     created = {request.path.split("/", 2)[2]: request for request in proxy.seen
                if request.creates_an_object}
     assert sorted(created) == sorted(f"{key}{suffix}" for suffix in
-                                     ("", ".sha256", ".sig", ".manifest.json"))
+                                     ("", ".sha256", ".globals", ".sig", ".manifest.json"))
     assert {request.headers.get("if-none-match") for request in created.values()} == {"*"}
     bodies = [request for request in proxy.seen if request.method == "PUT"]
     assert bodies and all(request.headers.get("content-md5") for request in bodies)

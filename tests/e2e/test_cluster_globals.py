@@ -201,3 +201,35 @@ def test_a_backup_made_before_globals_files_still_restores(
                for warning in json.loads(result.stdout)["warnings"])
     code, report = restore_test(agent_env, backup_dir, old)
     assert code == 0, report
+
+
+def test_a_backup_by_a_user_who_cannot_read_password_hashes_says_so(
+        agent_env: dict[str, str], pg_server: PostgresServer, database: str,
+        backup_dir: Path, new_cluster: PostgresServer) -> None:
+    """As on managed services: the dumping user is no superuser, so pg_authid is closed.
+    (Not pg_read_all_data: that role reads pg_authid too.)"""
+    with_roles(pg_server, database)
+    pg_server.psql("postgres", """
+        DO $$ BEGIN CREATE ROLE gl_dumper LOGIN PASSWORD 'gl-dumper-password';
+        EXCEPTION WHEN duplicate_object THEN NULL; END $$;
+        """)
+    pg_server.psql(database, f"""
+        GRANT CONNECT ON DATABASE {database} TO gl_dumper;
+        GRANT USAGE ON SCHEMA shop, audit, "Reporting" TO gl_dumper;
+        GRANT SELECT ON ALL TABLES IN SCHEMA shop, audit, "Reporting" TO gl_dumper;
+        GRANT SELECT ON ALL SEQUENCES IN SCHEMA shop, audit, "Reporting" TO gl_dumper;
+        DO $$ DECLARE lo oid; BEGIN
+            FOR lo IN SELECT oid FROM pg_largeobject_metadata LOOP
+                EXECUTE format('GRANT SELECT ON LARGE OBJECT %s TO gl_dumper', lo);
+            END LOOP; END $$;""")
+    report = make_backup({**agent_env, "POSTGRES_USER": "gl_dumper",
+                          "POSTGRES_PASSWORD": "gl-dumper-password"})
+    manifest = json.loads((backup_dir / f"{report['name']}.manifest.json").read_text())
+    assert manifest["globals"]["passwords_included"] is False
+    result = run_agent(["restore", "latest", "--yes", "--json"],
+                       on(new_cluster, agent_env, database))
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert report["roles_created"] == ["gl_owner", "gl_ro", "gl_dumper"]  # it holds grants
+    assert any("created login role gl_ro without a password" in warning
+               for warning in report["warnings"])
