@@ -8,7 +8,6 @@ as before: a database like the current one, no roles created.
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -27,7 +26,6 @@ from backup_agent.postgres.roles import create_missing_roles, drop_created_roles
 if TYPE_CHECKING:
     from pyrage.x25519 import Identity
 
-log = logging.getLogger(__name__)
 NO_GLOBALS = ("{name} was made before backups carried their roles and database properties: "
               "only the dump is restored (roles must exist; the database's grants, settings "
               "and comment are not restored)")
@@ -84,8 +82,6 @@ class Rebuild:
         if not self.no_owner:
             outcome = create_missing_roles(self.admin, self.cluster, self.server_major)
             self.created_roles, self.notes = outcome.created, self.notes + outcome.notes
-            if outcome.created:
-                log.info("created role(s) %s", ", ".join(outcome.created))
         owner: str | None = self.cluster.database.owner
         if self.no_owner or owner not in existing_roles(self.admin):
             owner = None
