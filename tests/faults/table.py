@@ -47,7 +47,8 @@ TABLE = {row.scenario: row for row in (
     Behaviour("a run after one was killed (stale lock and temp file)",
               "lock recovered, temp file removed, backup made", 0),
     Behaviour("corrupt or incomplete backups among the kept ones",
-              "never counted towards KEEP_LOCAL; the newest good ones are kept", 0),
+              "never counted towards KEEP_LOCAL, never deleted (left for inspection, with a "
+              "warning); the newest good ones are kept", 0),
     # restore
     Behaviour("bit flip, truncation, wrong or missing .sha256, replaced S3 object",
               "refused; database untouched", 8),
