@@ -27,6 +27,11 @@ TABLE = {row.scenario: row for row in (
               "no backup file, nothing pruned", 3),
     Behaviour("dump without its closing 'dump complete' line",
               "no backup file, nothing pruned", 3),
+    Behaviour("a migration holds a table lock (ACCESS EXCLUSIVE) the dump needs",
+              "gives up after LOCK_WAIT_TIMEOUT naming the holder (pid, user, application, "
+              "how long); no backup file, nothing pruned", 3),
+    Behaviour("the database host accepts connections and never answers",
+              "gives up after PGCONNECT_TIMEOUT; no backup file, nothing pruned", 3),
     Behaviour("SIGTERM or SIGINT mid-dump",
               "pg_dump stopped, temp removed, lock released, nothing published", 130),
     Behaviour("SIGTERM during the S3 upload (it runs while the dump streams)",
