@@ -62,7 +62,7 @@ PrefixOption = Annotated[str | None, typer.Option(
     "--s3-prefix", metavar="PREFIX", envvar="S3_PREFIX", rich_help_panel=STORAGE,
     help="Key prefix in the bucket (default: backups/).")]
 SourceFromOption = Annotated[Place, typer.Option(
-    "--from", help="Where `latest` (and --all) look: local or s3.")]
+    "--from", help="Where `latest`, a bare name and --all look: local or s3.")]
 AppContainersOption = Annotated[str | None, typer.Option(
     "--app-containers", metavar="NAMES", envvar="APP_CONTAINERS", rich_help_panel=CONNECTION,
     help="App containers to stop around the swap and start again (comma or space separated).")]
@@ -111,7 +111,8 @@ DropDatabaseOption = Annotated[list[str] | None, typer.Option(
     "--drop", metavar="NAME", help="Drop this leftover database whatever its age "
                                    "(repeatable; implies --databases).")]
 RestoreSourceArgument = Annotated[str, typer.Argument(
-    metavar="SOURCE", help="latest, a backup file in BACKUP_DIR, or s3://BUCKET/KEY.")]
+    metavar="SOURCE", help="latest, a name as `list` prints it (from BACKUP_DIR, or the bucket "
+                           "with --from s3), a file in BACKUP_DIR, or s3://BUCKET/KEY.")]
 TargetDatabaseOption = Annotated[str | None, typer.Option(
     "--target-db", metavar="NAME",
     help="Restore into this new database instead (no swap, no container stops), e.g. a staging "
@@ -129,7 +130,8 @@ DropPreviousOption = Annotated[bool, typer.Option(
 VerboseOption = Annotated[bool, typer.Option("--verbose", help="Echo each SQL statement.")]
 VerifySourceArgument = Annotated[str | None, typer.Argument(
     metavar="SOURCE",
-    help="latest (default), a backup file in BACKUP_DIR, or s3://BUCKET/KEY.")]
+    help="latest (default), a name as `list` prints it (from BACKUP_DIR, or the bucket with "
+         "--from s3), a file in BACKUP_DIR, or s3://BUCKET/KEY.")]
 AllBackupsOption = Annotated[bool, typer.Option(
     "--all", help="Verify every backup there (--from local or s3).")]
 RestoreTestOption = Annotated[bool, typer.Option(
