@@ -4,10 +4,13 @@ environment setting named (`backup-agent config` shows each with its value and m
 from __future__ import annotations
 
 import inspect
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from typer.core import TyperCommand, TyperGroup
 
+from backup_agent.model.errors import ExitCode
 from backup_agent.model.variables import VARIABLES
 
 
@@ -36,6 +39,32 @@ class TidyCommand(TyperCommand):
 
     def get_params(self, ctx: Any) -> list[Any]:
         return _without_flag_types(super().get_params(ctx))
+
+    def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
+        """A usage error with --json also prints the JSON envelope (exit 2) on stdout."""
+        with self._usage_errors_as_json(wants_json="--json" in args):
+            result: list[str] = super().parse_args(ctx, args)
+        return result
+
+    def invoke(self, ctx: Any) -> Any:
+        # typer converts some values (enums) only now: a bad one is a usage error too.
+        with self._usage_errors_as_json(wants_json=ctx.params.get("as_json") is True):
+            return super().invoke(ctx)
+
+    @contextmanager
+    def _usage_errors_as_json(self, *, wants_json: bool) -> Iterator[None]:
+        try:
+            yield
+        except Exception as error:  # typer's own (vendored) click.UsageError, BadParameter
+            if wants_json and hasattr(error, "format_message"):
+                from backup_agent.cli.boundary import emit_json
+                from backup_agent.cli.render import envelope
+
+                emit_json(envelope(self.name or "backup-agent", warnings=[], data={},
+                                   exit_code=ExitCode.USAGE,
+                                   error=f"{error.format_message().rstrip('.')}: see `backup-agent "
+                                         f"{self.name} --help`"))
+            raise
 
 
 class TidyHelpGroup(TyperGroup):

@@ -104,3 +104,19 @@ def test_config_refuses_a_bad_value_like_every_command() -> None:
     assert result.stderr.strip() == ("backup-agent: error: LOCK_WAIT_TIMEOUT 'soon' is not a "
                                      "duration: use e.g. 26h, 90m, 2d, 30s (fix "
                                      "LOCK_WAIT_TIMEOUT)")
+
+
+def test_a_usage_error_with_json_still_prints_the_envelope() -> None:
+    for arguments, fragment in ((["list", "--bogus", "--json"], "No such option: --bogus"),
+                                (["status", "--where", "nowhere", "--json"],
+                                 "Invalid value for '--where'")):
+        result = run_agent(arguments, clean_environment())
+        assert result.returncode == 2, result.stderr
+        report = json.loads(result.stdout)
+        assert (report["command"], report["status"], report["exit_code"]) == \
+            (arguments[0], "failure", 2)
+        assert fragment in report["error"] and f"backup-agent {arguments[0]} --help" in \
+            report["error"]
+        assert fragment in result.stderr  # people still get click's own message
+    plain = run_agent(["list", "--bogus"], clean_environment())
+    assert plain.returncode == 2 and plain.stdout == ""
