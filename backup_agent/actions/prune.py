@@ -111,8 +111,9 @@ def run_prune(settings: Settings, *, dry_run: bool, databases: bool = False,
     With `databases`, the databases to drop are planned and confirmed first: a "no"
     changes nothing at all (CancelledError).
     """
-    if not dry_run:
-        local.check_writable_directory(settings.backup_directory)
+    # A mistyped BACKUP_DIR is an error, not "nothing to prune" (a dry run included).
+    (local.check_own_directory if dry_run else local.check_writable_directory)(
+        settings.backup_directory)
     plan = None
     with DatabaseAdmin(settings.postgres) if databases else nullcontext() as admin:
         if admin is not None:

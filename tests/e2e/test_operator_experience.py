@@ -24,7 +24,8 @@ def test_a_missing_backup_directory_is_an_error_everywhere_it_is_read(
         agent_env: dict[str, str], tmp_path: Path) -> None:
     missing = {**agent_env, "BACKUP_DIR": str(tmp_path / "typo")}
     for arguments in (["list", "local"], ["list"], ["status", "--where", "local"],
-                      ["restore", "latest", "--dry-run"], ["verify"], ["backup"], ["prune"]):
+                      ["restore", "latest", "--dry-run"], ["verify"], ["backup"], ["prune"],
+                      ["prune", "--dry-run"], ["list", "--summary"]):
         result = run_agent(arguments, missing)
         assert result.returncode == 4, (arguments, result.stderr)
         assert "does not exist" in result.stderr and "Traceback" not in result.stderr
