@@ -96,8 +96,8 @@ def test_at_80_columns_bars_fit_collapse_and_speak_binary_and_logs_stay_whole(
             bars = [line for line in frame if BAR in line]
             # One line per bar, the numbers beside it; never more than a backup's two bars.
             assert len(bars) <= 2, frame
-            assert all(len(line) <= 80 and re.search(r"(MiB|bytes) ", line) for line in bars), \
-                frame
+            assert all(len(line) <= 80 and re.search(r"(bytes|KiB|MiB|GiB) ", line)
+                       for line in bars), frame
         rates = re.findall(r"\d (\w+)/s", ANSI.sub("", output))
         assert set(rates) <= {"B", "KiB", "MiB", "GiB"}, rates  # never MB/s
         # The bars are gone when the command ends: its summary is the last word.
