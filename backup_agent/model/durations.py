@@ -12,10 +12,12 @@ UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
 
 def human_duration(duration: timedelta) -> str:
-    """`26h`, `90m`, `5s`, `1.5h`: as an operator would write it."""
+    """`26h`, `90m`, `5s`, `1.5h`, `24h`, `3d`: as an operator would write it (days only
+    from two on)."""
     seconds = duration.total_seconds()
     for unit in ("d", "h", "m"):
-        if seconds >= UNIT_SECONDS[unit] and seconds % (UNIT_SECONDS[unit] / 2) == 0:
+        enough = UNIT_SECONDS[unit] * (2 if unit == "d" else 1)
+        if seconds >= enough and seconds % (UNIT_SECONDS[unit] / 2) == 0:
             return f"{seconds / UNIT_SECONDS[unit]:g}{unit}"
     return f"{seconds:g}s"
 

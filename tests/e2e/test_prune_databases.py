@@ -39,7 +39,7 @@ def test_prune_databases_needs_yes_without_a_terminal_and_keeps_young_copies(
     assert plan["databases_kept"] == [names["young"]]
     text = run_agent(["prune", "--databases", "--dry-run"], agent_env)
     assert "would drop 2 database(s)" in text.stdout
-    assert "left 1 database(s) younger than 1d" in text.stdout
+    assert "left 1 database(s) younger than 24h" in text.stdout
     assert set(names.values()) <= pg_server.database_names()
 
     dropped = run_agent(["prune", "--databases", "--yes", "--json"], agent_env)

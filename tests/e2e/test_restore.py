@@ -269,7 +269,7 @@ def test_prune_databases_drops_the_rollback_copy_only_when_asked(
     assert previous in databases(pg_server)
     young = run_agent(["prune", "--databases"], agent_env)  # nothing old enough: no question
     assert young.returncode == 0, young.stderr
-    assert "left 1 database(s) younger than 1d" in young.stdout
+    assert "left 1 database(s) younger than 24h" in young.stdout
     assert previous in databases(pg_server)
     real = run_agent(["prune", "--databases", "--min-age", "1s", "--yes"], agent_env)
     assert real.returncode == 0, real.stderr

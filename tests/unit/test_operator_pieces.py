@@ -9,6 +9,7 @@ import pytest
 
 from backup_agent.actions.prune import plan_databases
 from backup_agent.cli.help import rewrapped
+from backup_agent.model.durations import human_duration
 from backup_agent.model.errors import ConfigurationError
 from backup_agent.model.settings import resolve_settings
 
@@ -57,3 +58,9 @@ def test_a_bad_or_zero_duration_names_its_variable(variable: str) -> None:
     for text in ("soon", "0s"):
         with pytest.raises(ConfigurationError, match=f"fix {variable}"):
             resolve_settings({}, {variable: text})
+
+
+@pytest.mark.parametrize(("seconds", "text"), [(5, "5s"), (5400, "1.5h"), (86400, "24h"),
+                                               (26 * 3600, "26h"), (3 * 86400, "3d")])
+def test_durations_read_as_an_operator_writes_them(seconds: int, text: str) -> None:
+    assert human_duration(timedelta(seconds=seconds)) == text
