@@ -34,6 +34,7 @@ from backup_agent.model.naming import (
     globals_name,
     manifest_name,
     parse_checksum_file,
+    s3_key,
     signature_name,
 )
 from backup_agent.model.settings import Settings
@@ -157,11 +158,16 @@ class Catalog:
         return why_untrusted(backup, self._settings.trusted_signing_keys)
 
     def resolve(self, given: str, *, from_s3: bool) -> BackupRef:
-        """Return the backup that `given` (latest, a path, or an s3:// URL) names."""
+        """Return the backup that `given` (latest, a name, a path, or an s3:// URL) names.
+
+        A bare name is looked up in BACKUP_DIR, or with `from_s3` in the bucket."""
         if given == LATEST:
             return self.latest(from_s3=from_s3)
         if given.startswith(S3_SCHEME):
             return self._s3_url(given)
+        if from_s3 and Path(given).name == given and created_at(given) is not None:
+            # A name as `list` prints it, looked up where --from says: its key in the bucket.
+            return self._s3_url(self.store.url(s3_key(self._settings.s3.prefix, given)))
         local.check_own_directory(self._settings.backup_directory)
         return self.details(self._local_path(given))
 

@@ -2,9 +2,10 @@
 
 Retention keeps the KEEP_LOCAL newest backups that are *good*: whole (size as the manifest
 says), with a `.sha256` that agrees with the manifest, and (by default) whose bytes hash to
-it. Corrupt or incomplete backups never count towards KEEP_LOCAL; those newer than the
-oldest kept good backup stay for inspection. Only what is older than that goes, and only
-backups with our manifest: the old shell script's files and anything else are never touched.
+it. Corrupt or incomplete backups never count towards KEEP_LOCAL and are never deleted:
+they stay for inspection, with a warning on every run until someone removes them. Only good
+backups older than the KEEP_LOCAL kept ones go, and only backups with our manifest: the old
+shell script's files and anything else are never touched.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ log = logging.getLogger(__name__)
 @dataclass(frozen=True)
 class RetentionPlan:
     keep: list[BackupRef]  # the good ones counted towards KEEP_LOCAL
-    bad: list[BackupRef]  # ours but corrupt/incomplete; kept, reported
+    bad: list[BackupRef]  # ours but corrupt/incomplete: never deleted, reported
     delete: list[BackupRef]
     foreign: list[BackupRef]  # not ours: never touched
     warnings: list[str]  # damaged backups kept, names dated in the future passed over
@@ -53,7 +54,8 @@ def plan_retention(backups: list[BackupRef], keep: int, *,
                    is_known_good: Callable[[BackupRef], bool] = lambda backup: False,
                    check: RetentionCheck = RetentionCheck.CHECKSUM,
                    now: datetime | None = None) -> RetentionPlan:
-    """Walk our backups newest first until `keep` good ones are found; the rest may go.
+    """Walk our backups newest first: the first `keep` good ones stay, older good ones may
+    go, damaged ones stay for inspection whatever their age.
 
     A name dated in the future is neither counted nor deleted: it cannot be proven older
     than anything, and counting it would push real backups out.
@@ -66,18 +68,20 @@ def plan_retention(backups: list[BackupRef], keep: int, *,
     foreign = [backup for backup in backups if not backup.made_by_agent]
     good: list[BackupRef] = []
     bad: list[BackupRef] = []
-    for position, backup in enumerate(own):
-        if len(good) == keep:
-            return RetentionPlan(keep=good, bad=bad, delete=own[position:], foreign=foreign,
-                                 warnings=warnings)
+    delete: list[BackupRef] = []
+    for backup in own:
         problem = None if is_known_good(backup) else problem_with(backup, check)
         if problem:
-            warnings.append(f"backup {backup.path} is damaged ({problem}): kept for "
-                            "inspection, not counted towards KEEP_LOCAL")
+            warnings.append(f"backup {backup.path} is damaged ({problem}): left for "
+                            "inspection (retention never deletes a damaged backup, nor counts "
+                            "it towards KEEP_LOCAL); delete it and its sidecars by hand once "
+                            "inspected")
             bad.append(backup)
-        else:
+        elif len(good) < keep:
             good.append(backup)
-    return RetentionPlan(keep=good, bad=bad, delete=[], foreign=foreign, warnings=warnings)
+        else:
+            delete.append(backup)
+    return RetentionPlan(keep=good, bad=bad, delete=delete, foreign=foreign, warnings=warnings)
 
 
 def prune(settings: Settings, *, dry_run: bool,

@@ -6,35 +6,17 @@ or when there is none, whatever the schedule that should have made it.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
 from backup_agent.catalog import Catalog
 from backup_agent.model.backup import BackupRef, Where, newest_complete
-from backup_agent.model.errors import ConfigurationError, StaleBackupError
+from backup_agent.model.durations import human_duration, parse_duration
+from backup_agent.model.errors import StaleBackupError
 from backup_agent.model.settings import Settings
 
-DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhd])\s*$")
-UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
-
-
-def human_duration(duration: timedelta) -> str:
-    """`26h`, `90m`, `5s`, `1.5h`: as an operator would write it for --max-age."""
-    seconds = duration.total_seconds()
-    for unit in ("d", "h", "m"):
-        if seconds >= UNIT_SECONDS[unit] and seconds % (UNIT_SECONDS[unit] / 2) == 0:
-            return f"{seconds / UNIT_SECONDS[unit]:g}{unit}"
-    return f"{seconds:g}s"
-
-
-def parse_duration(text: str) -> timedelta:
-    """Return the duration in `26h`, `90m`, `2d` or `45s`."""
-    match = DURATION.match(text)
-    if not match:
-        raise ConfigurationError(f"--max-age {text!r} is not a duration: use e.g. 26h, 90m, 2d")
-    return timedelta(seconds=float(match[1]) * UNIT_SECONDS[match[2]])
+__all__ = ["StatusResult", "human_duration", "parse_duration", "run_status"]
 
 
 @dataclass(frozen=True)

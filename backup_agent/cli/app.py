@@ -13,7 +13,6 @@ import typer
 
 from backup_agent.cli import markdown, render
 from backup_agent.cli.boundary import (
-    confirm_restore,
     finish,
     mask,
     notified,
@@ -24,15 +23,18 @@ from backup_agent.cli.boundary import (
     say,
     start_run,
 )
+from backup_agent.cli.help import ENVIRONMENT_HELP, TidyCommand, TidyHelpGroup
 from backup_agent.cli.options import (
     AllBackupsOption,
     AppContainersOption,
     BackupDirectoryOption,
     BinDirectoryOption,
     BucketOption,
+    ConnectTimeoutOption,
     ContainerOption,
     DatabaseOption,
     DebugOption,
+    DropDatabaseOption,
     DropPreviousOption,
     EncryptToOption,
     EnvFileOption,
@@ -40,10 +42,11 @@ from backup_agent.cli.options import (
     IdentityOption,
     JsonOption,
     KeepLocalOption,
-    KeyFileArgument,
+    KeysOption,
     ListWhereArgument,
-    MaxAgeOption,
+    LockWaitOption,
     MetricsFileOption,
+    MinAgeOption,
     NoOwnerOption,
     NoVerifyOption,
     PortOption,
@@ -54,10 +57,9 @@ from backup_agent.cli.options import (
     RestoreDryRunOption,
     RestoreSourceArgument,
     RestoreTestOption,
-    SigningKeyOption,
     SkipAppStopOption,
     SourceFromOption,
-    StatusWhereOption,
+    SummaryOption,
     TargetDatabaseOption,
     UserOption,
     VerboseOption,
@@ -67,6 +69,7 @@ from backup_agent.cli.options import (
     postgres_flags,
     reads_s3,
 )
+from backup_agent.cli.prompts import confirm_prune, confirm_restore
 from backup_agent.model.backup import Place, Where
 
 # Each command imports its action when it runs: `--version` and `--help` load neither
@@ -75,6 +78,8 @@ from backup_agent.model.backup import Place, Where
 app = typer.Typer(
     name="backup-agent",
     help="Back up a PostgreSQL database to local disk and S3; list, prune and restore.",
+    epilog=ENVIRONMENT_HELP,
+    cls=TidyHelpGroup,
     no_args_is_help=True,
     # --install-completion / --show-completion for bash, zsh, fish and PowerShell.
     add_completion=True,
@@ -89,7 +94,8 @@ def main(debug: DebugOption = False, quiet: QuietOption = False,
          version: VersionOption = False) -> None:
     """Back up a PostgreSQL database to local disk and S3; list, verify, restore, prune.
 
-    Settings come from flags, then environment variables, then --env-file, then defaults.
+    Settings come from flags, then environment variables, then --env-file, then defaults:
+    `backup-agent config` shows them all. Global flags may also follow the command.
     Exit codes: 0 ok (or warning), 1 unexpected, 2 usage/config, 3 database, 4 local storage,
     5 S3, 6 locked, 7 client tool missing or too old, 8 verification failed, 9 not found,
     10 restore failed, 11 stale (status), 12 doctor failed, 130 interrupted.
@@ -97,14 +103,15 @@ def main(debug: DebugOption = False, quiet: QuietOption = False,
     start_run(debug=debug, quiet=quiet)
 
 
-@app.command()
+@app.command(cls=TidyCommand)
 def backup(
     env_file: EnvFileOption = None, host: HostOption = None, port: PortOption = None,
     user: UserOption = None, db: DatabaseOption = None, container: ContainerOption = None,
     pg_bindir: BinDirectoryOption = None, backup_dir: BackupDirectoryOption = None,
     keep_local: KeepLocalOption = None, s3_bucket: BucketOption = None,
     s3_prefix: PrefixOption = None, metrics_file: MetricsFileOption = None,
-    encrypt_to: EncryptToOption = None, as_json: JsonOption = False,
+    encrypt_to: EncryptToOption = None, lock_wait_timeout: LockWaitOption = None,
+    connect_timeout: ConnectTimeoutOption = None, as_json: JsonOption = False,
 ) -> None:
     """Dump the database, compress and checksum it, keep it locally, upload it, prune.
 
@@ -114,7 +121,8 @@ def backup(
     """
     with reported("backup", as_json=as_json):
         settings = resolve(
-            env_file, **postgres_flags(host, port, user, db, container, pg_bindir),
+            env_file, **postgres_flags(host, port, user, db, container, pg_bindir,
+                                       lock_wait_timeout, connect_timeout),
             BACKUP_DIR=backup_dir, KEEP_LOCAL=keep_local, S3_BUCKET=s3_bucket,
             S3_PREFIX=s3_prefix, METRICS_FILE=metrics_file, ENCRYPT_TO=encrypt_to)
         from backup_agent.actions.backup import run_backup
@@ -132,46 +140,57 @@ def backup(
         finish("backup", result, as_json=as_json)
 
 
-@app.command("list")
+@app.command("list", cls=TidyCommand)
 def list_backups(
     where: ListWhereArgument = Where.ALL, env_file: EnvFileOption = None,
     backup_dir: BackupDirectoryOption = None, s3_bucket: BucketOption = None,
-    s3_prefix: PrefixOption = None, as_json: JsonOption = False,
+    s3_prefix: PrefixOption = None, keys: KeysOption = False, summary: SummaryOption = False,
+    as_json: JsonOption = False,
 ) -> None:
-    """List backups (local, in S3, or both), newest first."""
+    """List backups (local, in S3, or both), newest first: one row per backup, with where it
+    is (local, s3 or local+s3)."""
     with reported("list", as_json=as_json):
         settings = resolve(env_file, BACKUP_DIR=backup_dir, S3_BUCKET=s3_bucket,
                            S3_PREFIX=s3_prefix)
         from backup_agent.actions.list import run_list
 
-        result = run_list(settings, where)
+        result = run_list(settings, where, summary=summary)
         if not as_json:
-            typer.echo(render.backup_table(result.backups, datetime.now(UTC)) if result.backups
-                       else f"no backups found ({where.value})")
+            typer.echo(render.list_summary(result) if summary
+                       else render.backup_table(result.backups, datetime.now(UTC), keys=keys)
+                       if result.backups else f"no backups found ({where.value})")
         finish("list", result, as_json=as_json)
 
 
-@app.command()
+@app.command(cls=TidyCommand)
 def prune(
     dry_run: PruneDryRunOption = False, databases: PruneDatabasesOption = False,
+    min_age: MinAgeOption = None, drop: DropDatabaseOption = None, yes: YesOption = False,
     env_file: EnvFileOption = None, backup_dir: BackupDirectoryOption = None,
     keep_local: KeepLocalOption = None, host: HostOption = None, port: PortOption = None,
     user: UserOption = None, db: DatabaseOption = None, container: ContainerOption = None,
-    pg_bindir: BinDirectoryOption = None, as_json: JsonOption = False,
+    pg_bindir: BinDirectoryOption = None, lock_wait_timeout: LockWaitOption = None,
+    connect_timeout: ConnectTimeoutOption = None, as_json: JsonOption = False,
 ) -> None:
-    """Keep the KEEP_LOCAL newest local backups made by backup-agent; delete older ones."""
+    """Keep the KEEP_LOCAL newest good local backups made by backup-agent; delete older ones.
+
+    Damaged backups are never deleted: they are left for inspection, with a warning.
+    """
     with reported("prune", as_json=as_json):
-        settings = resolve(env_file, **postgres_flags(host, port, user, db, container, pg_bindir),
-                           BACKUP_DIR=backup_dir, KEEP_LOCAL=keep_local)
+        settings = resolve(env_file, **postgres_flags(host, port, user, db, container, pg_bindir,
+                                                      lock_wait_timeout, connect_timeout),
+                           BACKUP_DIR=backup_dir, KEEP_LOCAL=keep_local, ROLLBACK_MIN_AGE=min_age)
         from backup_agent.actions.prune import run_prune
 
-        result = run_prune(settings, dry_run=dry_run, databases=databases)
+        result = run_prune(settings, dry_run=dry_run, databases=databases or bool(drop),
+                           named=tuple(drop or ()),
+                           confirm=lambda plan: confirm_prune(plan, yes=yes))
         if not as_json:
-            typer.echo(mask(render.prune_summary(result, databases=databases)))
+            typer.echo(mask(render.prune_summary(result)))
         finish("prune", result, as_json=as_json)
 
 
-@app.command()
+@app.command(cls=TidyCommand)
 def restore(
     source: RestoreSourceArgument = "latest", from_where: SourceFromOption = Place.LOCAL,
     target_db: TargetDatabaseOption = None, dry_run: RestoreDryRunOption = False,
@@ -182,7 +201,8 @@ def restore(
     pg_bindir: BinDirectoryOption = None, app_containers: AppContainersOption = None,
     skip_app_stop: SkipAppStopOption = False, backup_dir: BackupDirectoryOption = None,
     s3_bucket: BucketOption = None, s3_prefix: PrefixOption = None,
-    identity: IdentityOption = None, as_json: JsonOption = False,
+    identity: IdentityOption = None, lock_wait_timeout: LockWaitOption = None,
+    connect_timeout: ConnectTimeoutOption = None, as_json: JsonOption = False,
 ) -> None:
     """Restore a backup safely: into a new database, proven good, then swapped in.
 
@@ -192,7 +212,8 @@ def restore(
     with reported("restore", as_json=as_json):
         from_s3 = reads_s3(from_where)
         settings = resolve(
-            env_file, **postgres_flags(host, port, user, db, container, pg_bindir),
+            env_file, **postgres_flags(host, port, user, db, container, pg_bindir,
+                                       lock_wait_timeout, connect_timeout),
             APP_CONTAINERS=app_containers, SKIP_APP_STOP="true" if skip_app_stop else None,
             BACKUP_DIR=backup_dir, S3_BUCKET=s3_bucket, S3_PREFIX=s3_prefix,
             AGE_IDENTITY_FILE=identity)
@@ -210,7 +231,7 @@ def restore(
         finish("restore", result, as_json=as_json)
 
 
-@app.command()
+@app.command(cls=TidyCommand)
 def verify(
     source: VerifySourceArgument = None, from_where: SourceFromOption = Place.LOCAL,
     all_backups: AllBackupsOption = False, restore_test: RestoreTestOption = False,
@@ -218,7 +239,8 @@ def verify(
     user: UserOption = None, db: DatabaseOption = None, container: ContainerOption = None,
     pg_bindir: BinDirectoryOption = None, backup_dir: BackupDirectoryOption = None,
     s3_bucket: BucketOption = None, s3_prefix: PrefixOption = None,
-    identity: IdentityOption = None, as_json: JsonOption = False,
+    identity: IdentityOption = None, lock_wait_timeout: LockWaitOption = None,
+    connect_timeout: ConnectTimeoutOption = None, as_json: JsonOption = False,
 ) -> None:
     """Prove backups intact (checksum, gzip, closing line); --restore-test restores one.
 
@@ -227,7 +249,8 @@ def verify(
     with reported("verify", as_json=as_json):
         from_s3 = reads_s3(from_where)
         settings = resolve(
-            env_file, **postgres_flags(host, port, user, db, container, pg_bindir),
+            env_file, **postgres_flags(host, port, user, db, container, pg_bindir,
+                                       lock_wait_timeout, connect_timeout),
             BACKUP_DIR=backup_dir, S3_BUCKET=s3_bucket, S3_PREFIX=s3_prefix,
             AGE_IDENTITY_FILE=identity)
         from backup_agent.actions.verify import run_verify
@@ -239,58 +262,3 @@ def verify(
             say(render.verify_summary(result))
             markdown.append_step_summary(mask(markdown.verify_markdown(result)))
             finish("verify", result, as_json=as_json)
-
-
-@app.command()
-def status(
-    max_age: MaxAgeOption = "26h", where: StatusWhereOption = Where.ALL,
-    env_file: EnvFileOption = None, backup_dir: BackupDirectoryOption = None,
-    s3_bucket: BucketOption = None, s3_prefix: PrefixOption = None, as_json: JsonOption = False,
-) -> None:
-    """Exit 11 unless a complete backup newer than --max-age exists: a dead man's switch."""
-    with reported("status", as_json=as_json):
-        settings = resolve(env_file, BACKUP_DIR=backup_dir, S3_BUCKET=s3_bucket,
-                           S3_PREFIX=s3_prefix)
-        from backup_agent.actions.status import parse_duration, run_status
-
-        result = run_status(settings, max_age=parse_duration(max_age), where=where,
-                            now=datetime.now(UTC))
-        if not as_json:
-            say(render.status_summary(result), stdout=True)
-        finish("status", result, as_json=as_json)
-
-
-@app.command()
-def doctor(
-    env_file: EnvFileOption = None, host: HostOption = None, port: PortOption = None,
-    user: UserOption = None, db: DatabaseOption = None, container: ContainerOption = None,
-    pg_bindir: BinDirectoryOption = None, backup_dir: BackupDirectoryOption = None,
-    s3_bucket: BucketOption = None, s3_prefix: PrefixOption = None, as_json: JsonOption = False,
-) -> None:
-    """Check everything a backup needs (database, pg_dump, disk, S3, bucket), with fixes."""
-    with reported("doctor", as_json=as_json):
-        settings = resolve(env_file, **postgres_flags(host, port, user, db, container, pg_bindir),
-                           BACKUP_DIR=backup_dir, S3_BUCKET=s3_bucket, S3_PREFIX=s3_prefix)
-        from backup_agent.actions.doctor import run_doctor
-
-        result = run_doctor(settings)
-        for check in result.checks:
-            typer.echo(mask(f"{'PASS' if check.passed else 'FAIL'}  {check.name:<22} "
-                            f"{check.detail}"), err=as_json)
-        finish("doctor", result, as_json=as_json)
-
-
-@app.command()
-def keygen(output: KeyFileArgument, signing: SigningKeyOption = False) -> None:
-    """Create a key pair; print the public key (the last line of standard output).
-
-    An age key (default) is for --encrypt-to: keep it on your workstation, never on the
-    server. A signing key (--signing) is for SIGNING_KEY_FILE: it lives only on the server;
-    put its public key in TRUSTED_SIGNING_KEYS wherever backups are restored or verified.
-    """
-    with reported("keygen", as_json=False):
-        from backup_agent.identities import create_key_file
-
-        public, note = create_key_file(output, signing=signing)
-        typer.echo(note, err=True)
-        typer.echo(public)

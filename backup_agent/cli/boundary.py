@@ -18,7 +18,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import typer
 
@@ -28,15 +28,11 @@ from backup_agent.cli.render import Outcome, envelope, print_json
 from backup_agent.model.errors import (
     BackupAgentError,
     CancelledError,
-    ConfigurationError,
     ExitCode,
     InterruptedRunError,
 )
 from backup_agent.model.progress import NO_PROGRESS, Progress
 from backup_agent.model.settings import Settings, resolve_settings
-
-if TYPE_CHECKING:
-    from backup_agent.actions.restore import RestorePlan
 
 log = logging.getLogger("backup_agent")
 
@@ -265,15 +261,3 @@ def progress_display() -> Iterator[Progress]:
 
     with RichProgress() as bars:
         yield bars
-
-
-def confirm_restore(plan: RestorePlan, *, yes: bool) -> bool:
-    """Ask on a terminal; without one, only --yes may restore (CI cannot do it by accident)."""
-    if yes:
-        return True
-    if not sys.stdin.isatty():
-        raise ConfigurationError("restore changes a database and there is no terminal to ask "
-                                 "on: pass --yes (or --dry-run to see the plan)")
-    what = (f"replace database {plan.target} (kept as {plan.previous})" if plan.swap
-            else f"create database {plan.target}")
-    return typer.confirm(f"Restore {plan.source.location} and {what}?", default=False)

@@ -14,7 +14,7 @@ CONNECTION = "Database"
 STORAGE = "Storage"
 
 EnvFileOption = Annotated[Path | None, typer.Option(
-    "--env-file", envvar="BACKUP_AGENT_ENV_FILE", rich_help_panel=CONNECTION,
+    "--env-file", metavar="FILE", envvar="BACKUP_AGENT_ENV_FILE", rich_help_panel=CONNECTION,
     help="Dotenv file (e.g. /opt/dorami/.env.production) read for any setting the flags and "
          "environment leave unset, POSTGRES_PASSWORD and AWS keys included. Not exported.")]
 HostOption = Annotated[str | None, typer.Option(
@@ -31,6 +31,15 @@ DatabaseOption = Annotated[str | None, typer.Option(
     "--db", metavar="NAME", envvar="POSTGRES_DB", rich_help_panel=CONNECTION,
     help="The application's database (default: the user's name): what backup dumps, "
          "restore replaces, verify restores beside.")]
+LockWaitOption = Annotated[str | None, typer.Option(
+    "--lock-wait-timeout", metavar="DURATION", envvar="LOCK_WAIT_TIMEOUT",
+    rich_help_panel=CONNECTION,
+    help="Longest wait for a table lock, pg_dump's and the agent's own sessions' (default: 5m); "
+         "then exit 3, naming the session that holds it.")]
+ConnectTimeoutOption = Annotated[str | None, typer.Option(
+    "--connect-timeout", metavar="SECONDS", envvar="PGCONNECT_TIMEOUT",
+    rich_help_panel=CONNECTION,
+    help="Longest wait for the database to answer a connection (default: 30; at least 2).")]
 ContainerOption = Annotated[str | None, typer.Option(
     "--container", metavar="NAME", envvar="POSTGRES_CONTAINER", rich_help_panel=CONNECTION,
     help="Run pg_dump/psql inside this docker container (docker exec -i).")]
@@ -53,7 +62,7 @@ PrefixOption = Annotated[str | None, typer.Option(
     "--s3-prefix", metavar="PREFIX", envvar="S3_PREFIX", rich_help_panel=STORAGE,
     help="Key prefix in the bucket (default: backups/).")]
 SourceFromOption = Annotated[Place, typer.Option(
-    "--from", help="Where `latest` (and --all) look: local or s3.")]
+    "--from", help="Where `latest`, a bare name and --all look: local or s3.")]
 AppContainersOption = Annotated[str | None, typer.Option(
     "--app-containers", metavar="NAMES", envvar="APP_CONTAINERS", rich_help_panel=CONNECTION,
     help="App containers to stop around the swap and start again (comma or space separated).")]
@@ -84,15 +93,30 @@ QuietOption = Annotated[bool, typer.Option(
 
 # One command's own
 ListWhereArgument = Annotated[Where, typer.Argument(help="Which backups to show.")]
+KeysOption = Annotated[bool, typer.Option(
+    "--keys", help="Add a column with each backup's S3 key (for restore s3://BUCKET/KEY).")]
+SummaryOption = Annotated[bool, typer.Option(
+    "--summary", help="Counts, total size, oldest and newest per place, and the local "
+                      "backups missing from S3, instead of the table.")]
 PruneDryRunOption = Annotated[bool, typer.Option("--dry-run", help="Only show what would go.")]
 PruneDatabasesOption = Annotated[bool, typer.Option(
     "--databases", help="Also drop <db>_pre_restore_* (the rollback copies restores keep) "
-                        "and databases a crashed restore or restore test left.")]
+                        "and databases a crashed restore or restore test left, older than "
+                        "--min-age; shows them and asks first.")]
+MinAgeOption = Annotated[str | None, typer.Option(
+    "--min-age", metavar="DURATION", envvar="ROLLBACK_MIN_AGE",
+    help="With --databases: leave databases younger than this (default: 24h) unless named "
+         "with --drop.")]
+DropDatabaseOption = Annotated[list[str] | None, typer.Option(
+    "--drop", metavar="NAME", help="Drop this leftover database whatever its age "
+                                   "(repeatable; implies --databases).")]
 RestoreSourceArgument = Annotated[str, typer.Argument(
-    help="latest, a backup file in BACKUP_DIR, or s3://BUCKET/KEY.")]
+    metavar="SOURCE", help="latest, a name as `list` prints it (from BACKUP_DIR, or the bucket "
+                           "with --from s3), a file in BACKUP_DIR, or s3://BUCKET/KEY.")]
 TargetDatabaseOption = Annotated[str | None, typer.Option(
-    "--target-db", help="Restore into this new database instead (no swap, no container "
-                        "stops), e.g. a staging copy.")]
+    "--target-db", metavar="NAME",
+    help="Restore into this new database instead (no swap, no container stops), e.g. a staging "
+         "copy.")]
 RestoreDryRunOption = Annotated[bool, typer.Option(
     "--dry-run", envvar="DRY_RUN", help="Verify the backup and print the plan; change nothing.")]
 YesOption = Annotated[bool, typer.Option(
@@ -105,27 +129,32 @@ DropPreviousOption = Annotated[bool, typer.Option(
     "--drop-previous", help="Drop the replaced database after a successful swap.")]
 VerboseOption = Annotated[bool, typer.Option("--verbose", help="Echo each SQL statement.")]
 VerifySourceArgument = Annotated[str | None, typer.Argument(
-    help="latest (default), a backup file in BACKUP_DIR, or s3://BUCKET/KEY.")]
+    metavar="SOURCE",
+    help="latest (default), a name as `list` prints it (from BACKUP_DIR, or the bucket with "
+         "--from s3), a file in BACKUP_DIR, or s3://BUCKET/KEY.")]
 AllBackupsOption = Annotated[bool, typer.Option(
     "--all", help="Verify every backup there (--from local or s3).")]
 RestoreTestOption = Annotated[bool, typer.Option(
     "--restore-test", help="Restore into a scratch database and compare every table's row "
                            "count with the manifest; then drop it.")]
 MaxAgeOption = Annotated[str, typer.Option(
-    "--max-age", help="Fail when the newest complete backup is older (e.g. 26h, 90m, 2d).")]
+    "--max-age", metavar="DURATION",
+    help="Fail when the newest complete backup is older (e.g. 26h, 90m, 2d).")]
 StatusWhereOption = Annotated[Where, typer.Option("--where", help="Which backups count.")]
 SigningKeyOption = Annotated[bool, typer.Option(
     "--signing", help="Write an Ed25519 signing key (for SIGNING_KEY_FILE) instead of an age "
                       "key.")]
 KeyFileArgument = Annotated[Path, typer.Argument(
-    help="Where to write the new identity (private key) file; it must not exist.")]
+    metavar="FILE", help="Where to write the new identity (private key) file; it must not exist.")]
 
 
 def postgres_flags(host: str | None, port: str | None, user: str | None, db: str | None,
-                   container: str | None, pg_bindir: str | None) -> dict[str, str | None]:
+                   container: str | None, pg_bindir: str | None, lock_wait: str | None = None,
+                   connect_timeout: str | None = None) -> dict[str, str | None]:
     """The connection flags, by the variable each one sets."""
     return {"POSTGRES_HOST": host, "POSTGRES_PORT": port, "POSTGRES_USER": user,
-            "POSTGRES_DB": db, "POSTGRES_CONTAINER": container, "PG_BINDIR": pg_bindir}
+            "POSTGRES_DB": db, "POSTGRES_CONTAINER": container, "PG_BINDIR": pg_bindir,
+            "LOCK_WAIT_TIMEOUT": lock_wait, "PGCONNECT_TIMEOUT": connect_timeout}
 
 
 def reads_s3(place: Place) -> bool:

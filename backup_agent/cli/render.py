@@ -19,11 +19,12 @@ from backup_agent.model.errors import BackupAgentError, ExitCode
 
 if TYPE_CHECKING:
     from backup_agent.actions.backup import BackupResult
-    from backup_agent.actions.prune import PruneResult
+    from backup_agent.actions.list import ListedBackup, ListResult
+    from backup_agent.actions.prune import Leftover, PruneResult
     from backup_agent.actions.restore import RestoreResult
     from backup_agent.actions.status import StatusResult
     from backup_agent.actions.verify import VerifyResult
-    from backup_agent.model.backup import BackupRef
+    from backup_agent.model.variables import Configuration
 
 
 class Outcome(Protocol):
@@ -74,18 +75,54 @@ def human_age(created: datetime, now: datetime) -> str:
     return f"{seconds // 86400}d"
 
 
-def backup_table(backups: Sequence[BackupRef], now: datetime) -> str:
-    """Return an aligned table of backups, one line each, with a header."""
-    header = ("NAME", "WHERE", "SIZE", "CREATED (UTC)", "AGE", "CHECKSUM", "COMPLETE")
-    rows = [header] + [
-        (backup.name, backup.where.value, human_size(backup.size),
-         backup.created.strftime("%Y-%m-%d %H:%M:%S"), human_age(backup.created, now),
-         "yes" if backup.has_checksum else "no",
-         "yes" if backup.complete else "no manifest")
-        for backup in backups]
-    widths = [max(len(row[column]) for row in rows) for column in range(len(header))]
+def aligned(rows: Sequence[Sequence[str]]) -> str:
+    """Return rows as left-aligned columns two spaces apart, without trailing blanks."""
+    widths = [max(len(row[column]) for row in rows) for column in range(len(rows[0]))]
     return "\n".join("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True))
                      .rstrip() for row in rows)
+
+
+def _completeness(backup: ListedBackup) -> str:
+    if backup.complete:
+        return "yes"
+    if len(backup.refs) == 1:
+        return "no manifest"
+    return "no manifest in " + "+".join(ref.where.value for ref in backup.refs
+                                         if not ref.complete)
+
+
+def backup_table(backups: Sequence[ListedBackup], now: datetime, *, keys: bool = False) -> str:
+    """Return an aligned table, one line per backup (wherever it is), with a header."""
+    header = ("NAME", "WHERE", "SIZE", "CREATED (UTC)", "AGE", "CHECKSUM", "COMPLETE",
+              *(("S3 KEY",) if keys else ()))
+    rows = [header] + [
+        (backup.name, backup.where, human_size(backup.size),
+         backup.created.strftime("%Y-%m-%d %H:%M:%S"), human_age(backup.created, now),
+         "yes" if backup.has_checksum else "no", _completeness(backup),
+         *((backup.s3.key or "-" if backup.s3 else "-",) if keys else ()))
+        for backup in backups]
+    return aligned(rows)
+
+
+def list_summary(result: ListResult) -> str:
+    """Return per place: how many, how big, the oldest and newest; then what S3 lacks."""
+    assert result.summary is not None
+    rows = [("PLACE", "BACKUPS", "TOTAL", "OLDEST", "NEWEST")] + [
+        (place.place, str(place.count), human_size(place.total_bytes),
+         place.oldest.name if place.oldest else "-", place.newest.name if place.newest else "-")
+        for place in result.summary]
+    lines = [aligned(rows)]
+    if result.missing_from_s3 is not None:
+        lines.append(f"missing from S3: {len(result.missing_from_s3)}"
+                     + "".join(f"\n  {name}" for name in result.missing_from_s3))
+    return "\n".join(lines)
+
+
+def configuration_table(configuration: Configuration) -> str:
+    """Return every setting: name, value (or default), source and meaning."""
+    return aligned([("VARIABLE", "VALUE", "SOURCE", "MEANING")] + [
+        (entry.variable.name, entry.shown, entry.source.value, entry.variable.meaning)
+        for entry in configuration.entries])
 
 
 def backup_summary(result: BackupResult) -> str:
@@ -149,13 +186,26 @@ def verify_summary(result: VerifyResult) -> str:
 
 
 
-def prune_summary(result: PruneResult, *, databases: bool) -> str:
+def database_age(leftover: Leftover, now: datetime) -> str:
+    return human_age(leftover.created, now) if leftover.created else "unknown age"
+
+
+def prune_summary(result: PruneResult) -> str:
     verb = "would delete" if result.dry_run else "deleted"
-    lines = [f"{verb} {len(result.deleted)} backup(s), keeping the {result.keep_local} newest",
-             *(f"  {backup.location}" for backup in result.deleted)]
-    if databases:
-        lines += [f"{'would drop' if result.dry_run else 'dropped'} {len(result.databases)} "
-                  "database(s)", *(f"  {name}" for name in result.databases)]
+    lines = [f"{verb} {len(result.deleted)} backup(s), keeping the {result.keep_local} newest "
+             "good ones", *(f"  {backup.location}" for backup in result.deleted)]
+    if result.damaged:
+        lines.append(f"left {len(result.damaged)} damaged backup(s) for inspection")
+    plan = result.databases
+    if plan is not None:
+        lines += [f"{'would drop' if result.dry_run else 'dropped'} {len(plan.drop)} "
+                  "database(s)", *(f"  {leftover.name} ({database_age(leftover, plan.now)} old)"
+                                   for leftover in plan.drop)]
+        if plan.young:
+            lines += [f"left {len(plan.young)} database(s) younger than {plan.min_age_text} "
+                      "(name one with --drop to drop it now)",
+                      *(f"  {leftover.name} ({database_age(leftover, plan.now)} old)"
+                        for leftover in plan.young)]
     return "\n".join(lines)
 
 

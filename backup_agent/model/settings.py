@@ -9,12 +9,14 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from datetime import timedelta
 from enum import StrEnum
 from pathlib import Path
 
 from dotenv import dotenv_values
 
 from backup_agent.model.age_keys import parse_recipients
+from backup_agent.model.durations import parse_duration
 from backup_agent.model.errors import ConfigurationError
 from backup_agent.model.signing_keys import parse_trusted_keys
 
@@ -24,6 +26,9 @@ DEFAULT_S3_PREFIX = "backups/"
 DEFAULT_POSTGRES_USER = "postgres"
 DEFAULT_PART_SIZE_MIB = 16
 MINIMUM_PART_SIZE_MIB = 5  # S3's smallest multipart part
+DEFAULT_LOCK_WAIT = timedelta(minutes=5)  # a backup behind a migration's lock gives up
+DEFAULT_CONNECT_TIMEOUT_SECONDS = 30  # a host that accepts TCP and never answers
+DEFAULT_ROLLBACK_MIN_AGE = timedelta(hours=24)  # prune --databases leaves younger ones
 
 # AWS variables an env file may supply when the process environment does not. boto3 reads
 # the real environment itself; these are handed to it explicitly.
@@ -70,6 +75,9 @@ class PostgresSettings:
     port: int | None = None
     container: str | None = None
     bin_directory: Path | None = None
+    # Every wait is bounded: for a lock (pg_dump's and our own sessions'), for a connection.
+    lock_wait: timedelta = DEFAULT_LOCK_WAIT
+    connect_timeout_seconds: int = DEFAULT_CONNECT_TIMEOUT_SECONDS
 
 
 @dataclass(frozen=True)
@@ -106,6 +114,8 @@ class Settings:
     signing_key_file: Path | None = None
     # Public keys whose signature restore, verify and `latest` require (TRUSTED_SIGNING_KEYS).
     trusted_signing_keys: tuple[str, ...] = ()
+    # `prune --databases` leaves rollback copies younger than this unless named.
+    rollback_min_age: timedelta = DEFAULT_ROLLBACK_MIN_AGE
 
     def secrets(self) -> list[str]:
         """Return every secret value in play, for masking output."""
@@ -208,6 +218,9 @@ def resolve_settings(
         port=_positive_int(value("POSTGRES_PORT"), "POSTGRES_PORT", minimum=1),
         container=value("POSTGRES_CONTAINER"),
         bin_directory=Path(bin_directory) if bin_directory else None,
+        lock_wait=_duration(value("LOCK_WAIT_TIMEOUT"), "LOCK_WAIT_TIMEOUT",
+                            DEFAULT_LOCK_WAIT),
+        connect_timeout_seconds=_connect_timeout(value("PGCONNECT_TIMEOUT")),
     )
     aws_from_env_file = {name: file_values[name] for name in AWS_VARIABLES
                          if name in file_values and not environ.get(name)}
@@ -236,7 +249,26 @@ def resolve_settings(
         identity_text=sources.get(None, "AGE_IDENTITY"),
         signing_key_file=Path(key) if (key := value("SIGNING_KEY_FILE")) else None,
         trusted_signing_keys=parse_trusted_keys(value("TRUSTED_SIGNING_KEYS") or ""),
+        rollback_min_age=_duration(value("ROLLBACK_MIN_AGE"), "ROLLBACK_MIN_AGE",
+                                   DEFAULT_ROLLBACK_MIN_AGE),
     )
+
+
+def _duration(text: str | None, variable: str, default: timedelta) -> timedelta:
+    if text is None:
+        return default
+    duration = parse_duration(text, name=variable)
+    if duration.total_seconds() < 1:
+        raise ConfigurationError(f"{variable}={text!r} is under a second: fix {variable} "
+                                 "(e.g. 30s, 5m)")
+    return duration
+
+
+def _connect_timeout(text: str | None) -> int:
+    """Whole seconds for libpq (which also reads PGCONNECT_TIMEOUT, and treats 1 as 2)."""
+    if text is None:
+        return DEFAULT_CONNECT_TIMEOUT_SECONDS
+    return max(2, round(_duration(text, "PGCONNECT_TIMEOUT", timedelta()).total_seconds()))
 
 
 def _notify_settings(value: Callable[[str], str | None]) -> NotifySettings:

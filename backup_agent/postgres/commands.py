@@ -17,7 +17,8 @@ def client_program(settings: PostgresSettings, program: str) -> list[str]:
     """Return the argv prefix that runs a PostgreSQL client program (pg_dump, psql...)."""
     if settings.container:
         environment = ["-e", "PGPASSWORD"] if settings.password else []
-        return ["docker", "exec", "-i", *environment, settings.container, program]
+        return ["docker", "exec", "-i", *environment, "-e", "PGCONNECT_TIMEOUT",
+                settings.container, program]
     if settings.bin_directory:
         return [str(settings.bin_directory / program)]
     return [program]
@@ -37,10 +38,18 @@ def make_version_command(settings: PostgresSettings, program: str) -> list[str]:
     return [*client_program(settings, program), "--version"]
 
 
+def lock_wait_milliseconds(settings: PostgresSettings) -> int:
+    return max(1, round(settings.lock_wait.total_seconds() * 1000))
+
+
 def make_dump_command(settings: PostgresSettings, *, snapshot: str | None) -> list[str]:
-    """Return the pg_dump command: plain SQL on stdout, so `gunzip -c | psql` restores it."""
+    """Return the pg_dump command: plain SQL on stdout, so `gunzip -c | psql` restores it.
+
+    pg_dump locks every table it dumps first; --lock-wait-timeout bounds that wait.
+    """
     command = [*client_program(settings, "pg_dump"),
-               *connection_arguments(settings, settings.database), "--format=plain"]
+               *connection_arguments(settings, settings.database), "--format=plain",
+               f"--lock-wait-timeout={lock_wait_milliseconds(settings)}"]
     if snapshot:
         command.append(f"--snapshot={snapshot}")
     return command
@@ -69,12 +78,14 @@ def child_environment(base: Mapping[str, str], *, docker: bool) -> dict[str, str
 
 def make_environment(settings: PostgresSettings,
                      base: Mapping[str, str] | None = None) -> dict[str, str]:
-    """Return a client's minimal environment, with PGPASSWORD when one is set."""
+    """Return a client's minimal environment: PGPASSWORD when one is set, and the connect
+    timeout (libpq's PGCONNECT_TIMEOUT), so no connection waits for ever."""
     environment = child_environment(os.environ if base is None else base,
                                     docker=settings.container is not None)
     environment.pop("PGPASSWORD", None)
     if settings.password:
         environment["PGPASSWORD"] = settings.password
+    environment["PGCONNECT_TIMEOUT"] = str(settings.connect_timeout_seconds)
     return environment
 
 

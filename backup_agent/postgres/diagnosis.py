@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from backup_agent.model.durations import human_duration
 from backup_agent.model.errors import (
     BackupAgentError,
     ConfigurationError,
@@ -23,6 +24,17 @@ def last_meaningful_line(stderr: str) -> str:
     error_lines = [line for line in lines if "error" in line.lower() or "fatal" in line.lower()]
     chosen = (error_lines or lines or ["no error output"])[-1]
     return chosen[:300]
+
+
+class LockTimeoutError(DatabaseError):
+    """A lock wait ran out (LOCK_WAIT_TIMEOUT); `postgres.locks` names who holds the lock."""
+
+
+def is_lock_timeout(text: str) -> bool:
+    """pg_dump says "statement timeout" about its LOCK TABLE; a session says "lock timeout"."""
+    text = text.lower()
+    return "due to lock timeout" in text or ("due to statement timeout" in text
+                                             and "lock table" in text)
 
 
 def diagnose(stderr: str, settings: PostgresSettings, *, program: str) -> BackupAgentError:
@@ -57,6 +69,16 @@ def diagnose(stderr: str, settings: PostgresSettings, *, program: str) -> Backup
         return ToolMissingError(f"{program} is older than the server at {server}: "
                                 "set PG_BINDIR to a client of the server's major version or "
                                 "newer, or set POSTGRES_CONTAINER")
+    if "timeout expired" in text:
+        return DatabaseError(f"PostgreSQL at {server} did not answer within "
+                             f"{settings.connect_timeout_seconds}s (PGCONNECT_TIMEOUT): check "
+                             "that the server is running and POSTGRES_HOST/POSTGRES_PORT point "
+                             "at it; raise PGCONNECT_TIMEOUT for a slow network")
+    if is_lock_timeout(text):
+        waited = f"{program} gave up waiting {human_duration(settings.lock_wait)} " \
+                 "(LOCK_WAIT_TIMEOUT) for a table lock"
+        return LockTimeoutError(f"{waited} another session holds: let it finish, or raise "
+                                "LOCK_WAIT_TIMEOUT", details={"waited": waited})
     unreachable = ("connection refused", "could not connect", "could not translate host",
                    "timeout expired", "no route to host", "network is unreachable")
     if any(phrase in text for phrase in unreachable):

@@ -22,7 +22,8 @@ from backup_agent.model.errors import DatabaseError
 from backup_agent.model.settings import PostgresSettings
 from backup_agent.postgres.clients import check_client_not_older
 from backup_agent.postgres.commands import make_dump_command, make_environment
-from backup_agent.postgres.diagnosis import describe_server, diagnose
+from backup_agent.postgres.diagnosis import LockTimeoutError, describe_server, diagnose
+from backup_agent.postgres.locks import name_lock_holders
 from backup_agent.postgres.session import ServerFacts, SqlSession
 
 log = logging.getLogger(__name__)
@@ -44,8 +45,17 @@ def dump_database(settings: PostgresSettings, target: BinaryIO, *,
     """Stream a consistent plain dump of the database into `target`.
 
     Raise DatabaseError (or a more specific error) unless pg_dump exited 0 and its output
-    ends with the closing "dump complete" line.
+    ends with the closing "dump complete" line. A lock wait that ran out (LOCK_WAIT_TIMEOUT)
+    names the session holding the lock.
     """
+    try:
+        return _dump(settings, target, on_read)
+    except LockTimeoutError as error:
+        raise name_lock_holders(settings, error) from None
+
+
+def _dump(settings: PostgresSettings, target: BinaryIO,
+          on_read: Callable[[int], None] | None) -> DumpResult:
     with SqlSession(settings, settings.database) as session:
         server = session.server_facts()
         pg_dump_version = check_client_not_older(settings, "pg_dump", server)

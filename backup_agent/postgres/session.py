@@ -8,6 +8,7 @@ that they describe exactly the data in the dump.
 
 from __future__ import annotations
 
+import contextlib
 import secrets
 import subprocess
 from dataclasses import dataclass
@@ -16,7 +17,11 @@ from types import TracebackType
 from backup_agent import execute
 from backup_agent.model.errors import DatabaseError
 from backup_agent.model.settings import PostgresSettings
-from backup_agent.postgres.commands import make_environment, make_psql_command
+from backup_agent.postgres.commands import (
+    lock_wait_milliseconds,
+    make_environment,
+    make_psql_command,
+)
 from backup_agent.postgres.diagnosis import diagnose
 
 # One generated `SELECT count(*)` a user table, run by psql's \gexec inside the session.
@@ -54,6 +59,12 @@ class SqlSession:
                                     environment=make_environment(self._settings),
                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE)
         self._process = self._child.process
+        # Every lock this session waits for is bounded (LOCK_WAIT_TIMEOUT); queued, not
+        # awaited: a connection that fails shows with the first query.
+        assert self._process.stdin is not None
+        with contextlib.suppress(BrokenPipeError):
+            self._process.stdin.write(
+                f"SET lock_timeout = {lock_wait_milliseconds(self._settings)};\n".encode())
 
     @property
     def alive(self) -> bool:

@@ -45,10 +45,10 @@ def test_docker_mode_runs_pg_dump_in_the_container_with_the_password_in_env_only
     argv = dumps[0]["argv"]
     assert isinstance(argv, list)
     snapshot = next(argument for argument in argv if argument.startswith("--snapshot="))
-    assert argv[1:] == ["exec", "-i", "-e", "PGPASSWORD", CONTAINER, "pg_dump",
-                        "--no-password", "--host", pg_server.host, "--port", str(pg_server.port),
-                        "--username", pg_server.user, "--dbname", database, "--format=plain",
-                        snapshot]
+    assert argv[1:] == ["exec", "-i", "-e", "PGPASSWORD", "-e", "PGCONNECT_TIMEOUT", CONTAINER,
+                        "pg_dump", "--no-password", "--host", pg_server.host, "--port",
+                        str(pg_server.port), "--username", pg_server.user, "--dbname",
+                        database, "--format=plain", "--lock-wait-timeout=300000", snapshot]
     assert any("psql" in call["argv"] for call in calls)  # type: ignore[operator]
     for call in calls:
         assert call["pgpassword_in_env"] is True
@@ -98,7 +98,7 @@ def test_restore_and_restore_test_run_psql_inside_the_container(
                   if "psql" in entry["argv"]]  # type: ignore[operator]
     assert psql_calls
     # Restores also pass PGOPTIONS (standard_conforming_strings on) into the container.
-    assert all(argv[1:6] == ["exec", "-i", "-e", "PGPASSWORD", CONTAINER]  # type: ignore[index]
-               or argv[1:8] == ["exec", "-i", "-e", "PGPASSWORD", "-e", "PGOPTIONS",  # type: ignore[index]
-                                CONTAINER]
+    passed = ["exec", "-i", "-e", "PGPASSWORD", "-e", "PGCONNECT_TIMEOUT"]
+    assert all(argv[1:8] == [*passed, CONTAINER]  # type: ignore[index]
+               or argv[1:10] == [*passed, "-e", "PGOPTIONS", CONTAINER]  # type: ignore[index]
                for argv in psql_calls)

@@ -8,11 +8,11 @@ from datetime import timedelta
 from pathlib import Path
 
 from testbed.s3 import S3Endpoint
-from tests.conftest import run_agent
+from tests.conftest import make_backup, run_agent
 from tests.fabricate import OLDEST, fabricate_agent_backups, write_backup
 
 
-def test_list_all_shows_local_and_s3_newest_first_with_completeness(
+def test_list_all_shows_one_row_per_backup_with_its_places_newest_first(
         agent_env: dict[str, str], backup_dir: Path) -> None:
     backed_up = run_agent(["backup", "--json"], agent_env)
     assert backed_up.returncode == 0, backed_up.stderr
@@ -24,15 +24,20 @@ def test_list_all_shows_local_and_s3_newest_first_with_completeness(
     assert result.returncode == 0, result.stderr
     listed = [(entry["name"], entry["where"], entry["complete"])
               for entry in json.loads(result.stdout)["backups"]]
-    assert listed == [(name, "local", True), (name, "s3", True), (older[1], "local", True),
+    assert listed == [(name, "local+s3", True), (older[1], "local", True),
                       (older[0], "local", True), (legacy, "local", False)]
+    both = json.loads(result.stdout)["backups"][0]
+    assert both["places"] == ["local", "s3"] and both["path"] == str(backup_dir / name)
+    assert both["key"] == f"backups/{name[10:14]}/{name[14:16]}/{name}"
+    assert both["url"] == f"s3://{agent_env['S3_BUCKET']}/{both['key']}"
 
     table = run_agent(["list"], agent_env)
     assert table.returncode == 0, table.stderr
     lines = table.stdout.splitlines()
     assert lines[0].split() == ["NAME", "WHERE", "SIZE", "CREATED", "(UTC)", "AGE", "CHECKSUM",
                                 "COMPLETE"]
-    assert lines[1].startswith(name) and " local " in lines[1]
+    assert len(lines) == 5  # the header and one row per backup
+    assert lines[1].startswith(name) and " local+s3 " in lines[1]
     assert lines[-1].startswith(legacy) and lines[-1].endswith("no manifest")
 
 
@@ -76,3 +81,50 @@ def test_list_s3_with_the_endpoint_down_exits_5(agent_env: dict[str, str]) -> No
     result = run_agent(["list", "s3"], {**agent_env, "AWS_ENDPOINT_URL_S3": "http://127.0.0.1:9"})
     assert result.returncode == 5
     assert "cannot reach" in result.stderr
+
+
+def test_list_keys_shows_the_s3_key_to_restore_from(agent_env: dict[str, str],
+                                                    backup_dir: Path) -> None:
+    name = make_backup(agent_env)["name"]
+    local_only = fabricate_agent_backups(backup_dir, count=1)[0]
+    table = run_agent(["list", "--keys"], agent_env)
+    assert table.returncode == 0, table.stderr
+    header, newest, older = table.stdout.splitlines()
+    key = f"backups/{name[10:14]}/{name[14:16]}/{name}"
+    assert header.split()[-2:] == ["S3", "KEY"] and newest.split()[-1] == key
+    assert older.startswith(local_only) and older.split()[-1] == "-"
+    # The key is what `restore` and `verify` take, as s3://BUCKET/KEY.
+    verified = run_agent(["verify", f"s3://{agent_env['S3_BUCKET']}/{key}"], agent_env)
+    assert verified.returncode == 0, verified.stderr
+
+
+def test_list_json_always_carries_the_s3_key_and_url(agent_env: dict[str, str]) -> None:
+    name = make_backup(agent_env)["name"]
+    for where in ("s3", "all"):
+        result = run_agent(["list", where, "--json"], agent_env)
+        [entry] = json.loads(result.stdout)["backups"]
+        assert entry["name"] == name
+        assert entry["key"].endswith(f"/{name}") and entry["url"].startswith("s3://")
+
+
+def test_list_summary_counts_sizes_and_names_what_s3_lacks(agent_env: dict[str, str],
+                                                           backup_dir: Path) -> None:
+    uploaded = make_backup(agent_env)
+    local_only = fabricate_agent_backups(backup_dir, count=2)
+    result = run_agent(["list", "--summary", "--json"], agent_env)
+    assert result.returncode == 0, result.stderr
+    summary = json.loads(result.stdout)["summary"]
+    local, s3 = summary["places"]
+    assert (local["place"], local["count"], local["oldest"], local["newest"]) == \
+        ("local", 3, local_only[0], uploaded["name"])
+    assert local["total_bytes"] == sum((backup_dir / name).stat().st_size
+                                       for name in [*local_only, uploaded["name"]])
+    assert (s3["place"], s3["count"], s3["total_bytes"], s3["oldest"], s3["newest"]) == \
+        ("s3", 1, uploaded["size_bytes"], uploaded["name"], uploaded["name"])
+    assert summary["missing_from_s3"] == list(reversed(local_only))
+
+    text = run_agent(["list", "--summary"], agent_env)
+    lines = text.stdout.splitlines()
+    assert lines[0].split() == ["PLACE", "BACKUPS", "TOTAL", "OLDEST", "NEWEST"]
+    assert lines[1].split()[:2] == ["local", "3"] and lines[2].split()[:2] == ["s3", "1"]
+    assert lines[3] == "missing from S3: 2"

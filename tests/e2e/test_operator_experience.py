@@ -24,7 +24,8 @@ def test_a_missing_backup_directory_is_an_error_everywhere_it_is_read(
         agent_env: dict[str, str], tmp_path: Path) -> None:
     missing = {**agent_env, "BACKUP_DIR": str(tmp_path / "typo")}
     for arguments in (["list", "local"], ["list"], ["status", "--where", "local"],
-                      ["restore", "latest", "--dry-run"], ["verify"], ["backup"], ["prune"]):
+                      ["restore", "latest", "--dry-run"], ["verify"], ["backup"], ["prune"],
+                      ["prune", "--dry-run"], ["list", "--summary"]):
         result = run_agent(arguments, missing)
         assert result.returncode == 4, (arguments, result.stderr)
         assert "does not exist" in result.stderr and "Traceback" not in result.stderr
@@ -78,3 +79,52 @@ def test_a_failed_upload_names_the_local_backup_it_kept(agent_env: dict[str, str
     [kept] = backup_dir.glob("db_backup_*.sql.gz")
     assert f"the local backup {kept} is complete and kept" in result.stderr
     assert json.loads(result.stdout)["local_backup"] == str(kept)
+
+
+def test_each_warning_result_and_notice_is_said_once(agent_env: dict[str, str],
+                                                     backup_dir: Path) -> None:
+    from tests.e2e.test_progress import run_on_terminal
+    from tests.fabricate import OLDEST, write_backup
+
+    write_backup(backup_dir, OLDEST, with_manifest=False)  # the old script's: not ours
+    local_only = {name: value for name, value in agent_env.items() if name != "S3_BUCKET"}
+    plain = run_agent(["backup"], local_only)
+    code, drawn = run_on_terminal(["backup"], local_only, columns=80)
+    assert plain.returncode == code == 0
+    for output in (plain.stderr, drawn):
+        assert output.count("S3_BUCKET is not set") == 1, output
+        # The note about other tools' backups is prune's to say, not every backup's.
+        assert "without a backup-agent manifest" not in output
+
+    verified = run_agent(["verify", "--all"], agent_env)
+    assert verified.returncode == 0, verified.stderr
+    results = [line for line in verified.stderr.splitlines() if line.startswith("ok: ")]
+    assert len(results) == 3 and len(set(results)) == 3, verified.stderr  # two ours, one old
+
+    pruned = run_agent(["prune"], agent_env)
+    assert pruned.stderr.count("left 1 backup(s) without a backup-agent manifest alone") == 1
+
+
+def test_a_name_from_list_works_from_any_directory_locally_and_from_s3(
+        agent_env: dict[str, str], backup_dir: Path, tmp_path: Path) -> None:
+    name = make_backup(agent_env)["name"]
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    listed = run_agent(["list", "local"], agent_env, cwd=elsewhere)
+    assert listed.stdout.splitlines()[1].split()[0] == name
+    local = run_agent(["verify", name], agent_env, cwd=elsewhere)
+    assert local.returncode == 0, local.stderr
+    assert f"ok: {backup_dir / name}:" in local.stderr
+    planned = run_agent(["restore", name, "--dry-run"], agent_env, cwd=elsewhere)
+    assert planned.returncode == 0, planned.stderr
+
+    for path in backup_dir.glob(f"{name}*"):  # only the bucket has it now
+        path.unlink()
+    url = f"s3://{agent_env['S3_BUCKET']}/backups/{name[10:14]}/{name[14:16]}/{name}"
+    remote = run_agent(["verify", name, "--from", "s3"], agent_env, cwd=elsewhere)
+    assert remote.returncode == 0, remote.stderr
+    assert f"ok: {url}:" in remote.stderr
+    planned = run_agent(["restore", name, "--from", "s3", "--dry-run"], agent_env, cwd=elsewhere)
+    assert planned.returncode == 0 and url in planned.stderr, planned.stderr
+    gone = run_agent(["verify", name], agent_env, cwd=elsewhere)
+    assert gone.returncode == 9 and "no backup at" in gone.stderr

@@ -5,11 +5,14 @@ The terminal is a real pseudo-terminal (pty): the agent cannot tell it from a pe
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import pty
 import re
+import struct
 import subprocess
+import termios
 import time
 from collections.abc import Mapping
 from pathlib import Path
@@ -23,12 +26,14 @@ TRANSFER = re.compile(r"\d+\.\d/\d+\.\d MiB")
 
 
 def run_on_terminal(arguments: list[str], environment: Mapping[str, str],
-                    timeout: float = 120) -> tuple[int, str]:
-    """Run the agent with stdin, stdout and stderr on a pty; return (exit code, output)."""
+                    timeout: float = 120, columns: int = 120) -> tuple[int, str]:
+    """Run the agent with stdin, stdout and stderr on a pty `columns` wide; return (exit
+    code, output)."""
     pid, descriptor = pty.fork()
-    if pid == 0:  # the child: exec at once, nothing else
+    if pid == 0:  # the child: size the terminal, then exec at once
+        fcntl.ioctl(1, termios.TIOCSWINSZ, struct.pack("HHHH", 24, columns, 0, 0))
         os.execve(str(AGENT), [str(AGENT), *arguments],  # noqa: S606 - our CLI, argv list
-                  {**environment, "COLUMNS": "120", "TERM": "xterm"})
+                  {**environment, "COLUMNS": str(columns), "TERM": "xterm"})
     output = b""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -63,6 +68,49 @@ def test_a_terminal_gets_bars_for_dump_upload_download_and_restore(
     code, verify = run_on_terminal(["verify", "--all", "--from", "s3"], agent_env)
     assert code == 0, verify
     assert "download + verify db_backup_" in verify and BAR in verify
+
+
+ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
+# rich redraws the bars in place: back to the line start, erase, and up once per line.
+REDRAW = re.compile(r"\r\x1b\[2K(?:\x1b\[1A\x1b\[2K)*")
+
+
+def frames(output: str) -> list[list[str]]:
+    """The screens rich drew, each as its visible lines (escape sequences removed)."""
+    return [ANSI.sub("", frame).replace("\r", "").split("\n")
+            for frame in REDRAW.split(output) if frame]
+
+
+def test_at_80_columns_bars_fit_collapse_and_speak_binary_and_logs_stay_whole(
+        agent_env: dict[str, str]) -> None:
+    for _ in range(2):
+        make_backup(agent_env)
+    code, backup = run_on_terminal(["backup"], agent_env, columns=80)
+    assert code == 0, backup
+    code, verify = run_on_terminal(["verify", "--all", "--from", "s3"], agent_env, columns=80)
+    assert code == 0, verify
+    for output in (backup, verify):
+        drawn = [frame for frame in frames(output) if any(BAR in line for line in frame)]
+        assert drawn, output
+        for frame in drawn:
+            bars = [line for line in frame if BAR in line]
+            # One line per bar, the numbers beside it; never more than a backup's two bars.
+            assert len(bars) <= 2, frame
+            assert all(len(line) <= 80 and re.search(r"(bytes|KiB|MiB|GiB) ", line)
+                       for line in bars), frame
+        rates = re.findall(r"\d (\w+)/s", ANSI.sub("", output))
+        assert set(rates) <= {"B", "KiB", "MiB", "GiB"}, rates  # never MB/s
+        # The bars are gone when the command ends: its summary is the last word.
+        visible = ANSI.sub("", output)
+        assert visible.rindex(BAR) < visible.index("success:")
+    # Log lines are not cut at 80 columns: the URL and the hash stay whole, to copy.
+    plain = ANSI.sub("", backup).replace("\r", "")
+    name = re.search(r"backup success: (\S+) ", plain)
+    assert name, plain
+    key = f"backups/{name[1][10:14]}/{name[1][14:16]}/{name[1]}"
+    assert f"backup-agent: uploaded to s3://{agent_env['S3_BUCKET']}/{key} while dumping " \
+           "(SSE AES256, size and content confirmed)\n" in plain
+    assert re.search(r"backup-agent: wrote \S+ \(\d+ bytes, sha256 [0-9a-f]{64}\)\n", plain)
 
 
 def test_quiet_prints_nothing_on_success_even_on_a_terminal(agent_env: dict[str, str]) -> None:

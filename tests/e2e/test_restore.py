@@ -274,9 +274,13 @@ def test_prune_databases_drops_the_rollback_copy_only_when_asked(
     assert run_agent(["prune"], agent_env).returncode == 0
     assert previous in databases(pg_server)  # a plain prune never drops a database
     dry = run_agent(["prune", "--databases", "--dry-run", "--json"], agent_env)
-    assert json.loads(dry.stdout)["databases"] == [previous]
+    assert json.loads(dry.stdout)["databases_kept"] == [previous]  # younger than 24h
     assert previous in databases(pg_server)
-    real = run_agent(["prune", "--databases"], agent_env)
+    young = run_agent(["prune", "--databases"], agent_env)  # nothing old enough: no question
+    assert young.returncode == 0, young.stderr
+    assert "left 1 database(s) younger than 24h" in young.stdout
+    assert previous in databases(pg_server)
+    real = run_agent(["prune", "--databases", "--min-age", "1s", "--yes"], agent_env)
     assert real.returncode == 0, real.stderr
-    assert f"dropped 1 database(s)\n  {previous}" in real.stdout
+    assert f"dropped 1 database(s)\n  {previous} (" in real.stdout
     assert previous not in databases(pg_server) and database in databases(pg_server)

@@ -6,7 +6,13 @@ import json
 from pathlib import Path
 
 from tests.conftest import run_agent
-from tests.fabricate import OLDEST, fabricate_agent_backups, snapshot_files, write_backup
+from tests.fabricate import (
+    OLDEST,
+    fabricate_agent_backups,
+    flip_a_bit,
+    snapshot_files,
+    write_backup,
+)
 
 
 def add_foreign_files(backup_dir: Path, outside: Path) -> dict[str, bytes | str]:
@@ -59,7 +65,7 @@ def test_prune_dry_run_names_what_would_go_and_deletes_nothing(
     assert snapshot_files(backup_dir) == before
 
     text = run_agent(["prune", "--dry-run"], agent_env)
-    assert "would delete 3 backup(s), keeping the 7 newest" in text.stdout
+    assert "would delete 3 backup(s), keeping the 7 newest good ones" in text.stdout
     assert "without a backup-agent manifest alone" in text.stderr
 
 
@@ -68,3 +74,30 @@ def test_prune_deletes_beyond_keep_local(agent_env: dict[str, str], backup_dir: 
     result = run_agent(["prune", "--keep-local", "2"], agent_env)
     assert result.returncode == 0, result.stderr
     assert sorted(path.name for path in backup_dir.glob("*.sql.gz")) == old[-2:]
+
+
+def test_a_damaged_backup_outlives_later_backups_and_dry_run_says_what_prune_does(
+        agent_env: dict[str, str], backup_dir: Path) -> None:
+    """The README's rule: damaged backups are never deleted, only reported."""
+    old = fabricate_agent_backups(backup_dir, count=3)
+    damaged = backup_dir / old[1]
+    flip_a_bit(damaged)
+    environment = {**agent_env, "KEEP_LOCAL": "2"}
+    for _run in range(3):
+        dry = run_agent(["prune", "--dry-run", "--json"], environment)
+        real = run_agent(["prune", "--json"], environment)
+        assert dry.returncode == real.returncode == 0, dry.stderr + real.stderr
+        planned, done = json.loads(dry.stdout), json.loads(real.stdout)
+        assert planned["would_delete"] == done["deleted"]
+        assert planned["damaged_kept"] == done["damaged_kept"] == [old[1]]
+        assert planned["warnings"] == done["warnings"]
+        assert f"backup {damaged} is damaged" in planned["warnings"][0]
+
+        backed_up = run_agent(["backup"], environment)
+        assert backed_up.returncode == 0, backed_up.stderr
+        assert backed_up.stderr.count(f"backup {damaged} is damaged") == 1
+        assert "left for inspection" in backed_up.stderr
+        for suffix in ("", ".sha256", ".manifest.json"):
+            assert Path(f"{damaged}{suffix}").exists()
+    good = sorted(path.name for path in backup_dir.glob("db_backup_*.sql.gz"))
+    assert old[0] not in good and old[2] not in good and len(good) == 3  # 2 kept + damaged

@@ -27,6 +27,11 @@ TABLE = {row.scenario: row for row in (
               "no backup file, nothing pruned", 3),
     Behaviour("dump without its closing 'dump complete' line",
               "no backup file, nothing pruned", 3),
+    Behaviour("a migration holds a table lock (ACCESS EXCLUSIVE) the dump needs",
+              "gives up after LOCK_WAIT_TIMEOUT naming the holder (pid, user, application, "
+              "how long); no backup file, nothing pruned", 3),
+    Behaviour("the database host accepts connections and never answers",
+              "gives up after PGCONNECT_TIMEOUT; no backup file, nothing pruned", 3),
     Behaviour("SIGTERM or SIGINT mid-dump",
               "pg_dump stopped, temp removed, lock released, nothing published", 130),
     Behaviour("SIGTERM during the S3 upload (it runs while the dump streams)",
@@ -49,7 +54,8 @@ TABLE = {row.scenario: row for row in (
     Behaviour("a run after one was killed (stale lock and temp file)",
               "lock recovered, temp file removed, backup made", 0),
     Behaviour("corrupt or incomplete backups among the kept ones",
-              "never counted towards KEEP_LOCAL; the newest good ones are kept", 0),
+              "never counted towards KEEP_LOCAL, never deleted (left for inspection, with a "
+              "warning); the newest good ones are kept", 0),
     # restore
     Behaviour("bit flip, truncation, wrong or missing .sha256, replaced S3 object",
               "refused; database untouched", 8),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -14,7 +15,7 @@ from backup_agent.postgres.commands import (
     make_psql_command,
     parse_client_version,
 )
-from backup_agent.postgres.diagnosis import diagnose
+from backup_agent.postgres.diagnosis import LockTimeoutError, diagnose
 
 DIRECT = PostgresSettings(database="dorami_production", user="dorami_prod", password="s3cret!",
                           host="127.0.0.1", port=5432, bin_directory=Path("/usr/lib/pg/bin"))
@@ -26,14 +27,14 @@ def test_dump_command_direct() -> None:
     assert make_dump_command(DIRECT, snapshot="00000003-1") == [
         "/usr/lib/pg/bin/pg_dump", "--no-password", "--host", "127.0.0.1", "--port", "5432",
         "--username", "dorami_prod", "--dbname", "dorami_production", "--format=plain",
-        "--snapshot=00000003-1"]
+        "--lock-wait-timeout=300000", "--snapshot=00000003-1"]
 
 
 def test_dump_command_in_docker_passes_the_password_by_name_only() -> None:
     assert make_dump_command(DOCKER, snapshot=None) == [
-        "docker", "exec", "-i", "-e", "PGPASSWORD", "dorami-postgres", "pg_dump",
-        "--no-password", "--username", "dorami_prod", "--dbname", "dorami_production",
-        "--format=plain"]
+        "docker", "exec", "-i", "-e", "PGPASSWORD", "-e", "PGCONNECT_TIMEOUT", "dorami-postgres",
+        "pg_dump", "--no-password", "--username", "dorami_prod", "--dbname", "dorami_production",
+        "--format=plain", "--lock-wait-timeout=300000"]
 
 
 def test_psql_command_stops_on_the_first_error_and_ignores_psqlrc() -> None:
@@ -48,12 +49,12 @@ def test_password_only_in_the_environment(settings: PostgresSettings) -> None:
                     make_psql_command(settings, "postgres")):
         assert not any("s3cret" in part for part in command)
     assert make_environment(settings, {"PATH": "/bin", "PGPASSWORD": "stale"}) == {
-        "PATH": "/bin", "PGPASSWORD": "s3cret!"}
+        "PATH": "/bin", "PGPASSWORD": "s3cret!", "PGCONNECT_TIMEOUT": "30"}
 
 
 def test_no_password_means_no_pgpassword() -> None:
     settings = PostgresSettings(database="d", container="c")
-    assert "-e" not in make_dump_command(settings, snapshot=None)
+    assert "PGPASSWORD" not in make_dump_command(settings, snapshot=None)
     assert "PGPASSWORD" not in make_environment(settings, {"PGPASSWORD": "leftover"})
 
 
@@ -82,6 +83,11 @@ def test_client_versions_parse(output: str, expected: tuple[int, int]) -> None:
     ("Cannot connect to the Docker daemon at unix:///var/run/docker.sock", ToolMissingError,
      "docker daemon"),
     ("pg_dump: error: query failed: ERROR:  out of memory", DatabaseError, "out of memory"),
+    ('connection to server at "10.0.0.1", port 5432 failed: timeout expired', DatabaseError,
+     "did not answer within 30s (PGCONNECT_TIMEOUT)"),
+    ("pg_dump: error: query failed: ERROR:  canceling statement due to statement timeout\n"
+     "pg_dump: detail: Query was: LOCK TABLE shop.orders IN ACCESS SHARE MODE",
+     LockTimeoutError, "gave up waiting 5m (LOCK_WAIT_TIMEOUT)"),
 ])
 def test_diagnosis_names_cause_and_fix(stderr: str, kind: type[Exception],
                                        fragment: str) -> None:
@@ -99,5 +105,12 @@ def test_children_get_no_secret_but_their_own(settings: PostgresSettings) -> Non
               "AGE_IDENTITY": "AGE-SECRET-KEY-1X", "NOTIFY_URL": "https://hooks/x",
               "SIGNING_KEY_FILE": "/k", "POSTGRES_PASSWORD": "pw", "DOCKER_HOST": "unix://d"}
     environment = make_environment(settings, agents)
-    expected = {"PATH", "HOME", "LC_ALL", "PGSSLMODE", "PGPASSWORD"}
+    expected = {"PATH", "HOME", "LC_ALL", "PGSSLMODE", "PGPASSWORD", "PGCONNECT_TIMEOUT"}
     assert set(environment) == expected | ({"DOCKER_HOST"} if settings.container else set())
+
+
+def test_every_wait_is_bounded_by_the_settings() -> None:
+    settings = PostgresSettings(database="d", lock_wait=timedelta(seconds=2),
+                                connect_timeout_seconds=3)
+    assert "--lock-wait-timeout=2000" in make_dump_command(settings, snapshot=None)
+    assert make_environment(settings, {"PGCONNECT_TIMEOUT": "99"})["PGCONNECT_TIMEOUT"] == "3"
