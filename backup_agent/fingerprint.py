@@ -32,7 +32,7 @@ def observe(settings: PostgresSettings, database: str,
     with SqlSession(settings, database) as session:
         fingerprint = session.json_query(globals_sql.fingerprint_sql())
         properties = session.json_query(globals_sql.database_sql(server_major))
-        used = session.json_query(globals_sql.USED_ROLE_NAMES_SQL)
+        used = session.json_query(globals_sql.used_role_names_sql(server_major))
     wrapped = {"format": 1, "passwords_included": False, "roles": [], "memberships": [],
                "database": properties}
     try:

@@ -38,6 +38,7 @@ class Proof:
     setting_ranges: dict[str, list[tuple[int, int]]]  # whole-line SETs, by setting
     owner_ranges: list[tuple[int, int]]  # whole-line ALTER ... OWNER TO (for --no-owner)
     acl_ranges: list[tuple[int, int]]  # whole-line GRANT, REVOKE, ... (for --no-owner)
+    policy_lines: list[tuple[int, int, bytes]]  # whole-line CREATE/COMMENT ON POLICY
 
     def left_out(self, server_major: int, *,
                  no_owner: bool = False) -> tuple[list[tuple[int, int]], list[str]]:
@@ -99,7 +100,7 @@ def proven(backup: BackupRef, *, identities: Sequence[Identity] | None, spool_in
             yield Proof(verdict=verdict, stream=stream,  # type: ignore[arg-type]
                         restrict_ranges=check.restrict_ranges,
                         setting_ranges=check.setting_ranges, owner_ranges=check.owner_ranges,
-                        acl_ranges=check.acl_ranges)
+                        acl_ranges=check.acl_ranges, policy_lines=check.policy_lines)
             return
         # 0600 and unlinked at once: nobody else can open, swap or read the spooled copy.
         with tempfile.TemporaryFile(dir=spool_in, prefix=".proving-") as spool:
@@ -109,7 +110,7 @@ def proven(backup: BackupRef, *, identities: Sequence[Identity] | None, spool_in
             spool.seek(0)
             yield Proof(verdict=verdict, stream=spool, restrict_ranges=check.restrict_ranges,
                         setting_ranges=check.setting_ranges, owner_ranges=check.owner_ranges,
-                        acl_ranges=check.acl_ranges)
+                        acl_ranges=check.acl_ranges, policy_lines=check.policy_lines)
 
 
 def _prove(source: ReadableStream, backup: BackupRef, identities: Sequence[Identity] | None,

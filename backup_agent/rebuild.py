@@ -8,6 +8,7 @@ as before: a database like the current one, no roles created.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -15,8 +16,9 @@ from typing import TYPE_CHECKING
 from backup_agent.model.backup import BackupRef
 from backup_agent.model.cluster_globals import ClusterGlobals, GlobalsError
 from backup_agent.model.errors import RestoreError, VerificationError
-from backup_agent.postgres.admin import DatabaseAdmin, DatabaseFacts
+from backup_agent.postgres.admin import DatabaseAdmin, DatabaseFacts, quote_identifier
 from backup_agent.postgres.globals_statements import (
+    SETTINGS_CONTEXT_SQL,
     create_database,
     database_privileges,
     database_settings,
@@ -64,8 +66,29 @@ class Rebuild:
     cluster: ClusterGlobals | None
     server_major: int
     no_owner: bool
+    for_test: bool = False  # a restore test: roles made NOLOGIN, dropped afterwards
     created_roles: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    _contexts: dict[str, str] | None = None
+
+    @property
+    def contexts(self) -> dict[str, str]:
+        """This server's settings and who may set them (pg_settings.context)."""
+        if self._contexts is None:
+            self._contexts = json.loads(self.admin.execute(SETTINGS_CONTEXT_SQL)[0])
+        return self._contexts
+
+    def check(self) -> None:
+        """Refuse before anything is created when the dump's owners cannot exist here: pg_dump
+        writes `OWNER TO` the old server's bootstrap superuser for what it owned."""
+        if self.cluster is None or self.no_owner or self.cluster.bootstrap_superuser is None:
+            return
+        old = self.cluster.bootstrap_superuser
+        if old not in existing_roles(self.admin):
+            raise RestoreError(f"the backup's server had the superuser {old}, which owns "
+                               "part of the dump, and this server has no such role: CREATE "
+                               f"ROLE {quote_identifier(old)} SUPERUSER; first (or restore "
+                               "with --no-owner); nothing was restored")
 
     def missing_roles(self) -> list[str]:
         """The roles `create` would make (for a dry run)."""
@@ -79,8 +102,10 @@ class Rebuild:
         if self.cluster is None:
             self.admin.create_like(name, model, keep_owner=not self.no_owner)
             return
+        self.check()
         if not self.no_owner:
-            outcome = create_missing_roles(self.admin, self.cluster, self.server_major)
+            outcome = create_missing_roles(self.admin, self.cluster, self.server_major,
+                                           self.contexts, for_test=self.for_test)
             self.created_roles, self.notes = outcome.created, self.notes + outcome.notes
         owner: str | None = self.cluster.database.owner
         if self.no_owner or owner not in existing_roles(self.admin):
@@ -97,7 +122,8 @@ class Rebuild:
         if self.cluster is None:
             return
         roles = set(existing_roles(self.admin))
-        statements, left_out = database_settings(name, self.cluster.database, roles)
+        statements, left_out = database_settings(name, self.cluster.database, roles,
+                                                 self.contexts)
         if not self.no_owner:
             granted, not_granted = database_privileges(name, self.cluster.database, roles)
             statements, left_out = statements + granted, left_out + not_granted

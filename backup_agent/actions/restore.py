@@ -160,6 +160,13 @@ def _build(settings: Settings, plan: RestorePlan, rebuild: Rebuild, proof: Proof
     created for the caller to drop) on failure."""
     admin = rebuild.admin
     left_out, notes = proof.left_out(rebuild.server_major, no_owner=plan.no_owner)
+    if plan.no_owner:  # no role is created: a policy naming a missing one would stop it
+        from backup_agent.postgres.policies import policies_naming_missing_roles
+        from backup_agent.postgres.roles import existing_roles
+
+        policies, said = policies_naming_missing_roles(proof.policy_lines,
+                                                       set(existing_roles(admin)))
+        left_out, notes = sorted(left_out + policies), notes + said
     warnings += notes
     rebuild.create(plan.build, admin.facts(plan.target))
     fed = feed_psql(settings.postgres, plan.build, proof.stream,
@@ -216,6 +223,7 @@ def run_restore(settings: Settings, given: str, *, from_s3: bool = False,
             raise CancelledError("restore cancelled: nothing was changed")
         rebuild = Rebuild(admin, cluster, server_major=admin.server_major(),
                           no_owner=no_owner)
+        rebuild.check()  # the dump's owners can exist here (a dry run says so too)
         with proven(source, identities=keys,
                     spool_in=spool_directory(settings.backup_directory),
                     progress=progress.task(source.progress_label("verify"),

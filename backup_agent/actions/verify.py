@@ -118,7 +118,7 @@ def _restore_test(settings: Settings, backup: BackupRef, moment: datetime,
         with DatabaseAdmin(settings.postgres) as admin:
             # A backup without globals keeps the old way: no owners, no roles created.
             rebuild = Rebuild(admin, cluster, server_major=admin.server_major(),
-                              no_owner=cluster is None)
+                              no_owner=cluster is None, for_test=True)
             left_out, notes = proof.left_out(rebuild.server_major, no_owner=rebuild.no_owner)
             try:
                 rebuild.create(scratch, None)

@@ -174,6 +174,9 @@ def verify_summary(result: VerifyResult) -> str:
         if item.restore_test and item.ok:
             detail += (f"; restored into a scratch database, {item.restore_test.tables_checked}"
                        " tables' row counts match the manifest")
+            if item.restore_test.roles_created:
+                detail += (f"; created role(s) {', '.join(item.restore_test.roles_created)} "
+                           "(NOLOGIN) for the test and dropped them")
             if item.restore_test.catalog_compared:
                 detail += ", and its catalog (objects, grants, roles, database properties) " \
                           "matches the backup's"

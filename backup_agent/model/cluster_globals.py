@@ -20,6 +20,7 @@ NAME_LIMIT_BYTES = 63
 # What rolpassword holds: a SCRAM verifier or an MD5 hash, never a plain password.
 PASSWORD_HASH = re.compile(r"SCRAM-SHA-256\$\d+:[A-Za-z0-9+/=]+\$[A-Za-z0-9+/=]+:"
                            r"[A-Za-z0-9+/=]+|md5[0-9a-f]{32}")
+VALID_UNTIL = re.compile(r"-?infinity|\d{4,}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{6} \+00 (AD|BC)")
 SETTING_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_.$]*")
 ENCODING = re.compile(r"[A-Z0-9_]{2,20}")
 DATABASE_PRIVILEGES = frozenset({"CONNECT", "CREATE", "TEMPORARY"})
@@ -41,7 +42,7 @@ class Role:
     replication: bool
     bypassrls: bool
     connection_limit: int
-    valid_until: str | None  # ISO 8601 UTC, or "infinity"
+    valid_until: str | None  # "YYYY-MM-DD HH:MM:SS.ffffff +00 AD|BC", "infinity", "-infinity"
     password: str | None  # a SCRAM or MD5 hash
     comment: str | None
     settings: tuple[str, ...]  # "name=value", as pg_db_role_setting keeps them
@@ -87,6 +88,7 @@ class ClusterGlobals:
     database: DatabaseProperties
     passwords_included: bool
     fingerprint: Mapping[str, Any] = field(default_factory=dict)
+    bootstrap_superuser: str | None = None  # the old server's, which pg_dump names as owner
 
     def role_names(self) -> list[str]:
         return [role.name for role in self.roles]
@@ -98,6 +100,7 @@ def document(*, roles_json: str, database_json: str, fingerprint_json: str,
     roles = json.loads(roles_json)
     return json.dumps({"format": GLOBALS_FORMAT, "passwords_included": passwords_included,
                        "roles": roles["roles"], "memberships": roles["memberships"],
+                      "bootstrap_superuser": roles["bootstrap_superuser"],
                        "database": json.loads(database_json),
                        "fingerprint": json.loads(fingerprint_json)},
                       ensure_ascii=False, sort_keys=True).encode()
@@ -158,10 +161,8 @@ def _role(raw: dict[str, Any]) -> Role:
     if password is not None and (not isinstance(password, str)
                                  or not PASSWORD_HASH.fullmatch(password)):
         raise GlobalsError(f"role {name}'s password is not a SCRAM or MD5 hash")
-    valid_until = "infinity" if raw.get("valid_until_infinity") else \
-        _text(raw.get("valid_until"), f"role {name}'s VALID UNTIL", limit=40)
-    if valid_until not in (None, "infinity") and not re.fullmatch(
-            r"-?\d{4,}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z", str(valid_until)):
+    valid_until = _text(raw.get("valid_until"), f"role {name}'s VALID UNTIL", limit=40)
+    if valid_until is not None and not VALID_UNTIL.fullmatch(valid_until):
         raise GlobalsError(f"role {name}'s VALID UNTIL is not a time")
     return Role(
         name=name, **{flag: _bool(raw.get(flag), f"role {name}'s {flag}") for flag in (
@@ -238,4 +239,6 @@ def parse_globals(content: bytes) -> ClusterGlobals:
                                                                  "the memberships")),
         database=_database(raw.get("database")),
         passwords_included=_bool(raw.get("passwords_included"), "passwords_included"),
-        fingerprint=fingerprint if isinstance(fingerprint, dict) else {})
+        fingerprint=fingerprint if isinstance(fingerprint, dict) else {},
+        bootstrap_superuser=None if raw.get("bootstrap_superuser") is None
+        else _name(raw.get("bootstrap_superuser"), "the bootstrap superuser"))

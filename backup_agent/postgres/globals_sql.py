@@ -6,10 +6,13 @@ returns one line of JSON built by the server itself (no parsing of psql's column
 The roles a database uses are found through pg_shdepend, PostgreSQL's own record of which
 role owns or holds a privilege on each object (that is what stops DROP ROLE): owners, ACL
 grantees, policy roles, the database's owner and grantees, and roles with settings in the
-database. Then every member of those roles (an application often logs in as a member of a
-group that holds the grants) and every role they in turn belong to. Built-in roles (OIDs
+database. Then every member of those roles, transitively (an application often logs in as
+a member of a group that holds the grants) - but never upwards again, so another
+database's roles never come along, and not through PostgreSQL 16's implicit grant to a
+role's creator (INHERIT FALSE and SET FALSE: it confers nothing here). Built-in roles (OIDs
 below 16384: the bootstrap superuser and the pg_* roles) exist on every server and are
-never carried, though memberships in pg_* roles are.
+never carried; memberships in pg_* roles are, and the bootstrap superuser's name is
+recorded (pg_dump writes `OWNER TO` it).
 """
 
 from __future__ import annotations
@@ -28,12 +31,16 @@ direct(role) AS (
     UNION SELECT s.setrole FROM pg_catalog.pg_db_role_setting s, db
     WHERE s.setdatabase = db.oid AND s.setrole <> 0),
 down(role) AS (SELECT role FROM direct
-    UNION SELECT m.member FROM pg_catalog.pg_auth_members m JOIN down ON m.roleid = down.role),
-up(role) AS (SELECT role FROM down
-    UNION SELECT m.roleid FROM pg_catalog.pg_auth_members m JOIN up ON m.member = up.role),
+    UNION SELECT m.member FROM pg_catalog.pg_auth_members m JOIN down ON m.roleid = down.role
+    WHERE {{conferring}}),
 used AS (SELECT r.* FROM pg_catalog.pg_roles r
-         WHERE r.oid IN (SELECT role FROM up) AND r.oid >= {FIRST_USER_OID})
+         WHERE r.oid IN (SELECT role FROM down) AND r.oid >= {FIRST_USER_OID})
 """
+
+
+def used_roles_cte(server_major: int) -> str:
+    conferring = "(m.inherit_option OR m.set_option)" if server_major >= 16 else "true"
+    return USED_ROLES_CTE.format(conferring=conferring)
 
 # Readable only by superusers (pg_authid): asked first, so the query below never fails.
 CAN_READ_PASSWORDS_SQL = \
@@ -91,16 +98,18 @@ def roles_sql(server_major: int, *, passwords: bool) -> str:
     same."""
     password = ("(SELECT p.rolpassword FROM pg_catalog.pg_authid p WHERE p.oid = u.oid)"
                 if passwords else "NULL")
-    return USED_ROLES_CTE + f"""
+    return used_roles_cte(server_major) + f"""
 SELECT pg_catalog.json_build_object(
+    'bootstrap_superuser', pg_catalog.pg_get_userbyid(10),
     'roles', (SELECT COALESCE(pg_catalog.json_agg(pg_catalog.json_build_object(
         'name', u.rolname, 'superuser', u.rolsuper, 'inherit', u.rolinherit,
         'createrole', u.rolcreaterole, 'createdb', u.rolcreatedb, 'login', u.rolcanlogin,
         'replication', u.rolreplication, 'bypassrls', u.rolbypassrls,
         'connection_limit', u.rolconnlimit,
-        'valid_until', pg_catalog.to_char(u.rolvaliduntil AT TIME ZONE 'UTC',
-                                          'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'),
-        'valid_until_infinity', u.rolvaliduntil = 'infinity',
+        'valid_until', CASE WHEN pg_catalog.isfinite(u.rolvaliduntil)
+                            THEN pg_catalog.to_char(u.rolvaliduntil AT TIME ZONE 'UTC',
+                                                    'YYYY-MM-DD HH24:MI:SS.US "+00" AD')
+                            ELSE u.rolvaliduntil::text END,
         'password', {password},
         'comment', pg_catalog.shobj_description(u.oid, 'pg_authid'),
         'settings', (SELECT s.setconfig FROM pg_catalog.pg_db_role_setting s
@@ -115,11 +124,13 @@ SELECT pg_catalog.json_build_object(
         '[]'::json)
         FROM pg_catalog.pg_auth_members a
         WHERE a.member IN (SELECT oid FROM used)
-          AND (a.roleid IN (SELECT oid FROM used) OR a.roleid < {FIRST_USER_OID})))::text;
+          AND (a.roleid IN (SELECT oid FROM used)
+               OR (a.roleid < {FIRST_USER_OID} AND a.roleid <> 10))))::text;
 """
 
 
-USED_ROLE_NAMES_SQL = USED_ROLES_CTE + """
+def used_role_names_sql(server_major: int) -> str:
+    return used_roles_cte(server_major) + """
 SELECT COALESCE(pg_catalog.json_agg(rolname ORDER BY rolname), '[]'::json)::text
 FROM used;
 """

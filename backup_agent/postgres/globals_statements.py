@@ -5,22 +5,31 @@ the globals file is ever sent as SQL text of its own. What a backup may not do i
 here, by rule rather than by trust:
 - SUPERUSER and REPLICATION are never granted (a superuser reaches every database and the
   server's files); the restore says so and the operator grants them by hand if wanted;
-- memberships in pg_execute_server_program, pg_read_server_files and pg_write_server_files
-  (they reach the server's programs and files) are never granted;
-- settings that load code or change identity (*_preload_libraries, role,
-  session_authorization) are never set.
+- memberships are granted only between roles the restore itself created, or in the
+  predefined roles of SAFE_MEMBERSHIPS (monitoring): never in an existing role, never
+  pg_read_server_files, pg_write_all_data and the like;
+- a setting is set only when this server knows it and any user may set it (context
+  `user` in pg_settings), or it is an extension's placeholder (`app.tenant`): never
+  `session_replication_role`, `log_statement`, `*_preload_libraries`, `role`, ...
 """
 
 from __future__ import annotations
+
+from collections.abc import Mapping
 
 from backup_agent.model.cluster_globals import DatabaseProperties, Grant, Membership, Role
 from backup_agent.postgres.admin import quote_identifier, quote_literal
 
 WITHHELD_ATTRIBUTES = ("superuser", "replication")
-WITHHELD_MEMBERSHIPS = frozenset({"pg_execute_server_program", "pg_read_server_files",
-                                  "pg_write_server_files"})
+SAFE_MEMBERSHIPS = frozenset({"pg_monitor", "pg_read_all_settings", "pg_read_all_stats",
+                              "pg_stat_scan_tables"})
 REFUSED_SETTINGS = frozenset({"session_preload_libraries", "local_preload_libraries",
                               "shared_preload_libraries", "role", "session_authorization"})
+# pg_settings of the target server, name (lower case) -> context, as rebuild.py reads it.
+SETTINGS_CONTEXT_SQL = """
+SELECT COALESCE(pg_catalog.json_object_agg(pg_catalog.lower(name), context), '{}'::json)::text
+FROM pg_catalog.pg_settings;
+"""
 # Settings whose value is a list of names: pg_dump quotes each element (GUC_LIST_QUOTE).
 LIST_SETTINGS = frozenset({"search_path", "temp_tablespaces"})
 PROVIDER_KEYWORDS = {"c": "libc", "i": "icu", "b": "builtin"}
@@ -64,11 +73,22 @@ def split_list_setting(value: str) -> list[str]:
     return items
 
 
-def setting_clause(setting: str) -> str | None:
-    """`name = 'value'` for a stored `name=value`, or None for a setting never restored."""
+def refusal(setting: str, contexts: Mapping[str, str]) -> str | None:
+    """Why a stored `name=value` is not restored on a server with these settings, or None."""
+    name = setting.partition("=")[0].lower()
+    context = contexts.get(name)
+    if name in REFUSED_SETTINGS:
+        return "never restored"
+    if context is None and "." not in name:
+        return "this server has no such setting"
+    if context is not None and context != "user":
+        return "only a superuser may set it: set it by hand if you want it"
+    return None
+
+
+def setting_clause(setting: str) -> str:
+    """`name = 'value'` for a stored `name=value` (check `refusal` first)."""
     name, _, value = setting.partition("=")
-    if name.lower() in REFUSED_SETTINGS:
-        return None
     quoted_name = ".".join(quote_identifier(part) for part in name.split("."))
     if name.lower() in LIST_SETTINGS:
         return f"{quoted_name} = " + ", ".join(quote_literal(item)
@@ -76,9 +96,9 @@ def setting_clause(setting: str) -> str | None:
     return f"{quoted_name} = {quote_literal(value)}"
 
 
-def create_role(role: Role) -> list[str]:
+def create_role(role: Role, contexts: Mapping[str, str]) -> tuple[list[str], list[str]]:
     """CREATE ROLE with the recorded attributes (never SUPERUSER or REPLICATION), its
-    password hash, comment and role-wide settings."""
+    password hash, comment and role-wide settings; and the settings left out."""
     attributes = [
         "INHERIT" if role.inherit else "NOINHERIT",
         "CREATEROLE" if role.createrole else "NOCREATEROLE",
@@ -95,9 +115,15 @@ def create_role(role: Role) -> list[str]:
     statements = [f"CREATE ROLE {name} WITH {' '.join(attributes)};"]
     if role.comment is not None:
         statements.append(f"COMMENT ON ROLE {name} IS {quote_literal(role.comment)};")
-    statements += [f"ALTER ROLE {name} SET {clause};" for setting in role.settings
-                   if (clause := setting_clause(setting)) is not None]
-    return statements
+    left_out = []
+    for setting in role.settings:
+        reason = refusal(setting, contexts)
+        if reason is None:
+            statements.append(f"ALTER ROLE {name} SET {setting_clause(setting)};")
+        else:
+            left_out.append(f"role {role.name}'s setting {setting.partition('=')[0]} "
+                            f"({reason})")
+    return statements, left_out
 
 
 def grant_membership(membership: Membership, server_major: int) -> str:
@@ -138,8 +164,8 @@ def create_database(name: str, properties: DatabaseProperties, *, owner: str | N
     return f"CREATE DATABASE {quote_identifier(name)} {' '.join(clauses)};"
 
 
-def database_settings(name: str, properties: DatabaseProperties,
-                      existing_roles: set[str]) -> tuple[list[str], list[str]]:
+def database_settings(name: str, properties: DatabaseProperties, existing_roles: set[str],
+                      contexts: Mapping[str, str]) -> tuple[list[str], list[str]]:
     """The comment, connection limit, settings and per-role settings; and what was left out."""
     database = quote_identifier(name)
     statements = [f"ALTER DATABASE {database} CONNECTION LIMIT "
@@ -149,23 +175,23 @@ def database_settings(name: str, properties: DatabaseProperties,
         statements.append(f"COMMENT ON DATABASE {database} IS "
                           f"{quote_literal(properties.comment)};")
     for setting in properties.settings:
-        clause = setting_clause(setting)
-        if clause is None:
-            left_out.append(f"the database setting {setting.partition('=')[0]} (never restored)")
+        reason = refusal(setting, contexts)
+        if reason is not None:
+            left_out.append(f"the database setting {setting.partition('=')[0]} ({reason})")
             continue
-        statements.append(f"ALTER DATABASE {database} SET {clause};")
+        statements.append(f"ALTER DATABASE {database} SET {setting_clause(setting)};")
     for role, settings in properties.role_settings:
         if role not in existing_roles:
             left_out.append(f"the settings of role {role} in the database (no such role)")
             continue
         for setting in settings:
-            clause = setting_clause(setting)
-            if clause is None:
-                left_out.append(f"role {role}'s setting {setting.partition('=')[0]} "
-                                "(never restored)")
+            reason = refusal(setting, contexts)
+            if reason is not None:
+                left_out.append(f"role {role}'s setting {setting.partition('=')[0]} in the "
+                                f"database ({reason})")
                 continue
             statements.append(f"ALTER ROLE {quote_identifier(role)} IN DATABASE {database} "
-                              f"SET {clause};")
+                              f"SET {setting_clause(setting)};")
     return statements, left_out
 
 

@@ -8,14 +8,15 @@ are, and how they differ from the backup's record is listed instead.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
 
 from backup_agent.model.cluster_globals import ClusterGlobals, Role
 from backup_agent.model.errors import DatabaseError
 from backup_agent.postgres.admin import DatabaseAdmin, quote_identifier
 from backup_agent.postgres.globals_statements import (
+    SAFE_MEMBERSHIPS,
     WITHHELD_ATTRIBUTES,
-    WITHHELD_MEMBERSHIPS,
     create_role,
     grant_membership,
 )
@@ -52,49 +53,52 @@ def _differences(role: Role, existing: dict[str, object]) -> list[str]:
             if getattr(role, attribute) != existing.get(attribute)]
 
 
-def create_missing_roles(admin: DatabaseAdmin, cluster: ClusterGlobals,
-                         server_major: int) -> RolesOutcome:
-    """Create the roles (and their memberships) the server lacks, in one transaction."""
+def create_missing_roles(admin: DatabaseAdmin, cluster: ClusterGlobals, server_major: int,
+                         contexts: Mapping[str, str], *, for_test: bool = False) -> RolesOutcome:
+    """Create the roles (and their memberships) the server lacks, in one transaction.
+
+    `for_test`: for a restore test's scratch database, so NOLOGIN and without a password:
+    a role dropped on the live server must never be able to log in again, even briefly."""
     outcome = RolesOutcome()
     existing = existing_roles(admin)
     statements: list[str] = []
     for role in cluster.roles:
         if role.name in existing:
             differs = _differences(role, existing[role.name])
-            if differs:
+            if differs and not for_test:
                 outcome.notes.append(f"role {role.name} exists and differs from the backup's "
                                      f"({', '.join(differs)}): left as it is")
             continue
-        statements += create_role(role)
+        if for_test:
+            role = replace(role, login=False, password=None, valid_until=None, settings=())
+        role_statements, left_out = create_role(role, contexts)
+        statements += role_statements
         outcome.created.append(role.name)
+        outcome.notes += [f"left out {item}" for item in left_out]
         withheld = [attribute.upper() for attribute in WITHHELD_ATTRIBUTES
                     if getattr(role, attribute)]
-        if withheld:
+        if withheld and not for_test:
             outcome.notes.append(f"created role {role.name} without {' and '.join(withheld)} "
                                  "(a restore never grants them): ALTER ROLE "
                                  f"{quote_identifier(role.name)} {' '.join(withheld)}; "
                                  "if it needs them")
-        if role.login and role.password is None:
+        if role.login and role.password is None and not for_test:
             outcome.notes.append(f"created login role {role.name} without a password (the "
                                  "backup holds none): ALTER ROLE ... PASSWORD before it "
                                  "logs in")
-    have = set(existing) | set(outcome.created)
     present = {tuple(pair) for pair in json.loads(admin.execute(MEMBERSHIPS_SQL)[0])}
+    created = set(outcome.created)
     for membership in cluster.memberships:
         if (membership.role, membership.member) in present:
             continue
-        if membership.member not in outcome.created:
-            outcome.notes.append(f"{membership.member} is a member of {membership.role} in "
-                                 "the backup but not here: left as it is (an existing role "
-                                 "is never changed)")
-        elif membership.role in WITHHELD_MEMBERSHIPS:
-            outcome.notes.append(f"did not make {membership.member} a member of "
-                                 f"{membership.role} (a restore never grants server access)")
-        elif membership.role in have:
+        if membership.member in created and (membership.role in created
+                                             or membership.role in SAFE_MEMBERSHIPS):
             statements.append(grant_membership(membership, server_major))
-        else:
+        elif not for_test:
             outcome.notes.append(f"did not make {membership.member} a member of "
-                                 f"{membership.role}: this server has no such role")
+                                 f"{membership.role} (a restore grants memberships only "
+                                 "between roles it created, never in an existing or "
+                                 "powerful role): GRANT it by hand if it should be")
     if statements:
         admin.execute("BEGIN;\n" + "\n".join(statements) + "\nCOMMIT;")
     return outcome

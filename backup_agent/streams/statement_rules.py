@@ -198,3 +198,9 @@ def names_roles(parts: Sequence[str]) -> bool:
     upper = [part.upper() for part in parts[:3]]
     return upper[0] in ("GRANT", "REVOKE") or upper[:3] == ["ALTER", "DEFAULT", "PRIVILEGES"] \
         or (upper[0] in ("SET", "RESET") and upper[1:3] == ["SESSION", "AUTHORIZATION"])
+
+
+def is_policy(parts: Sequence[str]) -> bool:
+    """CREATE POLICY or COMMENT ON POLICY (a policy's roles need to exist)."""
+    upper = [part.upper() for part in parts[:3]]
+    return upper[:2] == ["CREATE", "POLICY"] or upper == ["COMMENT", "ON", "POLICY"]

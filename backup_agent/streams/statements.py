@@ -28,7 +28,7 @@ from backup_agent.streams.psql_tokens import (
     STRING_SHOWN_BYTES,
     TOKEN,
 )
-from backup_agent.streams.statement_rules import describe, names_roles, refusal
+from backup_agent.streams.statement_rules import describe, is_policy, names_roles, refusal
 
 
 class StatementCheck:
@@ -46,9 +46,10 @@ class StatementCheck:
         # an older server leaves out the ones it lacks (pg_dump 17+ sets transaction_timeout).
         self.setting_ranges: dict[str, list[tuple[int, int]]] = {}
         self.owner_ranges: list[tuple[int, int]] = []  # whole-line ALTER ... OWNER TO
-        # Whole-line GRANT, REVOKE, ALTER DEFAULT PRIVILEGES and the SET/RESET SESSION
-        # AUTHORIZATION around them: what --no-owner leaves out with the owners.
+        # GRANT, REVOKE, ... (statement_rules.names_roles): --no-owner leaves them out.
         self.acl_ranges: list[tuple[int, int]] = []
+        # Whole-line CREATE/COMMENT ON POLICY and their text (postgres/policies.py).
+        self.policy_lines: list[tuple[int, int, bytes]] = []
         self._current: tuple[int, bytes] = (0, b"")  # the line being read: offset, bytes
         self._fed = 0  # bytes passed to feed() so far
         self.statements = 0
@@ -284,6 +285,8 @@ class StatementCheck:
             self.owner_ranges.append((offset, offset + len(line)))
         if whole_line and names_roles(parts):
             self.acl_ranges.append((offset, offset + len(line)))
+        if whole_line and is_policy(parts):
+            self.policy_lines.append((offset, offset + len(line), bytes(line)))
         if parts and parts[0].upper() == "COPY":
             if rest_of_line.strip():
                 self._refuse(number, "text after a COPY ... FROM stdin; on its line")

@@ -40,7 +40,10 @@ def with_roles(server: PostgresServer, database: str) -> None:
         ALTER DATABASE {database} SET work_mem = '12MB';
         ALTER ROLE gl_ro IN DATABASE {database} SET statement_timeout = '5s';
         COMMENT ON DATABASE {database} IS 'production shop';
-        ALTER DATABASE {database} CONNECTION LIMIT 50;""")
+        ALTER DATABASE {database} CONNECTION LIMIT 50;
+        ALTER TABLE shop.customers ENABLE ROW LEVEL SECURITY;
+        CREATE POLICY "ro sees" ON shop.customers FOR SELECT TO gl_ro USING (true);
+        COMMENT ON POLICY "ro sees" ON shop.customers IS 'gl_ro reads every customer';""")
 
 
 @pytest.fixture
@@ -158,6 +161,9 @@ def test_no_owner_on_a_new_server_creates_no_role_and_skips_owners_and_grants(
         FROM pg_database d WHERE datname = '{database}';""").strip()
     assert settings == "50|production shop|{work_mem=12MB}"
     assert any("settings of role gl_ro" in warning for warning in report["warnings"])
+    assert any(warning.startswith("left out policy ro sees on shop.customers: it names role(s) "
+                                  "gl_ro") for warning in report["warnings"])
+    assert new_cluster.psql(database, "SELECT count(*) FROM pg_policy;").strip() == "0"
 
 
 def test_a_planted_globals_file_cannot_make_a_superuser_or_load_a_library(
@@ -166,9 +172,13 @@ def test_a_planted_globals_file_cannot_make_a_superuser_or_load_a_library(
     def escalate(document: dict[str, Any]) -> dict[str, Any]:
         for role in document["roles"]:
             role.update(superuser=True, replication=True)
-        document["database"]["settings"].append("session_preload_libraries=/tmp/evil.so")
-        document["memberships"].append({"role": "pg_execute_server_program", "member": "gl_ro",
-                                        "admin": False, "inherit": True, "set": True})
+        document["database"]["settings"] += ["session_preload_libraries=/tmp/evil.so",
+                                             "force_parallel_mode=off"]
+        for role in document["roles"]:
+            role["settings"] = ["session_replication_role=replica"]
+        for powerful in ("pg_execute_server_program", "pg_write_all_data", "postgres"):
+            document["memberships"].append({"role": powerful, "member": "gl_ro",
+                                            "admin": True, "inherit": True, "set": True})
         return document
 
     planted = rewrite_backup(backup_dir, backed_up, lambda sql: sql, change_globals=escalate)
@@ -178,11 +188,16 @@ def test_a_planted_globals_file_cannot_make_a_superuser_or_load_a_library(
     warnings = " ".join(json.loads(result.stdout)["warnings"])
     assert "created role gl_ro without SUPERUSER and REPLICATION" in warnings
     assert "session_preload_libraries (never restored)" in warnings
-    assert "did not make gl_ro a member of pg_execute_server_program" in warnings
+    for powerful in ("pg_execute_server_program", "pg_write_all_data", "postgres"):
+        assert f"did not make gl_ro a member of {powerful}" in warnings
+    assert "force_parallel_mode (this server has no such setting)" in warnings
+    assert "session_replication_role (only a superuser may set it" in warnings
     assert new_cluster.psql("postgres", """
-        SELECT count(*) FROM pg_roles WHERE rolname LIKE 'gl\\_%'
-        AND (rolsuper OR rolreplication OR pg_has_role(oid, 'pg_execute_server_program',
-                                                       'MEMBER'));""").strip() == "0"
+        SELECT count(*) FROM pg_roles r WHERE rolname LIKE 'gl\\_%'
+        AND (rolsuper OR rolreplication OR EXISTS (
+            SELECT FROM pg_auth_members m WHERE m.member = r.oid));""").strip() == "0"
+    assert "replica" not in new_cluster.psql("postgres",
+                                             "SELECT setconfig FROM pg_db_role_setting;")
     assert "preload" not in new_cluster.psql("postgres",
                                              "SELECT setconfig FROM pg_db_role_setting;")
 
@@ -210,7 +225,7 @@ def test_a_backup_by_a_user_who_cannot_read_password_hashes_says_so(
     (Not pg_read_all_data: that role reads pg_authid too.)"""
     with_roles(pg_server, database)
     pg_server.psql("postgres", """
-        DO $$ BEGIN CREATE ROLE gl_dumper LOGIN PASSWORD 'gl-dumper-password';
+        DO $$ BEGIN CREATE ROLE gl_dumper LOGIN BYPASSRLS PASSWORD 'gl-dumper-password';
         EXCEPTION WHEN duplicate_object THEN NULL; END $$;
         """)
     pg_server.psql(database, f"""
@@ -233,3 +248,54 @@ def test_a_backup_by_a_user_who_cannot_read_password_hashes_says_so(
     assert report["roles_created"] == ["gl_owner", "gl_ro", "gl_dumper"]  # it holds grants
     assert any("created login role gl_ro without a password" in warning
                for warning in report["warnings"])
+
+
+def test_the_old_superuser_s_name_must_exist_before_anything_is_created(
+        backed_up: str, agent_env: dict[str, str], backup_dir: Path,
+        new_cluster: PostgresServer, database: str) -> None:
+    def renamed(document: dict[str, Any]) -> dict[str, Any]:
+        document["bootstrap_superuser"] = "old_admin"
+        return document
+
+    moved = rewrite_backup(backup_dir, backed_up, lambda sql: sql, change_globals=renamed)
+    result = run_agent(["restore", str(backup_dir / moved), "--yes"],
+                       on(new_cluster, agent_env, database))
+    assert result.returncode != 0
+    assert 'this server has no such role: CREATE ROLE "old_admin" SUPERUSER;' in result.stderr
+    assert "gl_" not in new_cluster.psql("postgres", "SELECT rolname FROM pg_roles;")
+    assert database not in new_cluster.database_names()
+
+
+def test_a_restore_test_on_a_server_without_the_roles_makes_them_nologin_and_drops_them(
+        backed_up: str, agent_env: dict[str, str], backup_dir: Path,
+        new_cluster: PostgresServer, database: str) -> None:
+    result = run_agent(["verify", str(backup_dir / backed_up), "--restore-test"],
+                       on(new_cluster, agent_env, "postgres"))
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "created role(s) gl_owner, gl_ro (NOLOGIN) for the test and dropped them" in \
+        result.stdout + result.stderr
+    assert "gl_" not in new_cluster.psql("postgres", "SELECT rolname FROM pg_roles;")
+
+
+def test_only_the_roles_this_database_uses_and_their_members_are_carried(
+        pg_server: PostgresServer, database: str, agent_env: dict[str, str],
+        backup_dir: Path, new_cluster: PostgresServer) -> None:
+    with_roles(pg_server, database)
+    pg_server.psql("postgres", """
+        DO $$ BEGIN CREATE ROLE gl_other_owner NOLOGIN; CREATE ROLE gl_dba LOGIN;
+            CREATE ROLE gl_expired LOGIN PASSWORD 'expired-pw' VALID UNTIL '-infinity';
+        EXCEPTION WHEN duplicate_object THEN NULL; END $$;
+        GRANT gl_owner, gl_other_owner TO gl_dba;""")
+    pg_server.psql(database, f"GRANT CONNECT ON DATABASE {database} TO gl_expired;")
+    name = make_backup(agent_env)["name"]
+    import gzip
+
+    document = json.loads(gzip.decompress((backup_dir / f"{name}.globals").read_bytes()))
+    carried = {role["name"] for role in document["roles"]}
+    assert {"gl_owner", "gl_ro", "gl_dba", "gl_expired"} <= carried
+    assert "gl_other_owner" not in carried  # another database's owner stays home
+    assert all(item["role"] != "gl_other_owner" for item in document["memberships"])
+    result = run_agent(["restore", "latest", "--yes"], on(new_cluster, agent_env, database))
+    assert result.returncode == 0, result.stderr
+    assert new_cluster.psql("postgres", "SELECT rolvaliduntil FROM pg_roles "
+                                        "WHERE rolname = 'gl_expired';").strip() == "-infinity"

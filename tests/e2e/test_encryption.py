@@ -219,8 +219,7 @@ def test_retention_and_list_handle_encrypted_backups_without_the_key(
     listed = run_agent(["list", "--json"], agent_env)
     assert listed.returncode == 0, listed.stderr
     names = {(item["where"], item["name"]) for item in json.loads(listed.stdout)["backups"]}
-    assert {("local", name) for name in encrypted_names} <= names
-    assert {("s3", name) for name in encrypted_names} <= names
+    assert {("local+s3", name) for name in encrypted_names} <= names  # one row per backup
     status = run_agent(["status", "--max-age", "1h"], agent_env)
     assert status.returncode == 0, status.stderr
 

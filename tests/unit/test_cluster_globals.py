@@ -17,6 +17,7 @@ from backup_agent.postgres.globals_statements import (
     database_privileges,
     database_settings,
     grant_membership,
+    refusal,
     setting_clause,
     split_list_setting,
 )
@@ -27,7 +28,7 @@ SCRAM = ("SCRAM-SHA-256$4096:UpaAnE+Tmkw8dg7+9KcDVQ==$ew7PwPocyPD0T20KifP6IS+xg6
          "Q=:m5Rd5Tdd2P73tXDMa5xd+GqCoo+4PmMytGN0m3qKhfQ=")
 ROLE = {"name": "shop_app", "superuser": False, "inherit": True, "createrole": False,
         "createdb": False, "login": True, "replication": False, "bypassrls": False,
-        "connection_limit": 5, "valid_until": None, "valid_until_infinity": None,
+        "connection_limit": 5, "valid_until": None,
         "password": SCRAM, "comment": "the app's login", "settings": ["work_mem=16MB"]}
 DATABASE = {"owner": "shop_owner", "encoding": "UTF8", "collate": "C.UTF-8",
             "ctype": "C.UTF-8", "locale_provider": "c", "locale": None, "icu_rules": None,
@@ -96,14 +97,22 @@ def test_list_settings_split_as_postgresql_does() -> None:
     assert setting_clause('search_path="$user", public') == "\"search_path\" = '$user', 'public'"
     assert setting_clause("DateStyle=ISO, DMY") == "\"DateStyle\" = 'ISO, DMY'"
     assert setting_clause("app.tenant=it's") == "\"app\".\"tenant\" = 'it''s'"
+    contexts = {"work_mem": "user", "search_path": "user", "role": "user",
+                "session_replication_role": "superuser", "log_statement": "superuser"}
+    assert refusal("work_mem=16MB", contexts) is None
+    assert refusal("app.tenant=x", contexts) is None  # an extension's placeholder
+    assert refusal("force_parallel_mode=off", contexts) == "this server has no such setting"
+    for superuser_only in ("session_replication_role=replica", "log_statement=all"):
+        assert "only a superuser" in str(refusal(superuser_only, contexts))
     for refused in ("session_preload_libraries=evil", "role=postgres",
                     "local_preload_libraries=x", "session_authorization=postgres"):
-        assert setting_clause(refused) is None
+        assert refusal(refused, contexts) == "never restored"
 
 
 def test_a_role_is_created_with_its_hash_and_never_superuser() -> None:
     role = parse_globals(changed("roles.0.superuser", True)).roles[0]
-    statements = create_role(role)
+    statements, left_out = create_role(role, {"work_mem": "user"})
+    assert left_out == []
     assert statements == [
         "CREATE ROLE \"shop_app\" WITH INHERIT NOCREATEROLE NOCREATEDB LOGIN NOBYPASSRLS "
         f"CONNECTION LIMIT 5 PASSWORD '{SCRAM}';",
@@ -137,7 +146,8 @@ def test_the_database_is_created_with_its_locale_provider() -> None:
 
 def test_database_settings_and_privileges_reach_only_existing_roles() -> None:
     properties = parse_globals(content()).database
-    statements, left_out = database_settings("shop", properties, {"shop_owner"})
+    statements, left_out = database_settings("shop", properties, {"shop_owner"},
+                                             {"search_path": "user"})
     assert statements == [
         'ALTER DATABASE "shop" CONNECTION LIMIT 50;',
         "COMMENT ON DATABASE \"shop\" IS 'production shop';",
@@ -176,3 +186,32 @@ def test_an_encrypted_file_holds_no_name_or_hash_in_the_clear() -> None:
     other = parse_identities(new_identity()[0].decode(), "other key")
     with pytest.raises(GlobalsError, match="does not decrypt"):
         prove(stored, expected_sha256=digest, identities=other)
+
+
+def test_policies_naming_missing_roles_are_left_out_with_their_comments() -> None:
+    from backup_agent.postgres.policies import policies_naming_missing_roles
+
+    lines = [
+        b'CREATE POLICY "ro, sees" ON "My Schema".t FOR SELECT TO shop_ro, "We""ird" '
+        b"USING (true);\n",
+        b"CREATE POLICY open ON s.t USING (true);\n",
+        b"CREATE POLICY mine ON s.t AS RESTRICTIVE FOR ALL TO shop_owner USING (true);\n",
+        b"COMMENT ON POLICY \"ro, sees\" ON \"My Schema\".t IS 'x';\n",
+        b"COMMENT ON POLICY open ON s.t IS 'y';\n",
+    ]
+    placed, offset = [], 0
+    for line in lines:
+        placed.append((offset, offset + len(line), line))
+        offset += len(line)
+    ranges, notes = policies_naming_missing_roles(placed, {"shop_owner", 'We"ird'})
+    assert ranges == [placed[0][:2], placed[3][:2]]
+    assert notes == ["left out policy ro, sees on My Schema.t: it names role(s) shop_ro, which "
+                     "this server lacks (--no-owner); row-level security stays on, so those "
+                     "rows are hidden from all but the owner until you recreate it"]
+
+
+def test_valid_until_keeps_infinities_and_eras() -> None:
+    for value in ("-infinity", "infinity", "0044-03-15 00:00:00.000000 +00 BC",
+                  "2099-12-31 05:00:00.000000 +00 AD"):
+        assert parse_globals(changed("roles.0.valid_until", value)).roles[0].valid_until \
+            == value
