@@ -12,7 +12,7 @@ from typing import Any
 
 from backup_agent.catalog import Catalog
 from backup_agent.model.backup import BackupRef, Where, newest_complete
-from backup_agent.model.durations import human_duration, parse_duration
+from backup_agent.model.durations import age_text, human_duration, parse_duration
 from backup_agent.model.errors import StaleBackupError
 from backup_agent.model.settings import Settings
 
@@ -48,10 +48,9 @@ def run_status(settings: Settings, *, max_age: timedelta, where: Where,
         raise error
     age = newest.age(now)
     if age > max_age:
-        hours = age.total_seconds() / 3600
         error = StaleBackupError(
-            f"the newest complete backup ({newest.name}, {newest.where.value}) is {hours:.1f} "
-            f"hours old, over the {human_duration(max_age)} limit: backups have "
+            f"the newest complete backup ({newest.name}, {newest.where.value}) is "
+            f"{age_text(age)} old, over the {human_duration(max_age)} limit: backups have "
             "stopped; check the backup job's logs")
         error.warned = warnings
         raise error

@@ -62,7 +62,8 @@ PrefixOption = Annotated[str | None, typer.Option(
     "--s3-prefix", metavar="PREFIX", envvar="S3_PREFIX", rich_help_panel=STORAGE,
     help="Key prefix in the bucket (default: backups/).")]
 SourceFromOption = Annotated[Place, typer.Option(
-    "--from", help="Where `latest`, a bare name and --all look: local or s3.")]
+    "--from", help="Where `latest` and a bare name from `list` are looked up (and, for "
+    "verify, --all): local or s3.")]
 AppContainersOption = Annotated[str | None, typer.Option(
     "--app-containers", metavar="NAMES", envvar="APP_CONTAINERS", rich_help_panel=CONNECTION,
     help="App containers to stop around the swap and start again (comma or space separated).")]

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 import typer
 
 from backup_agent.cli.progress import human_size
+from backup_agent.model.durations import age_text, human_duration
 from backup_agent.model.errors import BackupAgentError, ExitCode
 
 if TYPE_CHECKING:
@@ -67,12 +68,7 @@ def print_json(payload: dict[str, Any], secrets: Sequence[str]) -> None:
 
 
 def human_age(created: datetime, now: datetime) -> str:
-    seconds = max(0, int((now - created).total_seconds()))
-    if seconds < 3600:
-        return f"{seconds // 60}m"
-    if seconds < 86400 * 2:
-        return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
-    return f"{seconds // 86400}d"
+    return age_text(now - created)
 
 
 def aligned(rows: Sequence[Sequence[str]]) -> str:
@@ -214,4 +210,4 @@ def prune_summary(result: PruneResult) -> str:
 
 def status_summary(result: StatusResult) -> str:
     return (f"ok: newest complete backup {result.newest.name} ({result.newest.where.value}) "
-            f"is {result.age.total_seconds() / 3600:.1f} hours old")
+            f"is {age_text(result.age)} old (limit {human_duration(result.max_age)})")

@@ -32,3 +32,16 @@ def parse_duration(text: str, *, name: str = "--max-age") -> timedelta:
         raise ConfigurationError(f"{name} {text!r} is not a duration: use e.g. 26h, 90m, 2d, "
                                  f"30s (fix {name})")
     return timedelta(seconds=float(match[1]) * UNIT_SECONDS[match[2] or "s"])
+
+
+
+def age_text(duration: timedelta) -> str:
+    """How old something is, as `list` shows it: `45s`, `12m`, `5h07m`, `3d`."""
+    seconds = max(0, int(duration.total_seconds()))
+    if seconds < 60:
+        return f"{seconds}s"
+    if seconds < 3600:
+        return f"{seconds // 60}m"
+    if seconds < 86400 * 2:
+        return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
+    return f"{seconds // 86400}d"

@@ -74,3 +74,12 @@ def test_age_recipients_are_checked_like_age_checks_them() -> None:
         parse_recipients("AGE-SECRET-KEY-1ABC")
     with pytest.raises(ConfigurationError, match="not a valid age public key"):
         parse_recipients(typo)
+
+
+def test_ages_read_in_one_unit_a_person_takes_in_at_a_glance() -> None:
+    from datetime import timedelta
+
+    from backup_agent.model.durations import age_text
+
+    assert [age_text(timedelta(seconds=value)) for value in (4.6, 125, 3725, 200_000)] == \
+        ["4s", "2m", "1h02m", "2d"]
