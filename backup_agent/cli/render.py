@@ -81,10 +81,12 @@ def aligned(rows: Sequence[Sequence[str]]) -> str:
 def _completeness(backup: ListedBackup) -> str:
     if backup.complete:
         return "yes"
+    incomplete = [ref for ref in backup.refs if not ref.complete]
+    what = "damaged" if all(ref.made_by_agent and ref.has_checksum for ref in incomplete) \
+        else "no manifest"  # ours with a checksum, yet not complete: not the size it records
     if len(backup.refs) == 1:
-        return "no manifest"
-    return "no manifest in " + "+".join(ref.where.value for ref in backup.refs
-                                         if not ref.complete)
+        return what
+    return f"{what} in " + "+".join(ref.where.value for ref in incomplete)
 
 
 def backup_table(backups: Sequence[ListedBackup], now: datetime, *, keys: bool = False) -> str:

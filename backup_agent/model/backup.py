@@ -91,8 +91,11 @@ class BackupRef:
 
     @property
     def complete(self) -> bool:
-        """Ours, with its checksum: the only backups `latest`, status and retention trust."""
-        return self.made_by_agent and self.has_checksum
+        """Ours, with its checksum, and (once the manifest is read) of the size it records:
+        the only backups `latest`, status and retention trust. A cut-short copy is not."""
+        recorded = (self.manifest or {}).get("size_bytes")
+        return self.made_by_agent and self.has_checksum \
+            and (not isinstance(recorded, int) or recorded == self.size)
 
     @property
     def recipients(self) -> list[str]:

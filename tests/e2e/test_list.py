@@ -128,3 +128,15 @@ def test_list_summary_counts_sizes_and_names_what_s3_lacks(agent_env: dict[str, 
     assert lines[0].split() == ["PLACE", "BACKUPS", "TOTAL", "OLDEST", "NEWEST"]
     assert lines[1].split()[:2] == ["local", "3"] and lines[2].split()[:2] == ["s3", "1"]
     assert lines[3] == "missing from S3: 2"
+
+
+def test_a_cut_short_local_copy_is_listed_as_damaged_and_never_latest(
+        agent_env: dict[str, str], backup_dir: Path) -> None:
+    name = make_backup(agent_env)["name"]
+    with (backup_dir / name).open("r+b") as data:
+        data.truncate(1000)
+    listed = run_agent(["list"], agent_env)
+    row = next(line for line in listed.stdout.splitlines() if line.startswith(name))
+    assert "damaged in local" in row
+    restore = run_agent(["restore", "latest", "--dry-run"], agent_env)
+    assert restore.returncode == 9 and "no complete backup" in restore.stderr
