@@ -12,7 +12,7 @@ from tests.infra.test_program import writer_statements
 
 PROVIDER = "aws:iam/openIdConnectProvider:OpenIdConnectProvider"
 ROLE = "aws:iam/role:Role"
-VARIABLE = "github:index/actionsVariable:ActionsVariable"
+VARIABLE = "github:index/actionsEnvironmentVariable:ActionsEnvironmentVariable"
 ROLE_ARN = f"arn:aws:iam::{ACCOUNT}:role/dorami-backup-github-actions"
 PROVIDER_ARN = f"arn:aws:iam::{ACCOUNT}:oidc-provider/token.actions.githubusercontent.com"
 
@@ -61,13 +61,17 @@ def test_the_role_has_exactly_the_writers_policy(oidc_run: ProgramRun) -> None:
     assert role_policy["Statement"] == writer_statements(oidc_run)
 
 
-def test_the_role_arn_is_the_actions_variable_the_workflows_read(oidc_run: ProgramRun) -> None:
-    variable = oidc_run.one(VARIABLE).inputs
-    assert variable == {"repository": "dorami", "variableName": "AWS_ROLE_ARN",
-                        "value": ROLE_ARN}
+def test_the_role_arn_is_the_production_environments_variable(oidc_run: ProgramRun) -> None:
+    variables = {resource.inputs["variableName"]: resource.inputs
+                 for resource in oidc_run.of_type(VARIABLE)}
+    # Only jobs in that environment may assume the role, and only they read the variable.
+    assert variables["AWS_ROLE_ARN"] == {"repository": "dorami", "environment": "production",
+                                         "variableName": "AWS_ROLE_ARN", "value": ROLE_ARN}
+    assert oidc_run.of_type("github:index/actionsVariable:ActionsVariable") == []
     assert oidc_run.output("githubRoleArn") == ROLE_ARN
     # The static key stays: the workflows use it until AWS_ROLE_ARN is set.
-    assert len(oidc_run.of_type("github:index/actionsSecret:ActionsSecret")) == 3
+    assert len(oidc_run.of_type(
+        "github:index/actionsEnvironmentSecret:ActionsEnvironmentSecret")) == 3
 
 
 def test_an_existing_provider_is_reused_not_declared_again() -> None:
