@@ -18,6 +18,7 @@ REPOSITORY = Path(__file__).resolve().parents[2]
 WORKFLOWS = sorted((REPOSITORY / ".github" / "workflows").glob("*.yml"))
 sys.path.insert(0, str(INFRA))
 import github_environment  # noqa: E402 - infra/ uses sibling imports
+import stack_settings  # noqa: E402
 
 PINNED = re.compile(r"^[\w.-]+/[\w./-]+@[0-9a-f]{40}$")
 # Secrets the user sets by hand (SSH access, the preview's Pulumi access), per the README.
@@ -47,14 +48,12 @@ def test_the_secrets_read_are_the_ones_pulumi_writes_or_the_readme_lists() -> No
 
 
 def test_the_jobs_that_read_pulumis_secrets_run_in_the_environment_it_writes_them_to() -> None:
-    from stack_settings import PRODUCTION_ENVIRONMENT
-
     readers = [(path.name, name, job) for path in WORKFLOWS
                for name, job in load(path)["jobs"].items()
                if set(re.findall(r"secrets\.([A-Z0-9_]+)", str(job))) & PULUMI_WRITTEN]
     assert len(readers) >= 5
     for workflow, name, job in readers:
-        assert job.get("environment") == PRODUCTION_ENVIRONMENT, f"{workflow}:{name}"
+        assert job.get("environment") == stack_settings.PRODUCTION_ENVIRONMENT, f"{workflow}:{name}"
     # ...which deploys from the branch the deploy workflow runs on.
     deploy = load(REPOSITORY / ".github" / "workflows" / "deploy-production.yml")
     assert triggers(deploy)["push"]["branches"] == [github_environment.DEPLOYMENT_BRANCH]
