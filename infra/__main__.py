@@ -1,4 +1,4 @@
-"""Pulumi program: the backup bucket, its least-privilege writer, and their GitHub secrets.
+"""Pulumi program: the backup bucket, its least-privilege writer, and their GitHub environment.
 
 Replaces the guide's one-time manual AWS set-up. Each concern is a component in its own
 module; this file only wires them together and exports what the operator needs.
@@ -11,13 +11,13 @@ import pulumi_aws as aws
 from access_logs import AccessLogs
 from backup_bucket import BackupBucket
 from backup_writer import BackupWriter
-from github_oidc import GithubOidcRole
-from github_secrets import (
+from github_environment import (
     ACCESS_KEY_ID_SECRET,
     BUCKET_SECRET,
     SECRET_ACCESS_KEY_SECRET,
-    GithubSecrets,
+    GithubEnvironment,
 )
+from github_oidc import GithubOidcRole
 from stack_settings import load_settings
 
 settings = load_settings()
@@ -25,18 +25,17 @@ backups = BackupBucket("backups", settings)
 writer = BackupWriter("writer", settings, backups.bucket)
 if settings.access_logging:
     AccessLogs("access-logs", settings, backups.bucket)
+environment = None
 if settings.manage_github_secrets:
     assert settings.github_repository is not None
-    GithubSecrets("github", settings.github_repository, {
+    environment = GithubEnvironment("github", settings.github_repository, {
         BUCKET_SECRET: backups.bucket.bucket,
         ACCESS_KEY_ID_SECRET: writer.access_key.id,
         SECRET_ACCESS_KEY_SECRET: writer.secret_access_key,
     })
 oidc = None
 if settings.github_oidc:
-    oidc = GithubOidcRole("github-actions", settings, backups.bucket,
-                          variable_repository=settings.github_repository
-                          if settings.manage_github_secrets else None)
+    oidc = GithubOidcRole("github-actions", settings, backups.bucket, environment=environment)
 
 outputs: dict[str, pulumi.Input[str]] = {
     "bucketName": backups.bucket.bucket,

@@ -2,9 +2,12 @@
 
 With `githubOidc: true`, jobs in the repository's `production` environment can assume a role
 with the writer's own policy instead of holding the static key: the workflows use it when
-the Actions variable AWS_ROLE_ARN is set (aws-actions/configure-aws-credentials), and fall
-back to the static key otherwise. An account has one provider per issuer URL; if it already
-has GitHub's (say, for the infra preview's role), pass its ARN as `githubOidcProviderArn`.
+the `production` environment's variable AWS_ROLE_ARN is set
+(aws-actions/configure-aws-credentials), and fall back to the static key otherwise.
+Sessions last `githubRoleSessionSeconds`: the role's maximum, and the environment's variable
+AWS_ROLE_SESSION_SECONDS, which the workflows ask for. An account has one provider per
+issuer URL; if it already has GitHub's (say, for the infra preview's role), pass its ARN as
+`githubOidcProviderArn`.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ import json
 import pulumi
 import pulumi_aws as aws
 import pulumi_github as github
+from github_environment import GithubEnvironment
 from policy_documents import (
     GITHUB_OIDC_AUDIENCE,
     GITHUB_OIDC_HOST,
@@ -22,16 +26,17 @@ from policy_documents import (
 )
 from stack_settings import StackSettings
 
-# The variable the workflows read (`vars.AWS_ROLE_ARN`): a name, not a secret.
+# The variables the workflows read (`vars.AWS_ROLE_ARN`, `vars.AWS_ROLE_SESSION_SECONDS`):
+# names, not secrets.
 ROLE_ARN_VARIABLE = "AWS_ROLE_ARN"
-SESSION_SECONDS = 3600  # a backup run is minutes; the credentials outlive it by little
+SESSION_SECONDS_VARIABLE = "AWS_ROLE_SESSION_SECONDS"
 
 
 class GithubOidcRole(pulumi.ComponentResource):
-    """GitHub's OIDC provider (unless given), the role it may assume, and its variable."""
+    """GitHub's OIDC provider (unless given), the role it may assume, and its variables."""
 
     def __init__(self, name: str, settings: StackSettings, bucket: aws.s3.Bucket, *,
-                 variable_repository: str | None,
+                 environment: GithubEnvironment | None,
                  opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("dorami:backups:GithubOidcRole", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
@@ -45,7 +50,8 @@ class GithubOidcRole(pulumi.ComponentResource):
                 client_id_lists=[GITHUB_OIDC_AUDIENCE], opts=child).arn
         subject = settings.github_subject
         self.role = aws.iam.Role(
-            name, name=settings.github_role_name, max_session_duration=SESSION_SECONDS,
+            name, name=settings.github_role_name,
+            max_session_duration=settings.github_role_session_seconds,
             assume_role_policy=pulumi.Output.from_input(provider_arn).apply(
                 lambda arn: json.dumps(github_actions_trust_policy(arn, subject))),
             opts=child)
@@ -54,9 +60,13 @@ class GithubOidcRole(pulumi.ComponentResource):
             policy=bucket.bucket.apply(lambda bucket_name: json.dumps(
                 writer_policy(bucket_name, settings.backup_prefix))),
             opts=child)
-        if variable_repository is not None:
-            github.ActionsVariable(
-                f"{name}-{ROLE_ARN_VARIABLE.lower().replace('_', '-')}",
-                repository=variable_repository, variable_name=ROLE_ARN_VARIABLE,
-                value=self.role.arn, opts=child)
+        if environment is not None:  # the role trusts only that environment's jobs
+            variables: dict[str, pulumi.Input[str]] = {
+                ROLE_ARN_VARIABLE: self.role.arn,
+                SESSION_SECONDS_VARIABLE: str(settings.github_role_session_seconds)}
+            for variable_name, value in variables.items():
+                github.ActionsEnvironmentVariable(
+                    f"{name}-{variable_name.lower().replace('_', '-')}",
+                    repository=environment.repository, environment=environment.name,
+                    variable_name=variable_name, value=value, opts=child)
         self.register_outputs({"role_arn": self.role.arn})

@@ -9,6 +9,11 @@ import pulumi
 OBJECT_LOCK_MODES = ("GOVERNANCE", "COMPLIANCE")
 # The GitHub environment whose jobs may assume the OIDC role (the workflows' `environment:`).
 PRODUCTION_ENVIRONMENT = "production"
+# IAM's limits for a role's maximum session duration (MaxSessionDuration), in seconds.
+ROLE_SESSION_SECONDS_RANGE = (3600, 43200)
+# Longer than the longest job's timeout (120 minutes): a backup's multipart upload completes
+# after the dump, and the runner then confirms it with the same credentials.
+DEFAULT_ROLE_SESSION_SECONDS = 7200
 
 
 @dataclass(frozen=True)
@@ -30,6 +35,7 @@ class StackSettings:
     github_oidc: bool = False
     github_oidc_provider_arn: str | None = None
     github_role_name: str = "dorami-backup-github-actions"
+    github_role_session_seconds: int = DEFAULT_ROLE_SESSION_SECONDS
 
     @property
     def github_subject(self) -> str:
@@ -43,6 +49,7 @@ def load_settings() -> StackSettings:
     config = pulumi.Config()
     manage_github_secrets = config.get_bool("manageGithubSecrets")
     retention_days = config.get_int("retentionDays") or 30
+    session_seconds = config.get_int("githubRoleSessionSeconds")
     settings = StackSettings(
         bucket_name=config.require("bucketName"),
         retention_days=retention_days,
@@ -61,6 +68,8 @@ def load_settings() -> StackSettings:
         github_oidc=bool(config.get_bool("githubOidc")),
         github_oidc_provider_arn=config.get("githubOidcProviderArn"),
         github_role_name=config.get("githubRoleName") or "dorami-backup-github-actions",
+        github_role_session_seconds=DEFAULT_ROLE_SESSION_SECONDS if session_seconds is None
+        else session_seconds,
     )
     _check(settings)
     return settings
@@ -81,6 +90,10 @@ def _check(settings: StackSettings) -> None:
     if settings.github_oidc and not (settings.github_repository and settings.github_owner):
         raise pulumi.RunError("githubOidc needs githubRepository and github:owner: the role "
                               "trusts repo:<owner>/<repository>:environment:production")
+    shortest, longest = ROLE_SESSION_SECONDS_RANGE
+    if not shortest <= settings.github_role_session_seconds <= longest:
+        raise pulumi.RunError(f"githubRoleSessionSeconds must be {shortest} to {longest} (IAM's "
+                              f"limits), not {settings.github_role_session_seconds}")
     kept = settings.retention_days + settings.noncurrent_retention_days
     if settings.object_lock and settings.object_lock_days > kept:
         pulumi.log.warn(

@@ -47,6 +47,10 @@ quote() {  # one single-quoted word for the remote login shell, whatever it hold
   printf "'%s'" "$quoted"
 }
 
+# What the server prints (pip's output, errors) goes to standard error with workflow
+# commands switched off: in the job log it is text, never an annotation.
 tar -c -f - -C "$work/payload" . \
-  | ssh -o BatchMode=yes -o StrictHostKeyChecking=yes "${PRODUCTION_USER}@${PRODUCTION_HOST}" \
-      "bash -c $(quote "$on_server") install-on-server $(quote "$wheel") $(quote "${INSTALL_PREFIX:-}")"
+  | "$here/without-workflow-commands.sh" \
+      ssh -o BatchMode=yes -o StrictHostKeyChecking=yes "${PRODUCTION_USER}@${PRODUCTION_HOST}" \
+      "bash -c $(quote "$on_server") install-on-server $(quote "$wheel") $(quote "${INSTALL_PREFIX:-}")" \
+  >&2

@@ -7,11 +7,13 @@
 # credentials) and AWS_REGION from its environment; and TRUSTED_SIGNING_KEYS (public keys)
 # when set. printf is a shell builtin: the values never appear in any process's argv.
 #
-# The age private key never goes to the server: remote.sh refuses to run at all when
+# The server's output is plain text in the job log: ssh runs under
+# without-workflow-commands.sh. The age private key never goes to the server: remote.sh refuses to run at all when
 # AGE_IDENTITY or BACKUP_AGE_IDENTITY is in its environment (the restore test of encrypted
 # backups runs on the runner, scripts/restore-test-on-runner.sh).
 set -euo pipefail
 
+here="$(cd "$(dirname "$0")" && pwd)"
 remote_dir="${REMOTE_SCRIPTS_DIR:-/opt/dorami/backup-agent/scripts}"
 if [ "$#" -eq 0 ]; then
   echo "usage: remote.sh SCRIPT [ARGS...]" >&2
@@ -51,5 +53,9 @@ for argument in "$@"; do
   command_line+=" $(quote "$argument")"
 done
 
-secrets | ssh -o BatchMode=yes -o StrictHostKeyChecking=yes \
-  "${PRODUCTION_USER}@${PRODUCTION_HOST}" "$command_line"
+# Everything the server prints reaches the job log with workflow commands switched off, so
+# a `::error::` line in it is just text. The server's standard output stays this script's
+# standard output (the JSON report): send it to a file, not through a pipe into the log.
+secrets | "$here/without-workflow-commands.sh" \
+  ssh -o BatchMode=yes -o StrictHostKeyChecking=yes "${PRODUCTION_USER}@${PRODUCTION_HOST}" \
+  "$command_line"

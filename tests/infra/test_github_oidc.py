@@ -12,7 +12,7 @@ from tests.infra.test_program import writer_statements
 
 PROVIDER = "aws:iam/openIdConnectProvider:OpenIdConnectProvider"
 ROLE = "aws:iam/role:Role"
-VARIABLE = "github:index/actionsVariable:ActionsVariable"
+VARIABLE = "github:index/actionsEnvironmentVariable:ActionsEnvironmentVariable"
 ROLE_ARN = f"arn:aws:iam::{ACCOUNT}:role/dorami-backup-github-actions"
 PROVIDER_ARN = f"arn:aws:iam::{ACCOUNT}:oidc-provider/token.actions.githubusercontent.com"
 
@@ -45,7 +45,9 @@ def test_the_role_trusts_only_the_production_environment_of_the_repository(
         oidc_run: ProgramRun) -> None:
     role = oidc_run.one(ROLE).inputs
     assert role["name"] == "dorami-backup-github-actions"
-    assert role["maxSessionDuration"] == 3600.0
+    # Two hours: longer than any job that holds the session (a backup's multipart upload
+    # completes after the dump, and the runner then checks it).
+    assert role["maxSessionDuration"] == 7200.0
     assert trust(oidc_run)["Statement"] == [{
         "Sid": "GithubActionsProductionEnvironment", "Effect": "Allow",
         "Principal": {"Federated": PROVIDER_ARN},
@@ -61,13 +63,36 @@ def test_the_role_has_exactly_the_writers_policy(oidc_run: ProgramRun) -> None:
     assert role_policy["Statement"] == writer_statements(oidc_run)
 
 
-def test_the_role_arn_is_the_actions_variable_the_workflows_read(oidc_run: ProgramRun) -> None:
-    variable = oidc_run.one(VARIABLE).inputs
-    assert variable == {"repository": "dorami", "variableName": "AWS_ROLE_ARN",
-                        "value": ROLE_ARN}
+def test_the_role_arn_is_the_production_environments_variable(oidc_run: ProgramRun) -> None:
+    variables = {resource.inputs["variableName"]: resource.inputs
+                 for resource in oidc_run.of_type(VARIABLE)}
+    # Only jobs in that environment may assume the role, and only they read the variable.
+    assert variables["AWS_ROLE_ARN"] == {"repository": "dorami", "environment": "production",
+                                         "variableName": "AWS_ROLE_ARN", "value": ROLE_ARN}
+    # ...and the session length the workflows ask for: what the role allows.
+    assert variables["AWS_ROLE_SESSION_SECONDS"] == {
+        "repository": "dorami", "environment": "production",
+        "variableName": "AWS_ROLE_SESSION_SECONDS", "value": "7200"}
+    assert oidc_run.of_type("github:index/actionsVariable:ActionsVariable") == []
     assert oidc_run.output("githubRoleArn") == ROLE_ARN
     # The static key stays: the workflows use it until AWS_ROLE_ARN is set.
-    assert len(oidc_run.of_type("github:index/actionsSecret:ActionsSecret")) == 3
+    assert len(oidc_run.of_type(
+        "github:index/actionsEnvironmentSecret:ActionsEnvironmentSecret")) == 3
+
+
+def test_the_session_length_is_a_stack_setting() -> None:
+    run = run_program({f"{PROJECT}:githubOidc": "true",
+                       f"{PROJECT}:githubRoleSessionSeconds": "14400"})
+    assert run.one(ROLE).inputs["maxSessionDuration"] == 14400.0
+    assert {resource.inputs["variableName"]: resource.inputs["value"]
+            for resource in run.of_type(VARIABLE)}["AWS_ROLE_SESSION_SECONDS"] == "14400"
+
+
+@pytest.mark.parametrize("seconds", ["3599", "43201", "0"])
+def test_a_session_length_iam_refuses_is_a_clear_error(seconds: str) -> None:
+    with pytest.raises(Exception, match="githubRoleSessionSeconds must be 3600 to 43200"):
+        run_program({f"{PROJECT}:githubOidc": "true",
+                     f"{PROJECT}:githubRoleSessionSeconds": seconds})
 
 
 def test_an_existing_provider_is_reused_not_declared_again() -> None:

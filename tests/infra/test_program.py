@@ -11,6 +11,11 @@ import pytest
 from tests.infra.harness import PROJECT, ProgramRun, run_program
 
 SECRET_SIGNATURE = "4dabf18193072939515e22adb298388d"  # how Pulumi marks a secret value
+ENVIRONMENT = "github:index/repositoryEnvironment:RepositoryEnvironment"
+DEPLOYMENT_POLICY = ("github:index/repositoryEnvironmentDeploymentPolicy:"
+                     "RepositoryEnvironmentDeploymentPolicy")
+ENVIRONMENT_SECRET = "github:index/actionsEnvironmentSecret:ActionsEnvironmentSecret"
+REPOSITORY_SECRET = "github:index/actionsSecret:ActionsSecret"
 
 
 def is_secret_input(value: Any) -> bool:
@@ -36,8 +41,11 @@ def test_exactly_the_listed_resources_and_nothing_else(default_run: ProgramRun) 
         "aws:iam/user:User": 1,
         "aws:iam/userPolicy:UserPolicy": 1,
         "aws:iam/accessKey:AccessKey": 1,
-        "dorami:backups:GithubSecrets": 1,
-        "github:index/actionsSecret:ActionsSecret": 3,
+        "dorami:backups:GithubEnvironment": 1,
+        "github:index/repositoryEnvironment:RepositoryEnvironment": 1,
+        "github:index/repositoryEnvironmentDeploymentPolicy:RepositoryEnvironmentDeploymentPolicy":
+            1,
+        "github:index/actionsEnvironmentSecret:ActionsEnvironmentSecret": 3,
     })
 
 
@@ -138,13 +146,32 @@ def test_no_statement_allows_wildcards_deletes_or_versions(default_run: ProgramR
             assert resource.startswith("arn:aws:s3:::dorami-db-backups-prod")
 
 
-def test_three_github_secrets_with_secret_values(default_run: ProgramRun) -> None:
+def test_a_production_environment_that_deploys_from_main_only(
+        default_run: ProgramRun) -> None:
+    environment = default_run.one(ENVIRONMENT).inputs
+    assert environment["repository"] == "dorami"
+    assert environment["environment"] == "production"
+    # Selected branches, not "protected branches" (which a new protected branch would join).
+    assert environment["deploymentBranchPolicy"] == {"protectedBranches": False,
+                                                     "customBranchPolicies": True}
+    policy = default_run.one(DEPLOYMENT_POLICY).inputs
+    assert policy == {"repository": "dorami", "environment": "production",
+                      "branchPattern": "main"}
+    # It also holds the secrets set by hand (SSH key, age key): never deleted in passing.
+    assert default_run.protected["github-production"]
+
+
+def test_three_github_environment_secrets_with_secret_values(default_run: ProgramRun) -> None:
     secrets = {resource.inputs["secretName"]: resource.inputs
-               for resource in default_run.of_type("github:index/actionsSecret:ActionsSecret")}
+               for resource in default_run.of_type(ENVIRONMENT_SECRET)}
     assert set(secrets) == {"PROD_S3_BACKUP_BUCKET", "PROD_AWS_ACCESS_KEY_ID",
                             "PROD_AWS_SECRET_ACCESS_KEY"}
+    # Nothing repository-wide: a workflow pushed on any branch could read that.
+    assert default_run.of_type(REPOSITORY_SECRET) == []
+    assert default_run.of_type("github:index/actionsVariable:ActionsVariable") == []
     for inputs in secrets.values():
         assert inputs["repository"] == "dorami"
+        assert inputs["environment"] == "production"
         assert is_secret_input(inputs["value"])
         assert "plaintextValue" not in inputs  # deprecated since pulumi-github 6.13
     assert secrets["PROD_S3_BACKUP_BUCKET"]["value"]["value"] == "dorami-db-backups-prod"
@@ -179,13 +206,15 @@ def test_config_flows_into_the_resources() -> None:
     assert writer_statements(run)[0]["Resource"] == ["arn:aws:s3:::other-backups/db/*"]
     assert run.one("aws:iam/user:User").inputs["name"] == "w"
     assert {resource.inputs["repository"] for resource in
-            run.of_type("github:index/actionsSecret:ActionsSecret")} == {"infra-repo"}
+            run.of_type(ENVIRONMENT_SECRET) + run.of_type(ENVIRONMENT) +
+            run.of_type(DEPLOYMENT_POLICY)} == {"infra-repo"}
 
 
 def test_github_secrets_can_be_switched_off() -> None:
     run = run_program({f"{PROJECT}:manageGithubSecrets": "false"})
-    assert run.of_type("github:index/actionsSecret:ActionsSecret") == []
-    assert run.of_type("dorami:backups:GithubSecrets") == []
+    for type_token in (ENVIRONMENT_SECRET, REPOSITORY_SECRET, ENVIRONMENT, DEPLOYMENT_POLICY,
+                       "dorami:backups:GithubEnvironment"):
+        assert run.of_type(type_token) == [], type_token
 
 
 def test_optional_access_logging_into_a_private_log_bucket() -> None:

@@ -17,7 +17,8 @@ from tests.infra.harness import INFRA
 REPOSITORY = Path(__file__).resolve().parents[2]
 WORKFLOWS = sorted((REPOSITORY / ".github" / "workflows").glob("*.yml"))
 sys.path.insert(0, str(INFRA))
-import github_secrets  # noqa: E402 - infra/ uses sibling imports
+import github_environment  # noqa: E402 - infra/ uses sibling imports
+import stack_settings  # noqa: E402
 
 PINNED = re.compile(r"^[\w.-]+/[\w./-]+@[0-9a-f]{40}$")
 # Secrets the user sets by hand (SSH access, the preview's Pulumi access), per the README.
@@ -25,8 +26,8 @@ HAND_MADE = {"PRODUCTION_HOST", "PRODUCTION_USER", "PRODUCTION_SSH_KEY",
              "PRODUCTION_KNOWN_HOSTS", "PULUMI_ACCESS_TOKEN", "PULUMI_CONFIG_PASSPHRASE",
              "PULUMI_PREVIEW_ROLE_ARN", "PULUMI_BACKEND_URL", "GITHUB_TOKEN",
              "BACKUP_AGE_IDENTITY", "BACKUP_TRUSTED_SIGNING_KEYS"}
-PULUMI_WRITTEN = {github_secrets.BUCKET_SECRET, github_secrets.ACCESS_KEY_ID_SECRET,
-                  github_secrets.SECRET_ACCESS_KEY_SECRET}
+PULUMI_WRITTEN = {github_environment.BUCKET_SECRET, github_environment.ACCESS_KEY_ID_SECRET,
+                  github_environment.SECRET_ACCESS_KEY_SECRET}
 
 
 def load(path: Path) -> dict[Any, Any]:
@@ -44,6 +45,18 @@ def test_the_secrets_read_are_the_ones_pulumi_writes_or_the_readme_lists() -> No
     used = {name for path in WORKFLOWS
             for name in re.findall(r"secrets\.([A-Z0-9_]+)", path.read_text())}
     assert used - HAND_MADE == PULUMI_WRITTEN
+
+
+def test_the_jobs_that_read_pulumis_secrets_run_in_the_environment_it_writes_them_to() -> None:
+    readers = [(path.name, name, job) for path in WORKFLOWS
+               for name, job in load(path)["jobs"].items()
+               if set(re.findall(r"secrets\.([A-Z0-9_]+)", str(job))) & PULUMI_WRITTEN]
+    assert len(readers) >= 5
+    for workflow, name, job in readers:
+        assert job.get("environment") == stack_settings.PRODUCTION_ENVIRONMENT, f"{workflow}:{name}"
+    # ...which deploys from the branch the deploy workflow runs on.
+    deploy = load(REPOSITORY / ".github" / "workflows" / "deploy-production.yml")
+    assert triggers(deploy)["push"]["branches"] == [github_environment.DEPLOYMENT_BRANCH]
 
 
 def test_the_schedule_is_the_guides() -> None:

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import SHIMS, clean_environment
+from tests.workflows.test_server_text import server_lines
 
 REPOSITORY = Path(__file__).resolve().parents[2]
 SCRIPTS = REPOSITORY / "scripts"
@@ -109,14 +110,18 @@ def test_install_stages_privately_and_installs_hash_checked_and_idempotently(
 
     first = install(environment)
     assert first.returncode == 0, first.stdout + first.stderr
-    assert "dependencies hash-checked" in first.stdout
+    # What the server printed: on stderr, all of it with workflow commands off.
+    said = server_lines(first.stderr)
+    assert any("dependencies hash-checked" in line for line in said)
     prefix = Path(environment["INSTALL_PREFIX"])
     assert (prefix / "scripts" / "run-agent.sh").stat().st_mode & 0o111
-    assert first.stdout.strip().splitlines()[-1].startswith("backup-agent ")
+    assert said[-1].startswith("backup-agent ")
+    assert not first.stdout.strip()
 
     second = install(environment)
     assert second.returncode == 0, second.stderr
-    assert "nothing changed" in second.stdout and "updated" not in second.stdout
+    said_again = "\n".join(server_lines(second.stderr))
+    assert "nothing changed" in said_again and "updated" not in said_again
 
     assert not (tmp_path / "PWNED").exists()
     # The staging directories (the server's and the runner's) are gone; the plant is untouched.

@@ -6,6 +6,7 @@ moves a secret into the wrong job, or an ssh into the age key's job, fails here.
 
 from __future__ import annotations
 
+import importlib
 import json
 import re
 import subprocess
@@ -22,6 +23,9 @@ README = (REPOSITORY / "README.md").read_text()
 PREVIEW_SECRETS = {"PULUMI_ACCESS_TOKEN", "PULUMI_CONFIG_PASSPHRASE", "PULUMI_BACKEND_URL",
                    "PULUMI_PREVIEW_ROLE_ARN"}
 AWS_ACTION = "aws-actions/configure-aws-credentials@"
+# infra/ is on sys.path (test_consistency puts it there: infra/ uses sibling imports).
+DEFAULT_ROLE_SESSION_SECONDS: int = importlib.import_module(
+    "stack_settings").DEFAULT_ROLE_SESSION_SECONDS
 REMOTE = re.compile(r"\b(ssh|scp|remote\.sh|install-on-server\.sh|ssh-setup\.sh)\b")
 # A step that needs AWS credentials in its environment, directly or on the server.
 NEEDS_AWS = re.compile(r"remote\.sh|runner_checks\.py|restore-test-on-runner\.sh")
@@ -141,6 +145,9 @@ def test_aws_comes_from_the_oidc_role_when_set_else_from_the_static_key(
     assert PINNED.match(role["uses"]) and PINNED.match(static["uses"])
     assert role["if"] == "${{ vars.AWS_ROLE_ARN != '' }}"
     assert role["with"]["role-to-assume"] == "${{ vars.AWS_ROLE_ARN }}"
+    # The session the role allows (the program writes the variable), not the action's 1 hour.
+    assert role["with"]["role-duration-seconds"] == \
+        f"${{{{ vars.AWS_ROLE_SESSION_SECONDS || {DEFAULT_ROLE_SESSION_SECONDS} }}}}"
     assert not {"aws-access-key-id", "aws-secret-access-key"} & set(role["with"])
     assert static["if"] == "${{ vars.AWS_ROLE_ARN == '' }}"
     assert static["with"]["aws-access-key-id"] == "${{ secrets.PROD_AWS_ACCESS_KEY_ID }}"
@@ -149,6 +156,15 @@ def test_aws_comes_from_the_oidc_role_when_set_else_from_the_static_key(
     first_use = min(index for index, step in enumerate(steps)
                     if NEEDS_AWS.search(step.get("run", "")))
     assert max(credentials) < first_use, name
+
+
+@pytest.mark.parametrize(("workflow", "name", "job"), jobs(), ids=job_ids())
+def test_a_role_session_outlasts_the_job_that_holds_it(workflow: str, name: str,
+                                                       job: dict[str, Any]) -> None:
+    if "uses" in job or not uses_aws(job):
+        return
+    # The credentials come a step or two into the job; they must last to its timeout.
+    assert job["timeout-minutes"] * 60 <= DEFAULT_ROLE_SESSION_SECONDS, f"{workflow}:{name}"
 
 
 def test_role_credentials_reach_the_server_with_their_session_token() -> None:
@@ -225,6 +241,7 @@ def test_zizmor_as_auditor_finds_only_what_the_readme_explains() -> None:
 def test_the_repository_variables_the_workflows_read_are_documented() -> None:
     used = {name for path in WORKFLOWS
             for name in re.findall(r"vars\.([A-Z0-9_]+)", path.read_text())}
-    assert used == {"AWS_ROLE_ARN", "RESTORE_TEST_ON", "RESTORE_TEST_POSTGRES_MAJOR"}
+    assert used == {"AWS_ROLE_ARN", "AWS_ROLE_SESSION_SECONDS", "RESTORE_TEST_ON",
+                    "RESTORE_TEST_POSTGRES_MAJOR"}
     for name in used:
         assert f"`{name}`" in README, name
