@@ -168,6 +168,9 @@ class Catalog:
         if from_s3 and Path(given).name == given and created_at(given) is not None:
             # A name as `list` prints it, looked up where --from says: its key in the bucket.
             return self._s3_url(self.store.url(s3_key(self._settings.s3.prefix, given)))
+        if from_s3 and created_at(Path(given).name) is not None:
+            # A key as `list --keys` prints it (parse_s3_url keeps it under S3_PREFIX).
+            return self._s3_url(self.store.url(given.lstrip("/")))
         local.check_own_directory(self._settings.backup_directory)
         return self.details(self._local_path(given))
 
@@ -220,8 +223,8 @@ class Catalog:
                                      "YYYYMMDD_HHMMSS.sql.gz[.age]): see `backup-agent list`")
         backup = local.describe(resolved)
         if backup is None:
-            raise SourceNotFoundError(f"no backup at {resolved}: `backup-agent list local` "
-                                      "shows what there is")
+            raise SourceNotFoundError(f"no backup at {resolved}: `backup-agent list` shows "
+                                      "what there is (add --from s3 for one in S3 only)")
         return backup
 
     def _s3_url(self, url: str) -> BackupRef:

@@ -96,6 +96,11 @@ def test_list_keys_shows_the_s3_key_to_restore_from(agent_env: dict[str, str],
     # The key is what `restore` and `verify` take, as s3://BUCKET/KEY.
     verified = run_agent(["verify", f"s3://{agent_env['S3_BUCKET']}/{key}"], agent_env)
     assert verified.returncode == 0, verified.stderr
+    # ... or the key itself with --from s3.
+    by_key = run_agent(["verify", key, "--from", "s3"], agent_env)
+    assert by_key.returncode == 0, by_key.stderr
+    elsewhere = run_agent(["verify", "db_backup_20200101_000000.sql.gz"], agent_env)
+    assert elsewhere.returncode == 9 and "add --from s3" in elsewhere.stderr
 
 
 def test_list_json_always_carries_the_s3_key_and_url(agent_env: dict[str, str]) -> None:
