@@ -128,3 +128,27 @@ def test_a_name_from_list_works_from_any_directory_locally_and_from_s3(
     assert planned.returncode == 0 and url in planned.stderr, planned.stderr
     gone = run_agent(["verify", name], agent_env, cwd=elsewhere)
     assert gone.returncode == 9 and "no backup at" in gone.stderr
+
+
+def test_restore_says_how_many_live_sessions_it_ended(
+        agent_env: dict[str, str], pg_server: PostgresServer, database: str) -> None:
+    import subprocess
+
+    make_backup(agent_env)
+    idle = subprocess.Popen(
+        [str(pg_server.bin_directory / "psql"), "-X", "-h", pg_server.host,
+         "-p", str(pg_server.port), "-U", pg_server.user, "-d", database],
+        stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        env={**os.environ, "PGPASSWORD": pg_server.password})
+    try:
+        for _ in range(50):  # until the session is there
+            if pg_server.psql("postgres", "SELECT count(*) FROM pg_stat_activity WHERE "
+                              f"datname = '{database}';").strip() != "0":
+                break
+            time.sleep(0.1)
+        result = run_agent(["restore", "latest", "--yes"], agent_env)
+        assert result.returncode == 0, result.stderr
+        assert f"ended 1 session(s) still connected to {database}" in result.stderr
+    finally:
+        idle.kill()
+        idle.communicate()
