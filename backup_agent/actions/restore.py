@@ -87,7 +87,9 @@ class RestorePlan:
                 steps.append(f"drop {self.previous}")
         else:
             steps.append(f"rename {self.build} -> {self.target}")
-        steps.append(f"on any failure: drop {self.build}; {self.target} stays as it is")
+        created = " and the roles it created" if with_globals and not self.no_owner else ""
+        steps.append(f"on any failure: drop {self.build}{created}; {self.target} stays as it "
+                     "is")
         return steps
 
 
