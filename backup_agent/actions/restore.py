@@ -51,6 +51,7 @@ class RestorePlan:
     stop_containers: list[str]
     drop_previous: bool
     no_owner: bool
+    target_missing: bool = False  # disaster recovery: a server without the database
 
     @property
     def swap(self) -> bool:
@@ -76,7 +77,10 @@ class RestorePlan:
         if with_globals:
             steps.append("give it the recorded settings, per-role settings, comment, "
                          "connection limit" + ("" if self.no_owner else " and privileges"))
-        if self.swap:
+        if self.swap and self.target_missing:
+            steps.append(f"rename {self.build} -> {self.target} (this server has no "
+                         f"{self.target} yet: nothing to swap out or keep)")
+        elif self.swap:
             if self.stop_containers:
                 steps.append(f"stop app containers: {', '.join(self.stop_containers)}")
             steps.append(f"swap atomically: {self.target} -> {self.previous}, "
@@ -218,6 +222,7 @@ def run_restore(settings: Settings, given: str, *, from_s3: bool = False,
     plan = make_plan(settings, source, target_db=target_db, drop_previous=drop_previous,
                      no_owner=no_owner, moment=clock())
     with DatabaseAdmin(settings.postgres) as admin:
+        plan.target_missing = plan.swap and not admin.exists(plan.target)
         if target_db is not None and admin.exists(target_db):
             raise ConfigurationError(f"database {target_db} already exists: drop it first or "
                                      "choose another --target-db")

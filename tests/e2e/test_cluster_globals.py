@@ -137,7 +137,11 @@ def test_a_dry_run_on_a_new_server_names_the_roles_it_would_create(
     env = on(new_cluster, agent_env, database)
     result = run_agent(["restore", "latest", "--dry-run", "--json"], env)
     assert result.returncode == 0, result.stderr
-    assert json.loads(result.stdout)["roles_to_create"] == ["gl_owner", "gl_ro"]
+    plan = json.loads(result.stdout)
+    assert plan["roles_to_create"] == ["gl_owner", "gl_ro"]
+    assert any(step.startswith(f"rename {database}_restore_") and "nothing to swap out" in step
+               for step in plan["steps"])
+    assert not any(step.startswith("swap") for step in plan["steps"])
     assert "gl_ro" not in new_cluster.psql("postgres", "SELECT rolname FROM pg_roles;")
 
 
