@@ -10,7 +10,6 @@ could not restore it).
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from dataclasses import fields
 from typing import Any
@@ -19,7 +18,7 @@ from backup_agent.model.cluster_globals import (
     ClusterGlobals,
     DatabaseProperties,
     GlobalsError,
-    parse_globals,
+    parse_database_properties,
 )
 from backup_agent.model.settings import PostgresSettings
 from backup_agent.postgres import globals_sql
@@ -33,10 +32,8 @@ def observe(settings: PostgresSettings, database: str,
         fingerprint = session.json_query(globals_sql.fingerprint_sql())
         properties = session.json_query(globals_sql.database_sql(server_major))
         used = session.json_query(globals_sql.used_role_names_sql(server_major))
-    wrapped = {"format": 1, "passwords_included": False, "roles": [], "memberships": [],
-               "database": properties}
     try:
-        database_properties = parse_globals(json.dumps(wrapped).encode()).database
+        database_properties = parse_database_properties(properties)
     except GlobalsError as error:  # our own server's answer: would be a bug here
         raise RuntimeError(f"unreadable properties of {database}: {error}") from None
     assert isinstance(fingerprint, dict) and isinstance(used, list)

@@ -33,29 +33,52 @@ NO_GLOBALS = ("{name} was made before backups carried their roles and database p
               "and comment are not restored)")
 
 
+GLOBALS_FILE = "its globals file (roles and database properties)"
+
+
+def _read_globals(backup: BackupRef, identities: Sequence[Identity] | None, *,
+                  checksum_only: bool = False) -> ClusterGlobals | None:
+    """The backup's globals, proven (with `checksum_only`, its SHA-256 alone, as without
+    the key); None for a backup made before globals files. Raises GlobalsError."""
+    entry = (backup.manifest or {}).get("globals")
+    if entry is None:
+        return None
+    expected = entry.get("sha256") if isinstance(entry, dict) else None
+    if not isinstance(expected, str):
+        raise GlobalsError("the manifest's entry for it has no SHA-256")
+    if backup.globals_bytes is None:
+        raise GlobalsError("it is missing")
+    from backup_agent.streams.globals_file import check_sha256, prove
+
+    if checksum_only:
+        check_sha256(backup.globals_bytes, expected)
+        return None
+    return prove(backup.globals_bytes, expected_sha256=expected,
+                 identities=identities if backup.encrypted else None)
+
+
 def proven_globals(backup: BackupRef,
                    identities: Sequence[Identity] | None) -> ClusterGlobals | None:
     """The backup's globals, proven; None for a backup made before globals files.
 
     Raises VerificationError when the manifest records a globals file that is missing,
     altered or not ours: then nothing of the backup runs."""
-    entry = (backup.manifest or {}).get("globals")
-    if entry is None:
-        return None
-    expected = entry.get("sha256") if isinstance(entry, dict) else None
     try:
-        if not isinstance(expected, str):
-            raise GlobalsError("the manifest's entry for it has no SHA-256")
-        if backup.globals_bytes is None:
-            raise GlobalsError("it is missing")
-        from backup_agent.streams.globals_file import prove
-
-        return prove(backup.globals_bytes, expected_sha256=expected,
-                     identities=identities if backup.encrypted else None)
+        return _read_globals(backup, identities)
     except GlobalsError as error:
-        raise VerificationError(f"refusing {backup.location}: its globals file (roles and "
-                                f"database properties): {error}; nothing was restored and "
-                                "none of it ran (try an earlier backup)") from None
+        raise VerificationError(f"refusing {backup.location}: {GLOBALS_FILE}: {error}; "
+                                "nothing was restored and none of it ran (try an earlier "
+                                "backup)") from None
+
+
+def globals_problem(backup: BackupRef, identities: Sequence[Identity] | None, *,
+                    checksum_only: bool) -> str | None:
+    """What `verify` says is wrong with the backup's globals file, or None."""
+    try:
+        _read_globals(backup, identities, checksum_only=checksum_only)
+    except GlobalsError as error:
+        return f"{GLOBALS_FILE}: {error}"
+    return None
 
 
 @dataclass
@@ -96,6 +119,16 @@ class Rebuild:
             return []
         existing = existing_roles(self.admin)
         return [name for name in self.cluster.role_names() if name not in existing]
+
+    def policies_left_out(self, policy_lines: list[tuple[int, int, bytes]]
+                          ) -> tuple[list[tuple[int, int]], list[str]]:
+        """With --no-owner no role is created, so a policy naming a missing one would stop
+        the restore: its byte ranges (and its comment's) to leave out, and why."""
+        if not self.no_owner:
+            return [], []
+        from backup_agent.postgres.policies import policies_naming_missing_roles
+
+        return policies_naming_missing_roles(policy_lines, set(existing_roles(self.admin)))
 
     def create(self, name: str, model: DatabaseFacts | None) -> None:
         """Create the missing roles (unless --no-owner), then the empty database."""

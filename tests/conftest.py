@@ -130,3 +130,33 @@ def run_agent(arguments: list[str], environment: Mapping[str, str], *,
     """Run the installed `backup-agent` as a subprocess and return its result."""
     return subprocess.run([str(AGENT), *arguments], env=dict(environment), capture_output=True,
                           text=True, timeout=300, check=False, cwd=cwd)
+
+
+def answer_no_on_a_terminal(arguments: list[str],
+                            environment: Mapping[str, str]) -> tuple[bool, int, str]:
+    """Run `backup-agent ARGUMENTS` on a pseudo-terminal and answer "n" to its [y/N]
+    question; return whether it asked, its exit code and everything it printed."""
+    import pty
+    import time
+
+    pid, terminal = pty.fork()
+    if pid == 0:
+        os.execve(str(AGENT), [str(AGENT), *arguments],  # noqa: S606 - our CLI
+                  {**environment, "TERM": "xterm"})
+    output = b""
+    answered = False
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            data = os.read(terminal, 4096)
+        except OSError:
+            break
+        if not data:
+            break
+        output += data
+        if not answered and b"[y/N]" in output:
+            os.write(terminal, b"n\n")
+            answered = True
+    os.close(terminal)
+    _, status = os.waitpid(pid, 0)
+    return answered, os.waitstatus_to_exitcode(status), output.decode("utf-8", "replace")

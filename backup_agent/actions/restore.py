@@ -166,13 +166,8 @@ def _build(settings: Settings, plan: RestorePlan, rebuild: Rebuild, proof: Proof
     created for the caller to drop) on failure."""
     admin = rebuild.admin
     left_out, notes = proof.left_out(rebuild.server_major, no_owner=plan.no_owner)
-    if plan.no_owner:  # no role is created: a policy naming a missing one would stop it
-        from backup_agent.postgres.policies import policies_naming_missing_roles
-        from backup_agent.postgres.roles import existing_roles
-
-        policies, said = policies_naming_missing_roles(proof.policy_lines,
-                                                       set(existing_roles(admin)))
-        left_out, notes = sorted(left_out + policies), notes + said
+    policies, said = rebuild.policies_left_out(proof.policy_lines)
+    left_out, notes = sorted(left_out + policies), notes + said
     warnings += notes
     rebuild.create(plan.build, admin.facts(plan.target))
     fed = feed_psql(settings.postgres, plan.build, proof.stream,

@@ -31,7 +31,7 @@ from backup_agent.postgres.clients import psql_understands_restrict
 from backup_agent.postgres.feed import feed_psql
 from backup_agent.postgres.session import SqlSession
 from backup_agent.proof import proven, spool_directory
-from backup_agent.rebuild import Rebuild, proven_globals
+from backup_agent.rebuild import Rebuild, globals_problem, proven_globals
 from backup_agent.streams.statements import StatementCheck
 from backup_agent.streams.verify import Verdict, checksum_stream, verify_stream
 
@@ -171,26 +171,6 @@ def _compare(settings: Settings, backup: BackupRef, scratch: str, rebuild: Rebui
     return actual, True
 
 
-def _globals_problem(backup: BackupRef, keys: list[Identity] | None) -> str | None:
-    """What is wrong with the backup's globals file; without the key only its SHA-256."""
-    entry = (backup.manifest or {}).get("globals")
-    if entry is None:
-        return None
-    if backup.encrypted and keys is None:
-        import hashlib
-
-        expected = entry.get("sha256") if isinstance(entry, dict) else None
-        if backup.globals_bytes is not None \
-                and hashlib.sha256(backup.globals_bytes).hexdigest() == expected:
-            return None
-        return "its globals file (roles, database properties) is missing or altered"
-    try:
-        proven_globals(backup, keys)
-    except VerificationError as error:
-        return str(error).removeprefix(f"refusing {backup.location}: ").split("; nothing")[0]
-    return None
-
-
 def verify_one(settings: Settings, backup: BackupRef, *, restore_test: bool,
                moment: datetime, progress: Progress = NO_PROGRESS) -> VerifiedBackup:
     untrusted = untrusted_reason(settings, backup)
@@ -202,8 +182,9 @@ def verify_one(settings: Settings, backup: BackupRef, *, restore_test: bool,
     test = None
     keys = decryption_keys(settings, backup, required=restore_test)
     checksum_only = backup.encrypted and keys is None
-    globals_problem = _globals_problem(backup, None if checksum_only else keys)
-    if restore_test and globals_problem is None:
+    problem = globals_problem(backup, keys, checksum_only=checksum_only)
+    about_globals = [problem] if problem else []
+    if restore_test and problem is None:
         verdict, test = _restore_test(settings, backup, moment, keys, progress)
     else:  # the dump is proven even when its globals file is not: say all that is wrong
         task = progress.task(backup.progress_label("verify"), backup.size)
@@ -217,11 +198,10 @@ def verify_one(settings: Settings, backup: BackupRef, *, restore_test: bool,
     if checksum_only:
         # Without the private key only the stored bytes can be proven: they hash to what
         # the backup run wrote after it had checked the dump complete.
-        problems = verdict.checksum_problems() + ([globals_problem] if globals_problem else [])
+        problems = verdict.checksum_problems() + about_globals
         ok = not problems
     else:
-        problems = verdict.problems() + (test.mismatches if test else []) \
-            + ([globals_problem] if globals_problem else [])
+        problems = verdict.problems() + (test.mismatches if test else []) + about_globals
         ok = not problems and (test is None or test.passed)
     return VerifiedBackup(name=backup.name, location=backup.location, ok=ok,
                           checksum=verdict.checksum_state,

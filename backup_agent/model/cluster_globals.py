@@ -94,15 +94,13 @@ class ClusterGlobals:
         return [role.name for role in self.roles]
 
 
-def document(*, roles_json: str, database_json: str, fingerprint_json: str,
+def document(*, roles: Mapping[str, Any], database: Any, fingerprint: Any,
              passwords_included: bool) -> bytes:
     """The globals file's content, from the server's three JSON answers."""
-    roles = json.loads(roles_json)
     return json.dumps({"format": GLOBALS_FORMAT, "passwords_included": passwords_included,
                        "roles": roles["roles"], "memberships": roles["memberships"],
-                      "bootstrap_superuser": roles["bootstrap_superuser"],
-                       "database": json.loads(database_json),
-                       "fingerprint": json.loads(fingerprint_json)},
+                       "bootstrap_superuser": roles["bootstrap_superuser"],
+                       "database": database, "fingerprint": fingerprint},
                       ensure_ascii=False, sort_keys=True).encode()
 
 
@@ -196,7 +194,7 @@ def _grant(raw: dict[str, Any]) -> Grant:
                  grantable=_bool(raw.get("grantable"), "a grant option"))
 
 
-def _database(raw: Any) -> DatabaseProperties:
+def parse_database_properties(raw: Any) -> DatabaseProperties:
     if not isinstance(raw, dict):
         raise GlobalsError("the database's properties are missing")
     encoding = raw.get("encoding")
@@ -237,7 +235,7 @@ def parse_globals(content: bytes) -> ClusterGlobals:
         roles=tuple(_role(item) for item in _objects(raw.get("roles"), "the roles")),
         memberships=tuple(_membership(item) for item in _objects(raw.get("memberships"),
                                                                  "the memberships")),
-        database=_database(raw.get("database")),
+        database=parse_database_properties(raw.get("database")),
         passwords_included=_bool(raw.get("passwords_included"), "passwords_included"),
         fingerprint=fingerprint if isinstance(fingerprint, dict) else {},
         bootstrap_superuser=None if raw.get("bootstrap_superuser") is None

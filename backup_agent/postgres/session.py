@@ -119,12 +119,12 @@ class SqlSession:
         from backup_agent.postgres import globals_sql
 
         passwords = self.query(globals_sql.CAN_READ_PASSWORDS_SQL)[0].strip() == "t"
-        return document(
-            roles_json="\n".join(self.query(globals_sql.roles_sql(server_major,
-                                                                  passwords=passwords))),
-            database_json="\n".join(self.query(globals_sql.database_sql(server_major))),
-            fingerprint_json="\n".join(self.query(globals_sql.fingerprint_sql())),
-            passwords_included=passwords)
+        roles = self.json_query(globals_sql.roles_sql(server_major, passwords=passwords))
+        assert isinstance(roles, dict)
+        return document(roles=roles,
+                        database=self.json_query(globals_sql.database_sql(server_major)),
+                        fingerprint=self.json_query(globals_sql.fingerprint_sql()),
+                        passwords_included=passwords)
 
     def json_query(self, sql: str) -> object:
         """Run a query that returns one JSON value; return it parsed."""

@@ -33,11 +33,16 @@ def encode(content: bytes, recipients: Sequence[str]) -> bytes:
     return pyrage.encrypt(compressed, [x25519.Recipient.from_str(key) for key in recipients])
 
 
+def check_sha256(stored: bytes, expected_sha256: str) -> None:
+    """Raise GlobalsError unless the stored bytes are the ones the manifest records."""
+    if hashlib.sha256(stored).hexdigest() != expected_sha256:
+        raise GlobalsError("its SHA-256 differs from the one in the manifest")
+
+
 def prove(stored: bytes, *, expected_sha256: str,
           identities: Sequence[Identity] | None) -> ClusterGlobals:
     """Return the globals a stored file holds; raise GlobalsError naming what is wrong."""
-    if hashlib.sha256(stored).hexdigest() != expected_sha256:
-        raise GlobalsError("its SHA-256 differs from the one in the manifest")
+    check_sha256(stored, expected_sha256)
     if identities is not None:
         import pyrage
 

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import json
 import os
-import pty
 import time
 from pathlib import Path
 
 from testbed.postgres import PostgresServer
-from tests.conftest import AGENT, make_backup, run_agent
+from tests.conftest import answer_no_on_a_terminal, make_backup, run_agent
 
 
 def test_global_flags_work_after_the_command_too(agent_env: dict[str, str]) -> None:
@@ -35,29 +34,9 @@ def test_answering_no_at_the_restore_prompt_is_not_a_failure(
         agent_env: dict[str, str], pg_server: PostgresServer) -> None:
     make_backup(agent_env)
     before = pg_server.database_names()
-    pid, terminal = pty.fork()
-    if pid == 0:
-        os.execve(str(AGENT), [str(AGENT), "restore", "latest"],  # noqa: S606 - our CLI
-                  {**agent_env, "TERM": "xterm"})
-    output = b""
-    deadline = time.monotonic() + 60
-    answered = False
-    while time.monotonic() < deadline:
-        try:
-            data = os.read(terminal, 4096)
-        except OSError:
-            break
-        if not data:
-            break
-        output += data
-        if not answered and b"[y/N]" in output:
-            os.write(terminal, b"n\n")
-            answered = True
-    os.close(terminal)
-    _, status = os.waitpid(pid, 0)
-    text = output.decode("utf-8", "replace")
+    answered, code, text = answer_no_on_a_terminal(["restore", "latest"], agent_env)
     assert answered, text
-    assert os.waitstatus_to_exitcode(status) == 0, text
+    assert code == 0, text
     assert "restore cancelled: nothing was changed" in text and "error" not in text
     assert pg_server.database_names() == before
 

@@ -3,13 +3,10 @@
 from __future__ import annotations
 
 import json
-import os
-import pty
-import time
 from datetime import UTC, datetime, timedelta
 
 from testbed.postgres import PostgresServer
-from tests.conftest import AGENT, run_agent
+from tests.conftest import answer_no_on_a_terminal, run_agent
 
 
 def leftovers(pg_server: PostgresServer, database: str) -> dict[str, str]:
@@ -62,29 +59,9 @@ def test_prune_databases_needs_yes_without_a_terminal_and_keeps_young_copies(
 def test_prune_databases_asks_on_a_terminal_and_no_changes_nothing(
         agent_env: dict[str, str], pg_server: PostgresServer, database: str) -> None:
     names = leftovers(pg_server, database)
-    pid, terminal = pty.fork()
-    if pid == 0:
-        os.execve(str(AGENT), [str(AGENT), "prune", "--databases"],  # noqa: S606 - our CLI
-                  {**agent_env, "TERM": "xterm"})
-    output = b""
-    answered = False
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            data = os.read(terminal, 4096)
-        except OSError:
-            break
-        if not data:
-            break
-        output += data
-        if not answered and b"[y/N]" in output:
-            os.write(terminal, b"n\n")
-            answered = True
-    os.close(terminal)
-    _, status = os.waitpid(pid, 0)
-    text = output.decode("utf-8", "replace")
+    answered, code, text = answer_no_on_a_terminal(["prune", "--databases"], agent_env)
     assert answered, text
-    assert os.waitstatus_to_exitcode(status) == 0, text
+    assert code == 0, text
     assert f"  {names['old']} (3d old)" in text and "Drop 2 database(s)?" in text
     assert "prune cancelled: nothing was deleted or dropped" in text
     assert set(names.values()) <= pg_server.database_names()
