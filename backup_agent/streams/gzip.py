@@ -46,8 +46,14 @@ class CorruptStreamError(Exception):
 class _Decompressor(Protocol):
     eof: bool
     unused_data: bytes
+    unconsumed_tail: bytes
 
-    def decompress(self, data: bytes) -> bytes: ...
+    def decompress(self, data: bytes, max_length: int = 0, /) -> bytes: ...
+
+
+# Pieces of 1 MiB stay in the core's cache between decoding and the statement check's scans
+# (whole 4 MiB chunks measured a third slower).
+PIECE_BYTES = 1024 * 1024
 
 
 class GzipDecoder:
@@ -57,18 +63,25 @@ class GzipDecoder:
         self._decompressor: _Decompressor = isal_zlib.decompressobj(GZIP_WINDOW_BITS)
         self.in_member = False  # True while a member has started but not ended
 
-    def feed(self, chunk: bytes) -> bytes:
-        """Return the data decoded from `chunk`; raise CorruptStreamError if it is not gzip."""
-        pieces = []
+    def pieces(self, chunk: bytes) -> Iterator[bytes]:
+        """Yield the data decoded from `chunk`, PIECE_BYTES at most at a time; raise
+        CorruptStreamError if it is not gzip."""
         data = chunk
-        while data:
+        while True:
             try:
-                pieces.append(self._decompressor.decompress(data))
+                piece = self._decompressor.decompress(data, PIECE_BYTES)
             except _ZLIB_ERROR as error:
                 raise CorruptStreamError(str(error)) from None
-            self.in_member = not self._decompressor.eof
-            if self.in_member:
-                break
+            if piece:
+                yield piece
+            if not self._decompressor.eof:
+                self.in_member = True
+                data = self._decompressor.unconsumed_tail
+                if not data and len(piece) < PIECE_BYTES:
+                    return  # all of `chunk` used and nothing more to give: wait for more
+                continue  # a full piece may leave output pending even with no input left
+            self.in_member = False
             data = self._decompressor.unused_data
             self._decompressor = isal_zlib.decompressobj(GZIP_WINDOW_BITS)
-        return b"".join(pieces)
+            if not data:
+                return

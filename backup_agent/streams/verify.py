@@ -12,8 +12,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from backup_agent.model.backup import DUMP_COMPLETE_MARKER, ReadableStream
-from backup_agent.streams.gzip import CorruptStreamError, GzipDecoder
-from backup_agent.streams.hashing import READ_CHUNK_BYTES, HashingReader
+from backup_agent.streams.decoding import BackgroundDecoder
+from backup_agent.streams.hashing import HashingReader
 from backup_agent.streams.statements import StatementCheck
 
 if TYPE_CHECKING:
@@ -110,26 +110,20 @@ def verify_stream(source: ReadableStream, *, expected_sha256: str | None,
     decompressed stops feeding the sink early (gzip_complete False); the sink has then seen
     only a prefix of the dump, and the caller must discard its work.
     """
-    hashing = HashingReader(source, progress)
+    hashing = HashingReader(source)
     decrypting = None
     if identities is not None:
         from backup_agent.streams.age import DecryptingReader  # pyrage only when decrypting
 
         decrypting = DecryptingReader(hashing, identities)
     compressed: Readable = decrypting if decrypting is not None else hashing
-    decoder = GzipDecoder()
+    decoder = BackgroundDecoder(compressed, hashing)
     uncompressed = 0
-    read_any = False
     head = tail = b""
-    corrupt = False
     try:
-        while chunk := compressed.read(READ_CHUNK_BYTES):
-            read_any = True
-            try:
-                data = decoder.feed(chunk)
-            except CorruptStreamError:
-                corrupt = True
-                break
+        for data, stored in decoder.chunks():
+            if progress:
+                progress(stored)
             if data:
                 uncompressed += len(data)
                 if len(head) < HEAD_BYTES:
@@ -140,11 +134,14 @@ def verify_stream(source: ReadableStream, *, expected_sha256: str | None,
                 if sink:
                     sink(data)
     finally:
+        decoder.close()
         if decrypting is not None:
             decrypting.close()
     hashing.drain()
+    if progress:
+        progress(hashing.size)
     decryption_error = decrypting.error if decrypting is not None else None
-    gzip_complete = (not corrupt and not decoder.in_member and read_any
+    gzip_complete = (not decoder.corrupt and not decoder.in_member and decoder.read_any
                      and decryption_error is None)
     if check is not None and gzip_complete:
         check.finish()
