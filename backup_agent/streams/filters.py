@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 from collections.abc import Callable, Iterable
 
 
 def _memmem() -> Callable[..., int | None] | None:
     """The C library's memmem, or None where there is none."""
     try:
-        function = ctypes.CDLL(ctypes.util.find_library("c")).memmem
+        # The symbols already loaded (libc among them): find_library would run ldconfig.
+        function = ctypes.CDLL(None).memmem
     except (OSError, AttributeError, TypeError):
         return None
     function.restype = ctypes.c_void_p
@@ -26,7 +26,7 @@ _MEMMEM = _memmem()
 
 def find(buffer: bytes, needle: bytes, start: int) -> int:
     """`buffer.find(needle, start)`, searched without holding the GIL where possible."""
-    if _MEMMEM is None or not needle:
+    if _MEMMEM is None or not needle or start < 0:
         return buffer.find(needle, start)
     if start >= len(buffer):
         return -1

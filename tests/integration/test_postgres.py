@@ -73,3 +73,31 @@ def test_a_missing_database_is_a_database_error(pg_server: PostgresServer,
     with pytest.raises(DatabaseError, match="no_such_database"), \
             (tmp_path / "out").open("wb") as handle:
         dump_database(settings, handle)
+
+
+def test_analyze_in_two_sessions_reaches_every_table_a_plain_analyze_would(
+        pg_server: PostgresServer, database: str) -> None:
+    pg_server.psql(database, """
+        CREATE TABLE "odd ""name""
+        with a line" (x int);
+        INSERT INTO "odd ""name""
+        with a line" SELECT generate_series(1, 100);
+        CREATE TABLE measured (at date, v int) PARTITION BY RANGE (at);
+        CREATE TABLE measured_2026 PARTITION OF measured
+            FOR VALUES FROM ('2026-01-01') TO ('2027-01-01');
+        INSERT INTO measured SELECT '2026-05-01', g FROM generate_series(1, 1000) g;
+        CREATE MATERIALIZED VIEW totals AS SELECT sum(v) FROM measured;
+    """)
+    settings = settings_for(pg_server, database)
+    with DatabaseAdmin(settings) as admin:
+        admin.analyze(settings, database)
+    never = pg_server.psql(database, """
+        SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+        LEFT JOIN pg_stat_all_tables s ON s.relid = c.oid
+        WHERE c.relkind IN ('r', 'm') AND n.nspname NOT IN ('pg_catalog',
+              'information_schema') AND n.nspname !~ '^pg_toast'
+          AND s.last_analyze IS NULL;""")
+    assert never.strip() == ""
+    # The partitioned table's own statistics (over all its partitions) were gathered too.
+    assert pg_server.psql(database, "SELECT count(*) > 0 FROM pg_stats "
+                                    "WHERE tablename = 'measured' AND inherited;").strip() == "t"

@@ -10,7 +10,13 @@ import pytest
 
 from backup_agent.actions.verify import compare_row_counts
 from backup_agent.model.naming import parse_checksum_file
-from backup_agent.postgres.admin import derived_name, quote_identifier, quote_literal
+from backup_agent.postgres.admin import (
+    analyze_sql,
+    balanced,
+    derived_name,
+    quote_identifier,
+    quote_literal,
+)
 from backup_agent.postgres.clients import understands_restrict
 from backup_agent.streams.filters import RangeDropper
 from backup_agent.streams.statements import StatementCheck
@@ -108,3 +114,12 @@ def test_no_owner_streams_a_huge_line_without_holding_it() -> None:
     text = without_owners([b"COPY public.t (x) FROM stdin;\n", huge,
                            b"\n\\.\nALTER TABLE public.t OWNER TO gone;\n"])
     assert text == b"COPY public.t (x) FROM stdin;\n" + huge + b"\n\\.\n"
+
+
+def test_tables_are_dealt_to_the_analyze_sessions_largest_first() -> None:
+    sizes = [(100, "1"), (60, "2"), (50, "3"), (10, "4"), (0, "5")]
+    assert balanced(sizes, 2) == [["1", "4", "5"], ["2", "3"]]  # 110 against 110
+    assert balanced([(5, "9")], 2) == [["9"], []]
+    assert analyze_sql(["16384", "16390"]) == (
+        "SELECT 'ANALYZE ' || string_agg(o::regclass::text, ', ') "
+        "FROM unnest('{16384,16390}'::oid[]) AS o \\gexec")
