@@ -60,11 +60,15 @@ class SqlSession:
                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE)
         self._process = self._child.process
         # Every lock this session waits for is bounded (LOCK_WAIT_TIMEOUT); queued, not
-        # awaited: a connection that fails shows with the first query.
+        # awaited: a connection that fails shows with the first query. An empty search_path
+        # leaves only pg_catalog for unqualified names: a function or operator a restored
+        # database defines (public.format(text, ...), CVE-2018-1058's pattern) can never
+        # stand in for a built-in one in the agent's own queries.
         assert self._process.stdin is not None
         with contextlib.suppress(BrokenPipeError):
             self._process.stdin.write(
-                f"SET lock_timeout = {lock_wait_milliseconds(self._settings)};\n".encode())
+                f"SET lock_timeout = {lock_wait_milliseconds(self._settings)};\n"
+                "SET search_path = '';\n".encode())
 
     @property
     def alive(self) -> bool:

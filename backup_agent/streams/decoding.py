@@ -19,7 +19,8 @@ from backup_agent.streams.hashing import READ_CHUNK_BYTES, HashingReader
 if TYPE_CHECKING:
     from backup_agent.streams.age import Readable  # pyrage only when decrypting
 
-QUEUE_CHUNKS = 4  # decoded chunks of about 4 MiB each (1 MiB compressed)
+QUEUE_CHUNKS = 4  # decoded pieces of at most 1 MiB (gzip.PIECE_BYTES)
+STOP_WAIT_SECONDS = 5.0  # after that, an early stop leaves a reader blocked in S3 behind
 PUT_WAIT_SECONDS = 0.1  # how often a blocked reader looks whether the caller stopped
 
 _END = None
@@ -55,7 +56,8 @@ class BackgroundDecoder:
                 self.read_any = True
                 try:
                     for data in decoder.pieces(chunk):
-                        self._put((data, self._hashing.size))
+                        if not self._put((data, self._hashing.size)):
+                            return  # the caller stopped: decode no further
                 except CorruptStreamError:
                     self.corrupt = True
                     break
@@ -65,13 +67,15 @@ class BackgroundDecoder:
         finally:
             self._put(_END)
 
-    def _put(self, item: tuple[bytes, int] | None) -> None:
+    def _put(self, item: tuple[bytes, int] | None) -> bool:
+        """Hand `item` over; False once the caller has stopped taking them."""
         while not self._stop.is_set():
             try:
                 self._queue.put(item, timeout=PUT_WAIT_SECONDS)
-                return
+                return True
             except queue.Full:
                 continue
+        return False
 
     def chunks(self) -> Iterator[tuple[bytes, int]]:
         while (item := self._queue.get()) is not _END:
@@ -81,7 +85,8 @@ class BackgroundDecoder:
             raise self._error
 
     def close(self) -> None:
-        """Stop reading (when the caller gave up early) and wait for the thread."""
+        """Stop reading (when the caller gave up early) and wait for the thread, a while:
+        a read blocked in S3 ends with botocore's own timeout, and the thread is a daemon."""
         self._stop.set()
-        self._thread.join()
+        self._thread.join(STOP_WAIT_SECONDS)
 

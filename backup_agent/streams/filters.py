@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
-import ctypes
 from collections.abc import Callable, Iterable
+
+try:
+    import ctypes
+except ImportError:  # a Python built without _ctypes: bytes.find, holding the GIL
+    ctypes = None  # type: ignore[assignment]
 
 
 def _memmem() -> Callable[..., int | None] | None:
     """The C library's memmem, or None where there is none."""
+    if ctypes is None:
+        return None
     try:
         # The symbols already loaded (libc among them): find_library would run ldconfig.
         function = ctypes.CDLL(None).memmem
@@ -26,7 +32,7 @@ _MEMMEM = _memmem()
 
 def find(buffer: bytes, needle: bytes, start: int) -> int:
     """`buffer.find(needle, start)`, searched without holding the GIL where possible."""
-    if _MEMMEM is None or not needle or start < 0:
+    if _MEMMEM is None or type(buffer) is not bytes or not needle or start < 0:
         return buffer.find(needle, start)
     if start >= len(buffer):
         return -1

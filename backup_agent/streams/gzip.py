@@ -66,6 +66,8 @@ class GzipDecoder:
     def pieces(self, chunk: bytes) -> Iterator[bytes]:
         """Yield the data decoded from `chunk`, PIECE_BYTES at most at a time; raise
         CorruptStreamError if it is not gzip."""
+        if not chunk:
+            return
         data = chunk
         while True:
             try:

@@ -117,10 +117,11 @@ def verify_stream(source: ReadableStream, *, expected_sha256: str | None,
 
         decrypting = DecryptingReader(hashing, identities)
     compressed: Readable = decrypting if decrypting is not None else hashing
-    decoder = BackgroundDecoder(compressed, hashing)
+    decoder = None
     uncompressed = 0
     head = tail = b""
     try:
+        decoder = BackgroundDecoder(compressed, hashing)
         for data, stored in decoder.chunks():
             if progress:
                 progress(stored)
@@ -134,9 +135,12 @@ def verify_stream(source: ReadableStream, *, expected_sha256: str | None,
                 if sink:
                     sink(data)
     finally:
-        decoder.close()
-        if decrypting is not None:
-            decrypting.close()
+        try:
+            if decoder is not None:
+                decoder.close()
+        finally:
+            if decrypting is not None:
+                decrypting.close()
     hashing.drain()
     if progress:
         progress(hashing.size)

@@ -7,7 +7,6 @@ import hashlib
 import io
 import os
 import random
-import threading
 
 import pytest
 
@@ -34,12 +33,38 @@ def test_pieces_give_everything_even_when_a_little_input_holds_a_lot(chunk: int)
     assert decode(gzip.compress(zeros), chunk) == (zeros, False)
 
 
+@pytest.mark.parametrize("chunk", [1, 5, 64, 4096])
+def test_tiny_pieces_drain_output_pending_after_the_input_ran_out(
+        chunk: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    # With 7-byte pieces a call often fills its piece with input left in zlib's window:
+    # `pieces` must call again with no input rather than wait for the next chunk.
+    monkeypatch.setattr("backup_agent.streams.gzip.PIECE_BYTES", 7)
+    text = b"".join(b"line %d of a dump\n" % number for number in range(3000))
+    blob = gzip.compress(text[:20_000]) + gzip.compress(text[20_000:])
+    for cut in (len(gzip.compress(text[:20_000])) + delta for delta in (-3, 0, 3)):
+        decoder = GzipDecoder()
+        pieces = [piece for part in (blob[:cut], blob[cut:])
+                  for start in range(0, len(part), chunk)
+                  for piece in decoder.pieces(part[start:start + chunk])]
+        assert b"".join(pieces) == text and not decoder.in_member
+        assert max(len(piece) for piece in pieces) == 7
+    # Everything up to gzip's 8-byte trailer gives back all the text at once: nothing is
+    # held back waiting for input that only closes the member.
+    decoder = GzipDecoder()
+    member = gzip.compress(text)
+    early = [piece for start in range(0, len(member) - 8, chunk)
+             for piece in decoder.pieces(member[start:min(start + chunk, len(member) - 8)])]
+    assert b"".join(early) == text and decoder.in_member
+    assert list(decoder.pieces(member[-8:])) == [] and not decoder.in_member
+
+
 def test_pieces_follow_members_and_see_truncation() -> None:
     first, second = b"abc" * 1000, os.urandom(3 << 20)
     blob = gzip.compress(first) + gzip.compress(second)
     assert decode(blob, 4096) == (first + second, False)
     assert decode(blob[:-5], 4096)[1]  # ended inside the second member
-    assert decode(b"", 10) == (b"", False)
+    decoder = GzipDecoder()
+    assert list(decoder.pieces(b"")) == [] and not decoder.in_member
     with pytest.raises(CorruptStreamError):
         decode(b"not gzip at all", 4)
 
@@ -56,8 +81,12 @@ def test_memmem_find_is_bytes_find() -> None:
 
 
 def test_copy_end_is_found_across_the_whole_search() -> None:
-    data = b"1\t\\\\.\n" * 1000 + b"2\tx\n\\.\n"
+    # Many false markers (an escaped backslash before a dot, `\.` not alone on its line)
+    # in a large buffer, searched from a start past the first of them.
+    data = (b"1\t\\\\.\n" + b"\\.x\n") * 200_000 + b"2\tx\n\\.\n"
     assert filters.copy_end(data, 0) == len(data) - 3
+    assert filters.copy_end(data, 4096) == len(data) - 3
+    assert filters.copy_end(data[:-3], 0) == -1
     assert filters.copy_end(b"\\.\r\n", 0) == 0
     assert filters.copy_end(b"1\n\\.x\n2\n", 0) == -1
 
@@ -91,7 +120,7 @@ def test_a_caller_that_stops_early_stops_the_thread() -> None:
     decoder = BackgroundDecoder(hashing, hashing)
     next(decoder.chunks())  # one piece, then the caller gives up (psql failed, Ctrl-C)
     decoder.close()
-    assert not any(thread.name == "gunzip" for thread in threading.enumerate())
+    assert not decoder._thread.is_alive()  # stopped within close()'s bounded wait
     assert hashing.size < len(data)  # it stopped reading, not ran to the end
 
 

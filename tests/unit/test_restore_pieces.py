@@ -120,6 +120,9 @@ def test_tables_are_dealt_to_the_analyze_sessions_largest_first() -> None:
     sizes = [(100, "1"), (60, "2"), (50, "3"), (10, "4"), (0, "5")]
     assert balanced(sizes, 2) == [["1", "4", "5"], ["2", "3"]]  # 110 against 110
     assert balanced([(5, "9")], 2) == [["9"], []]
-    assert analyze_sql(["16384", "16390"]) == (
-        "SELECT 'ANALYZE ' || string_agg(o::regclass::text, ', ') "
-        "FROM unnest('{16384,16390}'::oid[]) AS o \\gexec")
+    statement = analyze_sql(["16384", "16390"])
+    assert "ANY ('{16384,16390}'::pg_catalog.oid[])" in statement
+    assert "pg_catalog.format('%I.%I', n.nspname, c.relname)" in statement  # server quotes
+    assert statement.endswith("\\gexec") and "regclass" not in statement  # no cast to text
+    with pytest.raises(ValueError):
+        analyze_sql(["1); DROP TABLE x; --"])  # only numbers ever reach the statement
