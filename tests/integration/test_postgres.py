@@ -119,6 +119,7 @@ def test_analyze_in_two_sessions_reaches_every_table_a_plain_analyze_would(
         return real_session(settings, name)
 
     monkeypatch.setattr(admin_module, "SqlSession", counted)
+    monkeypatch.setattr(admin_module, "SPLIT_FROM_BYTES", 0)  # these tables are tiny
     settings = settings_for(pg_server, database)
     with DatabaseAdmin(settings) as admin:
         admin.analyze(settings, database)
@@ -129,3 +130,19 @@ def test_analyze_in_two_sessions_reaches_every_table_a_plain_analyze_would(
     # The partitioned table's own statistics (over all its partitions) were gathered too.
     assert pg_server.psql(database, "SELECT count(*) > 0 FROM pg_stats "
                                     "WHERE tablename = 'measured' AND inherited;").strip() == "t"
+
+
+def test_a_small_database_is_analyzed_in_one_session(pg_server: PostgresServer, database: str,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    sessions: list[str] = []
+
+    def counted(settings: PostgresSettings, name: str) -> SqlSession:
+        sessions.append(name)
+        return SqlSession(settings, name)
+
+    monkeypatch.setattr(admin_module, "SqlSession", counted)
+    settings = settings_for(pg_server, database)
+    with DatabaseAdmin(settings) as admin:
+        admin.analyze(settings, database)
+    assert sessions.count(database) == 1
+    assert pg_server.psql(database, NEVER_ANALYZED).strip() == ""
