@@ -194,15 +194,14 @@ class DatabaseAdmin:
 
 # Every table and materialized view ANALYZE; visits (catalogs included; temporary tables
 # are other sessions'; a partitioned table brings its partitions along, so they are not
-# listed twice), with what reading it costs. Every name is pg_catalog's, and search_path is
-# empty in the agent's sessions: nothing the restored database defines is called.
+# listed twice), with what reading it costs. The agent's sessions have an empty search_path
+# (session.py): every name here is pg_catalog's, whatever the restored database defines.
 TABLE_SIZES_SQL = """
 SELECT c.oid, CASE WHEN c.relkind = 'p'
-                   THEN (SELECT COALESCE(pg_catalog.sum(
-                                    pg_catalog.pg_total_relation_size(t.relid)), 0)
-                         FROM pg_catalog.pg_partition_tree(c.oid::pg_catalog.regclass) t)
-                   ELSE pg_catalog.pg_total_relation_size(c.oid::pg_catalog.regclass) END
-FROM pg_catalog.pg_class c
+                   THEN (SELECT COALESCE(sum(pg_total_relation_size(t.relid)), 0)
+                         FROM pg_partition_tree(c.oid) t)
+                   ELSE pg_total_relation_size(c.oid) END
+FROM pg_class c
 WHERE c.relkind IN ('r', 'm', 'p') AND NOT c.relispartition AND c.relpersistence <> 't';
 """
 ANALYZE_SESSIONS = 2
@@ -221,14 +220,12 @@ def balanced(sizes: list[tuple[int, str]], count: int) -> list[list[str]]:
 
 
 def analyze_sql(oids: list[str]) -> str:
-    """ANALYZE of the given tables, their names quoted by the server's own format()."""
+    """ANALYZE of the given tables, their names quoted by the server's own format() (not a
+    cast to text: a restored database can define casts, whatever the search_path)."""
     listed = ",".join(str(int(oid)) for oid in oids)
-    return ("SELECT 'ANALYZE ' OPERATOR(pg_catalog.||) pg_catalog.string_agg("
-            "pg_catalog.format('%I.%I', n.nspname, c.relname), ', ') "
-            "FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n "
-            "ON n.oid OPERATOR(pg_catalog.=) c.relnamespace "
-            f"WHERE c.oid OPERATOR(pg_catalog.=) ANY ('{{{listed}}}'::pg_catalog.oid[]) "
-            "\\gexec")
+    return ("SELECT 'ANALYZE ' || string_agg(format('%I.%I', n.nspname, c.relname), ', ') "
+            "FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+            f"WHERE c.oid = ANY ('{{{listed}}}'::oid[]) \\gexec")
 
 
 class _OtherSession:

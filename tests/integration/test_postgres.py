@@ -94,6 +94,22 @@ NEVER_ANALYZED = """
 """
 
 
+def counted_sessions(monkeypatch: pytest.MonkeyPatch, *,
+                     refuse_second_to: str | None = None) -> list[str]:
+    """Record the database of every session admin.py opens; optionally refuse the second
+    one to `refuse_second_to` as a server out of connections would."""
+    sessions: list[str] = []
+
+    def counted(settings: PostgresSettings, name: str) -> SqlSession:
+        sessions.append(name)
+        if name == refuse_second_to and sessions.count(name) == 2:
+            raise DatabaseError("too many connections for role")
+        return SqlSession(settings, name)
+
+    monkeypatch.setattr(admin_module, "SqlSession", counted)
+    return sessions
+
+
 @pytest.mark.parametrize("second_session", ["connects", "cannot connect"])
 def test_analyze_in_two_sessions_reaches_every_table_a_plain_analyze_would(
         pg_server: PostgresServer, database: str, second_session: str,
@@ -109,16 +125,8 @@ def test_analyze_in_two_sessions_reaches_every_table_a_plain_analyze_would(
         INSERT INTO measured SELECT '2026-05-01', g FROM generate_series(1, 1000) g;
         CREATE MATERIALIZED VIEW totals AS SELECT sum(v) FROM measured;
     """)
-    sessions: list[str] = []
-    real_session = SqlSession
-
-    def counted(settings: PostgresSettings, name: str) -> SqlSession:
-        sessions.append(name)
-        if second_session == "cannot connect" and sessions.count(database) == 2:
-            raise DatabaseError("too many connections for role")
-        return real_session(settings, name)
-
-    monkeypatch.setattr(admin_module, "SqlSession", counted)
+    sessions = counted_sessions(monkeypatch, refuse_second_to=(
+        database if second_session == "cannot connect" else None))
     monkeypatch.setattr(admin_module, "SPLIT_FROM_BYTES", 0)  # these tables are tiny
     settings = settings_for(pg_server, database)
     with DatabaseAdmin(settings) as admin:
@@ -134,13 +142,7 @@ def test_analyze_in_two_sessions_reaches_every_table_a_plain_analyze_would(
 
 def test_a_small_database_is_analyzed_in_one_session(pg_server: PostgresServer, database: str,
                                                      monkeypatch: pytest.MonkeyPatch) -> None:
-    sessions: list[str] = []
-
-    def counted(settings: PostgresSettings, name: str) -> SqlSession:
-        sessions.append(name)
-        return SqlSession(settings, name)
-
-    monkeypatch.setattr(admin_module, "SqlSession", counted)
+    sessions = counted_sessions(monkeypatch)
     settings = settings_for(pg_server, database)
     with DatabaseAdmin(settings) as admin:
         admin.analyze(settings, database)

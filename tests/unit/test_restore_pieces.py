@@ -121,8 +121,8 @@ def test_tables_are_dealt_to_the_analyze_sessions_largest_first() -> None:
     assert balanced(sizes, 2) == [["1", "4", "5"], ["2", "3"]]  # 110 against 110
     assert balanced([(5, "9")], 2) == [["9"], []]
     statement = analyze_sql(["16384", "16390"])
-    assert "ANY ('{16384,16390}'::pg_catalog.oid[])" in statement
-    assert "pg_catalog.format('%I.%I', n.nspname, c.relname)" in statement  # server quotes
+    assert "ANY ('{16384,16390}'::oid[])" in statement
+    assert "format('%I.%I', n.nspname, c.relname)" in statement  # the server quotes
     assert statement.endswith("\\gexec") and "regclass" not in statement  # no cast to text
     with pytest.raises(ValueError):
         analyze_sql(["1); DROP TABLE x; --"])  # only numbers ever reach the statement
