@@ -62,6 +62,11 @@ def untrusted_reason(settings: Settings, backup: BackupRef) -> str | None:
     return why_untrusted(backup, settings.trusted_signing_keys)
 
 
+def is_trusted(settings: Settings, backup: BackupRef) -> bool:
+    """A trusted key signed `backup` (code in it may then run as the objects' owners)."""
+    return bool(settings.trusted_signing_keys) and untrusted_reason(settings, backup) is None
+
+
 def authenticity_warnings(settings: Settings, backups: list[BackupRef], *,
                           refuse: bool = True) -> list[str]:
     """Refuse (exit 8) an untrusted backup when keys are trusted; else warn once that

@@ -117,6 +117,23 @@ def docker_calls(environment: Mapping[str, str]) -> list[list[str]]:
     return [json.loads(line)["argv"][1:] for line in log.read_text().splitlines()]
 
 
+_SIGNING: dict[str, str] = {}
+
+
+def signed(environment: Mapping[str, str]) -> dict[str, str]:
+    """`environment` with a signing key (one per test session) that is also trusted: the
+    server signs its backups and restores them as genuine (code may run as their owners)."""
+    if not _SIGNING:
+        import tempfile
+
+        from backup_agent.identities import create_key_file
+
+        key = Path(tempfile.mkdtemp(prefix="backup-agent-signing-")) / "signing.pem"
+        public, _note = create_key_file(key, signing=True)
+        _SIGNING.update(SIGNING_KEY_FILE=str(key), TRUSTED_SIGNING_KEYS=public)
+    return {**environment, **_SIGNING}
+
+
 def make_backup(environment: Mapping[str, str]) -> dict[str, Any]:
     """Run one real backup and return its JSON report."""
     result = run_agent(["backup", "--json"], environment)

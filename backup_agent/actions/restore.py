@@ -16,25 +16,23 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from backup_agent import containers
 from backup_agent.catalog import Catalog
-from backup_agent.identities import authenticity_warnings, decryption_keys
+from backup_agent.identities import authenticity_warnings, decryption_keys, is_trusted
 from backup_agent.model.backup import BackupRef, Where
 from backup_agent.model.errors import (
     BackupAgentError,
     CancelledError,
     ConfigurationError,
-    RestoreError,
     VerificationError,
 )
 from backup_agent.model.naming import STAMP_FORMAT
 from backup_agent.model.progress import NO_PROGRESS, Progress
 from backup_agent.model.settings import Settings
 from backup_agent.postgres.admin import DatabaseAdmin, derived_name
-from backup_agent.postgres.clients import psql_understands_restrict
-from backup_agent.postgres.feed import FeedResult, feed_psql
-from backup_agent.proof import Proof, proven, spool_directory
-from backup_agent.rebuild import NO_GLOBALS, Rebuild, proven_globals
+from backup_agent.restoring import containers
+from backup_agent.restoring.build import Request, build, reachable
+from backup_agent.restoring.proof import Proof, proven, spool_directory
+from backup_agent.restoring.rebuild import NO_GLOBALS, Rebuild, proven_globals
 from backup_agent.streams.verify import Verdict
 
 if TYPE_CHECKING:
@@ -72,8 +70,10 @@ class RestorePlan:
                       "locale provider, locales" + ("" if self.no_owner else " and owner")]
         else:
             steps.append(f"create empty database {self.build}")
-        steps += [f"feed the proven bytes ({kept}) into it with psql",
-                  f"ANALYZE {self.build}"]
+        steps += [f"execute the proven bytes ({kept}) in it, statement by statement: code "
+                  "from the backup runs only as a temporary role with no rights outside it",
+                  f"ANALYZE {self.build}, give its objects their owners, create its event "
+                  "triggers last"]
         if with_globals:
             steps.append("give it the recorded settings, per-role settings, comment, "
                          "connection limit" + ("" if self.no_owner else " and privileges"))
@@ -160,33 +160,15 @@ def _refuse_unless_proven(verdict: Verdict, *, no_verify: bool) -> None:
 
 
 def _build(settings: Settings, plan: RestorePlan, rebuild: Rebuild, proof: Proof, *,
-           verbose: bool, progress: Progress, keys: list[Identity] | None,
-           restrict: bool, warnings: list[str]) -> FeedResult:
-    """Restore the proven bytes into plan.build; raise (leaving plan.build and any roles
-    created for the caller to drop) on failure."""
-    admin = rebuild.admin
-    left_out, notes = proof.left_out(rebuild.server_major, no_owner=plan.no_owner)
-    policies, said = rebuild.policies_left_out(proof.policy_lines)
-    left_out, notes = sorted(left_out + policies), notes + said
-    warnings += notes
-    rebuild.create(plan.build, admin.facts(plan.target))
-    fed = feed_psql(settings.postgres, plan.build, proof.stream,
-                    expected_sha256=proof.verdict.sha256,
-                    verbose=verbose, identities=keys, drop_ranges=left_out,
-                    restrict=restrict,
-                    progress=progress.task(f"restore {plan.source.name}",
-                                           plan.source.size).update)
-    if fed.verdict.sha256 != proof.verdict.sha256 or not fed.verdict.content_good:
-        raise RestoreError(f"{plan.source.location} changed between proving and restoring "
-                           f"it; {plan.target} was not changed: run again")
-    if not fed.psql_ok:
-        hint = (" (this psql does not know \\restrict: use psql 17.6+/18 via PG_BINDIR)"
-                if "invalid command \\restrict" in fed.psql_error else "")
-        raise RestoreError(f"psql failed while restoring into {plan.build}: {fed.psql_error}"
-                           f"{hint}; {plan.target} was not changed")
-    admin.analyze(settings.postgres, plan.build)
-    rebuild.finish(plan.build)
-    return fed
+           verbose: bool, progress: Progress, keys: list[Identity] | None, trusted: bool,
+           warnings: list[str]) -> None:
+    """Build plan.build from the proven bytes (restoring/build.py); raise on failure, with
+    plan.build dropped (the roles rebuild created are the caller's to undo)."""
+    request = Request(name=plan.build, target=plan.target, trusted=trusted, no_owner=plan.no_owner,
+                      verbose=verbose, model=rebuild.admin.facts(plan.target))
+    built = build(settings.postgres, rebuild, proof, request, identities=keys,
+                  progress=progress.task(f"restore {plan.source.name}", plan.source.size).update)
+    warnings += built.notes
 
 
 def run_restore(settings: Settings, given: str, *, from_s3: bool = False,
@@ -211,9 +193,8 @@ def run_restore(settings: Settings, given: str, *, from_s3: bool = False,
     cluster = proven_globals(source, keys)  # small: proven before the dump is read
     if cluster is None and source.manifest is not None:
         warnings.append(NO_GLOBALS.format(name=source.name))
-    recorded = (source.manifest or {}).get("pg_dump_version")
-    restrict = psql_understands_restrict(settings.postgres,
-                                         str(recorded) if recorded else None)
+    reachable(settings.postgres)
+    trusted = is_trusted(settings, source)
     plan = make_plan(settings, source, target_db=target_db, drop_previous=drop_previous,
                      no_owner=no_owner, moment=clock())
     with DatabaseAdmin(settings.postgres) as admin:
@@ -224,7 +205,7 @@ def run_restore(settings: Settings, given: str, *, from_s3: bool = False,
         if not dry_run and not confirm(plan):
             raise CancelledError("restore cancelled: nothing was changed")
         rebuild = Rebuild(admin, cluster, server_major=admin.server_major(),
-                          no_owner=no_owner)
+                          no_owner=no_owner, trusted=trusted)
         rebuild.check()  # the dump's owners can exist here (a dry run says so too)
         with proven(source, identities=keys,
                     spool_in=spool_directory(settings.backup_directory),
@@ -240,7 +221,7 @@ def run_restore(settings: Settings, given: str, *, from_s3: bool = False,
             log.info("restoring %s into %s", source.location, plan.build)
             try:
                 _build(settings, plan, rebuild, proof, verbose=verbose, progress=progress,
-                       keys=keys, restrict=restrict, warnings=warnings)
+                       keys=keys, trusted=trusted, warnings=warnings)
                 _put_in_place(plan, admin)
             except BaseException:
                 log.info("dropping the half-built database %s", plan.build)

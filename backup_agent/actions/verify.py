@@ -15,11 +15,17 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from backup_agent.catalog import Catalog
-from backup_agent.identities import authenticity_warnings, decryption_keys, untrusted_reason
+from backup_agent.identities import (
+    authenticity_warnings,
+    decryption_keys,
+    is_trusted,
+    untrusted_reason,
+)
 from backup_agent.model.backup import BackupRef
 from backup_agent.model.errors import (
     BackupAgentError,
     ConfigurationError,
+    RestoreError,
     SourceNotFoundError,
     VerificationError,
 )
@@ -27,11 +33,10 @@ from backup_agent.model.naming import STAMP_FORMAT
 from backup_agent.model.progress import NO_PROGRESS, Progress
 from backup_agent.model.settings import Settings
 from backup_agent.postgres.admin import DatabaseAdmin, derived_name
-from backup_agent.postgres.clients import psql_understands_restrict
-from backup_agent.postgres.feed import feed_psql
 from backup_agent.postgres.session import SqlSession
-from backup_agent.proof import proven, spool_directory
-from backup_agent.rebuild import Rebuild, globals_problem, proven_globals
+from backup_agent.restoring.build import Request, build, reachable
+from backup_agent.restoring.proof import proven, spool_directory
+from backup_agent.restoring.rebuild import Rebuild, globals_problem, proven_globals
 from backup_agent.streams.statements import StatementCheck
 from backup_agent.streams.verify import Verdict, checksum_stream, verify_stream
 
@@ -101,13 +106,14 @@ def compare_row_counts(expected: dict[str, int], actual: dict[str, int]) -> list
 
 def _restore_test(settings: Settings, backup: BackupRef, moment: datetime,
                   keys: list[Identity] | None, progress: Progress) -> tuple[Verdict, RestoreTest]:
-    """Prove the backup, then restore the proven bytes into a scratch database and compare.
+    """Prove the backup, then build a scratch database from the proven bytes exactly as a
+    restore would (restoring/build.py) and compare it with what the backup recorded.
 
-    Roles the server lacks are created for the test and dropped after it, so the scratch
-    database is built exactly as a restore would build it, owners and grants included."""
+    Roles the server lacks are created for the test (NOLOGIN) and dropped after it."""
     scratch = derived_name(settings.postgres.database,
                            f"_verify_{moment.astimezone(UTC).strftime(STAMP_FORMAT)}")
-    restrict = psql_understands_restrict(settings.postgres)
+    reachable(settings.postgres)
+    trusted = is_trusted(settings, backup)
     cluster = proven_globals(backup, keys)
     with proven(backup, identities=keys, spool_in=spool_directory(settings.backup_directory),
                 progress=progress.task(backup.progress_label("verify"),
@@ -118,28 +124,23 @@ def _restore_test(settings: Settings, backup: BackupRef, moment: datetime,
         with DatabaseAdmin(settings.postgres) as admin:
             # A backup without globals keeps the old way: no owners, no roles created.
             rebuild = Rebuild(admin, cluster, server_major=admin.server_major(),
-                              no_owner=cluster is None, for_test=True)
-            left_out, notes = proof.left_out(rebuild.server_major, no_owner=rebuild.no_owner)
+                              no_owner=cluster is None, for_test=True, trusted=trusted)
+            mismatches: list[str] = []
+            notes: list[str] = []
+            actual: dict[str, int] = {}
+            compared = False
             try:
-                rebuild.create(scratch, None)
-                fed = feed_psql(settings.postgres, scratch, proof.stream,
-                                expected_sha256=proof.verdict.sha256,
-                                identities=keys, drop_ranges=left_out,
-                                restrict=restrict,
-                                progress=progress.task(f"restore-test {backup.name}",
-                                                       backup.size).update)
-                mismatches = []
-                if not fed.psql_ok:
-                    mismatches.append(f"psql failed: {fed.psql_error}")
-                if fed.verdict.sha256 != proof.verdict.sha256:
-                    mismatches.append("the backup changed between proving and restoring it")
-                actual: dict[str, int] = {}
-                compared = False
-                if not mismatches:
-                    rebuild.finish(scratch)
-                    actual, compared = _compare(settings, backup, scratch, rebuild, mismatches)
-                created = list(rebuild.created_roles)
+                request = Request(name=scratch, target=scratch, trusted=trusted,
+                                  no_owner=rebuild.no_owner)
+                built = build(settings.postgres, rebuild, proof, request, identities=keys,
+                              progress=progress.task(f"restore-test {backup.name}",
+                                                     backup.size).update)
+                notes = built.notes
+                actual, compared = _compare(settings, backup, scratch, rebuild, mismatches)
+            except RestoreError as error:
+                mismatches.append(str(error))
             finally:
+                created = list(rebuild.created_roles)
                 admin.drop(scratch)
                 rebuild.undo()
     return proof.verdict, RestoreTest(scratch_database=scratch, passed=not mismatches,
@@ -163,7 +164,7 @@ def _compare(settings: Settings, backup: BackupRef, scratch: str, rebuild: Rebui
         mismatches += compare_row_counts(expected, actual)
     if rebuild.cluster is None or not rebuild.cluster.fingerprint:
         return actual, False
-    from backup_agent.fingerprint import differences, observe
+    from backup_agent.restoring.fingerprint import differences, observe
 
     fingerprint, properties, used = observe(settings.postgres, scratch, rebuild.server_major)
     mismatches += differences(rebuild.cluster, fingerprint, properties, used,

@@ -54,6 +54,7 @@ class DatabaseAdmin:
     """Administrative statements over one psql session on the maintenance database."""
 
     def __init__(self, settings: PostgresSettings) -> None:
+        self._settings = settings
         self._session = SqlSession(settings, MAINTENANCE_DATABASE)
 
     def __enter__(self) -> DatabaseAdmin:
@@ -118,6 +119,17 @@ class DatabaseAdmin:
         self._query(statement + ";")
 
     def drop(self, name: str) -> None:
+        """Drop `name`, first its subscriptions (disabled and detached from their slots: a
+        database holding one cannot be dropped, and its slot is on another server)."""
+        subscriptions = self._query(
+            "SELECT quote_ident(s.subname) FROM pg_subscription s JOIN pg_database d "
+            f"ON d.oid = s.subdbid WHERE d.datname = {quote_literal(name)};")
+        if subscriptions:
+            with SqlSession(self._settings, name) as session:
+                for subscription in filter(None, subscriptions):
+                    session.query(f"ALTER SUBSCRIPTION {subscription} DISABLE;")
+                    session.query(f"ALTER SUBSCRIPTION {subscription} SET (slot_name = NONE);")
+                    session.query(f"DROP SUBSCRIPTION {subscription};")
         self._query(f"DROP DATABASE IF EXISTS {quote_identifier(name)} WITH (FORCE);")
 
     def rename(self, old: str, new: str) -> None:

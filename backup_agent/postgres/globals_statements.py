@@ -166,7 +166,8 @@ def create_database(name: str, properties: DatabaseProperties, *, owner: str | N
 
 def database_settings(name: str, properties: DatabaseProperties, existing_roles: set[str],
                       contexts: Mapping[str, str]) -> tuple[list[str], list[str]]:
-    """The comment, connection limit, settings and per-role settings; and what was left out."""
+    """The comment, connection limit, settings and per-role settings (for `existing_roles`:
+    the caller passes only the roles it may change); and what was left out."""
     database = quote_identifier(name)
     statements = [f"ALTER DATABASE {database} CONNECTION LIMIT "
                   f"{properties.connection_limit:d};"]
@@ -182,7 +183,8 @@ def database_settings(name: str, properties: DatabaseProperties, existing_roles:
         statements.append(f"ALTER DATABASE {database} SET {setting_clause(setting)};")
     for role, settings in properties.role_settings:
         if role not in existing_roles:
-            left_out.append(f"the settings of role {role} in the database (no such role)")
+            left_out.append(f"the settings of role {role} in the database (not a role this "
+                            "restore may change)")
             continue
         for setting in settings:
             reason = refusal(setting, contexts)

@@ -1,9 +1,9 @@
 """Row-level security policies that name roles a server lacks, for `restore --no-owner`.
 
 `--no-owner` creates no role, so `CREATE POLICY … TO shop_ro` would stop the restore. Such a
-policy (and its comment) is left out and named instead; row-level security stays enabled on
-its table, so without the policy the rows are hidden from everyone but the owner: the safe
-side. pg_dump writes each policy on one line:
+policy (and its comment) is left out, whole statement by whole statement, and named instead;
+row-level security stays enabled on its table, so without the policy the rows are hidden
+from everyone but the owner: the safe side. pg_dump writes each policy as:
 `CREATE POLICY name ON schema.table [AS …] [FOR …] [TO role, role] [USING (…)] [WITH CHECK (…)];`
 with every name as quote_ident makes it.
 """
@@ -11,7 +11,6 @@ with every name as quote_ident makes it.
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
 
 _IDENTIFIER = re.compile(r'"(?:[^"]|"")*"|[^\s",.;()]+')
 _PSEUDO_ROLES = {"public", "current_user", "current_role", "session_user"}
@@ -63,27 +62,18 @@ def _roles(text: str, at: int) -> list[str]:
     return roles
 
 
-def policies_naming_missing_roles(lines: Sequence[tuple[int, int, bytes]],
-                                  existing: set[str]) -> tuple[list[tuple[int, int]], list[str]]:
-    """The byte ranges to leave out and one note per policy left out."""
-    dropped: dict[tuple[str, str], list[str]] = {}
-    ranges = []
-    for start, end, raw in lines:
-        text = raw.decode("utf-8", "replace").rstrip("\n")
-        key = _policy_key(text, "CREATE POLICY ")
-        if key is None:
-            continue
-        missing = [role for role in _roles(text, key[2])
-                   if role.lower() not in _PSEUDO_ROLES and role not in existing]
-        if missing:
-            dropped[key[:2]] = missing
-            ranges.append((start, end))
-    for start, end, raw in lines:
-        key = _policy_key(raw.decode("utf-8", "replace"), "COMMENT ON POLICY ")
-        if key is not None and key[:2] in dropped:
-            ranges.append((start, end))
-    notes = [f"left out policy {name} on {table}: it names role(s) {', '.join(roles)}, which "
-             "this server lacks (--no-owner); row-level security stays on, so those rows are "
-             "hidden from all but the owner until you recreate it"
-             for (name, table), roles in dropped.items()]
-    return sorted(ranges), notes
+def policy_name(text: str, prefix: str) -> str | None:
+    """`policy on table` for a statement starting with `prefix`, or None."""
+    key = _policy_key(text, prefix)
+    return None if key is None else f"{key[0]} on {key[1]}"
+
+
+def policy_roles(text: bytes, existing: frozenset[str]) -> tuple[str, list[str]]:
+    """`policy on table` of a CREATE POLICY, and the roles it names that do not exist."""
+    decoded = text.decode("utf-8", "replace")
+    key = _policy_key(decoded, "CREATE POLICY ")
+    if key is None:
+        return "", []
+    missing = [role for role in _roles(decoded, key[2])
+               if role.lower() not in _PSEUDO_ROLES and role not in existing]
+    return f"{key[0]} on {key[1]}", missing

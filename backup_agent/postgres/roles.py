@@ -54,11 +54,14 @@ def _differences(role: Role, existing: dict[str, object]) -> list[str]:
 
 
 def create_missing_roles(admin: DatabaseAdmin, cluster: ClusterGlobals, server_major: int,
-                         contexts: Mapping[str, str], *, for_test: bool = False) -> RolesOutcome:
+                         contexts: Mapping[str, str], *, for_test: bool = False,
+                         trusted: bool = True) -> RolesOutcome:
     """Create the roles (and their memberships) the server lacks, in one transaction.
 
     `for_test`: for a restore test's scratch database, so NOLOGIN and without a password:
-    a role dropped on the live server must never be able to log in again, even briefly."""
+    a role dropped on the live server must never be able to log in again, even briefly.
+    Not `trusted` (the globals file has no trusted signature): NOLOGIN, no password, no
+    CREATEROLE, CREATEDB or BYPASSRLS; what was withheld is listed to grant by hand."""
     outcome = RolesOutcome()
     existing = existing_roles(admin)
     statements: list[str] = []
@@ -71,6 +74,10 @@ def create_missing_roles(admin: DatabaseAdmin, cluster: ClusterGlobals, server_m
             continue
         if for_test:
             role = replace(role, login=False, password=None, valid_until=None, settings=())
+        elif not trusted:
+            outcome.notes += _withheld_unsigned(role)
+            role = replace(role, login=False, password=None, createrole=False,
+                           createdb=False, bypassrls=False)
         role_statements, left_out = create_role(role, contexts)
         statements += role_statements
         outcome.created.append(role.name)
@@ -102,6 +109,19 @@ def create_missing_roles(admin: DatabaseAdmin, cluster: ClusterGlobals, server_m
     if statements:
         admin.execute("BEGIN;\n" + "\n".join(statements) + "\nCOMMIT;")
     return outcome
+
+
+def _withheld_unsigned(role: Role) -> list[str]:
+    withheld = [word for word, present in (("LOGIN", role.login), ("CREATEROLE", role.createrole),
+                                           ("CREATEDB", role.createdb),
+                                           ("BYPASSRLS", role.bypassrls)) if present]
+    if role.password is not None:
+        withheld.append("its password")
+    if not withheld:
+        return []
+    return [f"created role {role.name} without {', '.join(withheld)} (the backup is not "
+            f"signed by a trusted key): ALTER ROLE {quote_identifier(role.name)} ...; by hand "
+            "if it should have them"]
 
 
 def drop_created_roles(admin: DatabaseAdmin, names: list[str]) -> list[str]:

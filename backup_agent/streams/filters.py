@@ -1,8 +1,8 @@
-"""On the decompressed SQL's way to psql: byte ranges left out, and where COPY data ends."""
+"""Where COPY data ends in the decompressed SQL, searched without holding the GIL."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 
 try:
     import ctypes
@@ -40,28 +40,6 @@ def find(buffer: bytes, needle: bytes, start: int) -> int:
     assert base is not None
     found = _MEMMEM(base + start, len(buffer) - start, needle, len(needle))
     return -1 if found is None else found - base
-
-
-class RangeDropper:
-    """Leave out the given byte ranges [start, end) of the stream; pass the rest on."""
-
-    def __init__(self, sink: Callable[[bytes], None], ranges: Iterable[tuple[int, int]]) -> None:
-        self._sink = sink
-        self._ranges = sorted(ranges)
-        self._position = 0  # of the next byte in the stream
-
-    def __call__(self, data: bytes) -> None:
-        start, end = self._position, self._position + len(data)
-        self._position = end
-        kept_from = start
-        for low, high in self._ranges:
-            if high <= kept_from or low >= end:
-                continue
-            if low > kept_from:
-                self._sink(data[kept_from - start:low - start])
-            kept_from = max(kept_from, min(high, end))
-        if kept_from < end:
-            self._sink(data[kept_from - start:] if kept_from > start else data)
 
 
 def copy_end(buffer: bytes, start: int) -> int:

@@ -1,20 +1,16 @@
-"""Only what pg_dump writes: a statement check over a plain dump, before psql sees a byte.
+"""Only what pg_dump writes: split a plain dump into statements and judge each one.
 
-A plain dump is a psql script, so a backup someone rewrote could run anything psql can:
-shell commands (`\\!`), files (`\\o`), other databases (`\\connect`), `COPY ... TO PROGRAM`,
-`DROP DATABASE`, role changes. This check splits the decompressed SQL into statements the
-way psql's own lexer does (src/fe_utils/psqlscan.l: quotes, E'' strings, dollar quotes,
-nested comments, parentheses, CREATE FUNCTION ... BEGIN ATOMIC, COPY data up to its `\\.`
-line) and refuses the first statement that pg_dump (src/bin/pg_dump/pg_dump.c,
-pg_backup_archiver.c) never writes for one database with the agent's options.
-
-It is one wall of two: the feed also starts psql's input with its own `\\restrict` key, so
-psql itself refuses any meta-command. COPY data, the bulk of a dump, is skipped with one
-search per chunk (`filters.copy_end`), so the check costs a small part of a restore.
+The splitter lexes as psql does (src/fe_utils/psqlscan.l) and refuses the first statement
+pg_dump never writes for one database (`\\!`, `COPY ... TO PROGRAM`, `DROP DATABASE`, roles).
+It runs twice over the same bytes: to prove the dump, then with a StatementSink
+(restoring/executor.py) that executes each statement as the exact bytes judged. Outside
+literals a statement holds no comment and no E'' or U&'' string (pg_dump writes none with
+standard_conforming_strings on). COPY data is skipped or passed on at C speed.
 """
 
 from __future__ import annotations
 
+from backup_agent.model.statement_sink import StatementSink
 from backup_agent.streams.filters import copy_end
 from backup_agent.streams.psql_tokens import (
     COMMENT_STOP,
@@ -28,31 +24,23 @@ from backup_agent.streams.psql_tokens import (
     STRING_SHOWN_BYTES,
     TOKEN,
 )
-from backup_agent.streams.statement_rules import describe, is_policy, names_roles, refusal
+from backup_agent.streams.statement_rules import describe, refusal
 
 
 class StatementCheck:
     """Feed the decompressed dump in chunks; `problem` names the first thing refused.
 
-    `restrict_lines` are the line numbers (1-based) of the dump's own `\\restrict` and
-    `\\unrestrict` lines, and `restrict_ranges` their byte ranges, which the feed leaves out.
+    `restrict_lines`: the lines of pg_dump's own `\\restrict`/`\\unrestrict` (no statements).
+    A `sink` gets each statement that passed, as it ends, and COPY data as it passes.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, sink: StatementSink | None = None) -> None:
         self.problem: str | None = None
         self.restrict_lines: list[int] = []
-        self.restrict_ranges: list[tuple[int, int]] = []
-        # Byte ranges of whole-line `SET name = ...;` statements, by setting: a restore into
-        # an older server leaves out the ones it lacks (pg_dump 17+ sets transaction_timeout).
-        self.setting_ranges: dict[str, list[tuple[int, int]]] = {}
-        self.owner_ranges: list[tuple[int, int]] = []  # whole-line ALTER ... OWNER TO
-        # GRANT, REVOKE, ... (statement_rules.names_roles): --no-owner leaves them out.
-        self.acl_ranges: list[tuple[int, int]] = []
-        # Whole-line CREATE/COMMENT ON POLICY and their text (postgres/policies.py).
-        self.policy_lines: list[tuple[int, int, bytes]] = []
-        self._current: tuple[int, bytes] = (0, b"")  # the line being read: offset, bytes
-        self._fed = 0  # bytes passed to feed() so far
         self.statements = 0
+        self._sink = sink
+        self._text = bytearray()  # the statement being read, when there is a sink
+        self._from: int | None = None  # where it starts in the line being read
         self._pending = b""
         self._line = 0  # lines read completely
         self._in_copy = False
@@ -78,8 +66,6 @@ class StatementCheck:
                          "a NUL byte, which psql reads differently")
             return
         buffer = self._pending + data if self._pending else data
-        start = self._fed - len(self._pending)  # where `buffer` begins in the dump
-        self._fed += len(data)
         self._pending = b""
         position = 0
         while position < len(buffer) and self.problem is None:
@@ -93,7 +79,7 @@ class StatementCheck:
                 else:
                     self._pending = buffer[position:]
                 return
-            self._sql_line(buffer[position:newline + 1], start + position)
+            self._sql_line(buffer[position:newline + 1])
             position = newline + 1
 
     def finish(self) -> None:
@@ -102,9 +88,9 @@ class StatementCheck:
             pending, self._pending = self._pending, b""
             if self._in_copy:
                 if COPY_END.fullmatch(pending):
-                    self._in_copy = False
+                    self._end_copy()
             else:
-                self._sql_line(pending + b"\n", self._fed - len(pending))
+                self._sql_line(pending + b"\n")
         if self.problem is not None:
             return
         if self._in_copy:
@@ -113,13 +99,13 @@ class StatementCheck:
             self._refuse(self._start_line or self._line,
                          "a statement left unfinished at the end of the dump")
 
-    # COPY data: skipped line-exactly, at C speed
-
     def _skip_copy(self, buffer: bytes, position: int) -> int:
+        """COPY data: skipped (or passed on) line-exactly, at C speed."""
         start = position
         if not self._copy_at_line_start:
             newline = buffer.find(b"\n", position)
             if newline < 0:
+                self._copy_out(buffer, position, len(buffer))
                 return len(buffer)
             self._line += 1
             start = newline + 1
@@ -131,33 +117,43 @@ class StatementCheck:
             tail = buffer[last + 1:] if last >= 0 else buffer[start:]
             if len(tail) <= 3 and (last >= 0 or self._copy_at_line_start):
                 self._pending = tail  # might still become `\.`
+                self._copy_out(buffer, position, len(buffer) - len(tail))
                 self._copy_at_line_start = True
             else:
+                self._copy_out(buffer, position, len(buffer))
                 self._copy_at_line_start = tail == b""
             return len(buffer)
+        self._copy_out(buffer, position, marker)
         self._line += buffer.count(b"\n", start, marker)
         newline = buffer.find(b"\n", marker)
         if newline < 0:
             self._pending = buffer[marker:]
             return len(buffer)
         self._line += 1
-        self._in_copy = False
+        self._end_copy()
         return newline + 1
 
-    # SQL: one complete line at a time, the lexer's state carried between lines
+    def _end_copy(self) -> None:
+        self._in_copy = False
+        if self._sink is not None:
+            self._sink.copy_end()
 
+    def _copy_out(self, buffer: bytes, start: int, end: int) -> None:
+        if self._sink is not None and end > start:
+            self._sink.copy_data(buffer[start:end] if start or end < len(buffer) else buffer)
 
-    def _sql_line(self, line: bytes, offset: int) -> None:
+    def _sql_line(self, line: bytes) -> None:
         number = self._line + 1
-        if (self._state == "normal" and not self._parts and RESTRICT_LINE.fullmatch(line)):
-            self.restrict_lines.append(number)
-            self.restrict_ranges.append((offset, offset + len(line)))
+        if self._state == "normal" and self._from is None and RESTRICT_LINE.fullmatch(line):
+            self.restrict_lines.append(number)  # pg_dump's own: skipped, never executed
             self._line = number
             return
-        self._current = (offset, line)
         position = 0
         while position < len(line) and self.problem is None:
             position = self._step(line, position, number)
+        if self._from is not None and self._sink is not None:
+            self._text += line[self._from:]
+            self._from = 0
         self._line = number
 
     def _step(self, line: bytes, position: int, number: int) -> int:
@@ -168,11 +164,23 @@ class StatementCheck:
         assert match is not None  # `other` matches any byte
         kind = match.lastgroup
         end = match.end()
-        if kind in ("space", "line_comment"):
-            return end  # keeps _after_literal: the continuation may cross lines and comments
+        if kind == "space":
+            return end  # keeps _after_literal: the continuation may cross lines
+        if kind in ("line_comment", "block_comment") and self._from is not None:
+            self._refuse(number, "a comment inside a statement (pg_dump writes comments only "
+                         "between statements)")
+            return len(line)
+        if kind == "line_comment":
+            return end
         if kind == "block_comment":
             self._state, self._comment_depth = "comment", 1
             return end
+        if self._from is None:
+            self._from = position  # the statement's first token
+        if kind == "estring" or match.group().upper().startswith(b"U&"):
+            self._refuse(number, f"an {'E' if kind == 'estring' else 'U&'}'' string or name "
+                         "(pg_dump never writes one with standard_conforming_strings on)")
+            return len(line)
         if kind in ("estring", "string") and self._after_literal:
             self._refuse(number, "string literals side by side (psql would continue the first "
                          "one, escapes and all); pg_dump never writes them")
@@ -200,7 +208,7 @@ class StatementCheck:
         elif kind == "close":
             self._paren_depth = max(0, self._paren_depth - 1)
         if kind == "semicolon" and self._paren_depth == 0 and self._begin_depth == 0:
-            self._end_statement(number, line[end:])
+            self._end_statement(number, line, end)
             return end if not self._in_copy else len(line)
         self._parts.append(text)
         return end
@@ -259,38 +267,30 @@ class StatementCheck:
         if len(self._literal) <= STRING_SHOWN_BYTES:
             self._literal += piece[:STRING_SHOWN_BYTES + 1]
 
-    # Statements
-
     def _begin_statement(self, number: int) -> None:
         if not self._parts:
             self._start_line = number
 
-    def _end_statement(self, number: int, rest_of_line: bytes) -> None:
+    def _end_statement(self, number: int, line: bytes, end: int) -> None:
         parts, self._parts = self._parts, []
         self._heading, self._words, self._begin_depth = [], 0, 0
         self.statements += 1
+        text = b""
+        if self._sink is not None and self._from is not None:
+            text = bytes(self._text + line[self._from:end])
+        self._text.clear()
+        self._from = None
         refused = refusal(parts)
         if refused is not None:
             self._refuse(self._start_line, f"{refused}: {' '.join(parts)[:80]}")
             return
-        offset, line = self._current
-        whole_line = bool(parts) and (self._start_line == number and not rest_of_line.strip()
-                      and line.lstrip()[:len(parts[0])].upper()
-                      == parts[0].upper().encode())
-        if whole_line and parts[0].upper() == "SET":
-            self.setting_ranges.setdefault(parts[1].lower(), []).append(
-                (offset, offset + len(line)))
-        if whole_line and parts[0].upper() == "ALTER" and [p.upper() for p in parts[-3:-1]] \
-                == ["OWNER", "TO"]:
-            self.owner_ranges.append((offset, offset + len(line)))
-        if whole_line and names_roles(parts):
-            self.acl_ranges.append((offset, offset + len(line)))
-        if whole_line and is_policy(parts):
-            self.policy_lines.append((offset, offset + len(line), bytes(line)))
-        if parts and parts[0].upper() == "COPY":
-            if rest_of_line.strip():
-                self._refuse(number, "text after a COPY ... FROM stdin; on its line")
-                return
+        is_copy = bool(parts) and parts[0].upper() == "COPY"
+        if is_copy and line[end:].strip():
+            self._refuse(number, "text after a COPY ... FROM stdin; on its line")
+            return
+        if self._sink is not None and parts:
+            self._sink.statement(text, parts, self._start_line)
+        if is_copy:
             self._in_copy, self._copy_at_line_start = True, True
             self._line = number
 

@@ -1,8 +1,9 @@
 """Prove a backup good while reading it once: SHA-256, a complete gzip stream, the closing line.
 
-The same pass can feed psql (restore) or nothing (verify), from a file or straight from S3,
-with bounded memory. The verdict is known only at the end of the stream, which is why a
-restore builds a new database and swaps it in only when the verdict is good.
+The same pass can hand the SQL to the restore engine (restoring/) or to nothing (verify),
+from a file or straight from S3, with bounded memory. The verdict is known only at the end
+of the stream, which is why a restore builds a new database and swaps it in only when the
+verdict is good.
 """
 
 from __future__ import annotations
@@ -22,7 +23,6 @@ if TYPE_CHECKING:
     from backup_agent.streams.age import Readable
 
 TAIL_BYTES = 8192  # enough of the uncompressed end to find pg_dump's closing line
-HEAD_BYTES = 4096  # enough of the uncompressed start to read pg_dump's header comments
 
 
 @dataclass(frozen=True)
@@ -35,10 +35,8 @@ class Verdict:
     uncompressed_bytes: int
     gzip_complete: bool  # every gzip member ended properly, nothing after the last one
     dump_complete: bool  # pg_dump's closing "dump complete" line is at the end
-    head: bytes  # the first HEAD_BYTES of the dump, for its version header
     encrypted: bool = False  # read through age decryption
     decryption_error: str | None = None  # why decryption stopped, if it did
-    statements_checked: bool = False  # the statement check ran over the whole dump
     statement_problem: str | None = None  # the first statement pg_dump would never write
 
     @property
@@ -93,7 +91,7 @@ def checksum_stream(source: ReadableStream, *, expected_sha256: str | None,
     hashing.drain()
     return Verdict(sha256=hashing.hexdigest(), expected_sha256=expected_sha256,
                    compressed_bytes=hashing.size, uncompressed_bytes=0, gzip_complete=False,
-                   dump_complete=False, head=b"", encrypted=True)
+                   dump_complete=False, encrypted=True)
 
 
 def verify_stream(source: ReadableStream, *, expected_sha256: str | None,
@@ -119,7 +117,7 @@ def verify_stream(source: ReadableStream, *, expected_sha256: str | None,
     compressed: Readable = decrypting if decrypting is not None else hashing
     decoder = None
     uncompressed = 0
-    head = tail = b""
+    tail = b""
     try:
         decoder = BackgroundDecoder(compressed, hashing)
         for data, stored in decoder.chunks():
@@ -127,8 +125,6 @@ def verify_stream(source: ReadableStream, *, expected_sha256: str | None,
                 progress(stored)
             if data:
                 uncompressed += len(data)
-                if len(head) < HEAD_BYTES:
-                    head = (head + data[:HEAD_BYTES])[:HEAD_BYTES]
                 tail = (tail + data[-TAIL_BYTES:])[-TAIL_BYTES:]
                 if check is not None:
                     check.feed(data)
@@ -152,7 +148,6 @@ def verify_stream(source: ReadableStream, *, expected_sha256: str | None,
     return Verdict(sha256=hashing.hexdigest(), expected_sha256=expected_sha256,
                    compressed_bytes=hashing.size, uncompressed_bytes=uncompressed,
                    gzip_complete=gzip_complete,
-                   dump_complete=gzip_complete and DUMP_COMPLETE_MARKER in tail, head=head,
+                   dump_complete=gzip_complete and DUMP_COMPLETE_MARKER in tail,
                    encrypted=identities is not None, decryption_error=decryption_error,
-                   statements_checked=check is not None and gzip_complete,
                    statement_problem=check.problem if check is not None else None)

@@ -9,14 +9,14 @@ from pathlib import Path
 
 from testbed.postgres import PostgresServer
 from testbed.sample_data import fingerprint, load_sample_data
-from tests.conftest import clean_environment, make_backup, run_agent
+from tests.conftest import clean_environment, make_backup, run_agent, signed
 from tests.fabricate import rewrite_backup
 
 
 def agent_environment(server: PostgresServer, database: str, backup_dir: Path,
                       bin_directory: Path) -> dict[str, str]:
-    return {**clean_environment(), **server.environment(database),
-            "PG_BINDIR": str(bin_directory), "BACKUP_DIR": str(backup_dir)}
+    return signed({**clean_environment(), **server.environment(database),
+                   "PG_BINDIR": str(bin_directory), "BACKUP_DIR": str(backup_dir)})
 
 
 def sample_database(server: PostgresServer, name: str) -> str:

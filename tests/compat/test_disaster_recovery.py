@@ -25,7 +25,7 @@ from testbed.rich_schema import (
     load_rich_schema,
 )
 from testbed.s3 import S3Endpoint
-from tests.conftest import clean_environment, make_backup, run_agent
+from tests.conftest import clean_environment, make_backup, run_agent, signed
 
 PASSWORDS = {"rich_app": "rich_app-not-a-secret", "rich_ro": "rich_ro-not-a-secret"}
 
@@ -49,9 +49,9 @@ def rich_database(server: PostgresServer, name: str) -> str:
 def environment(server: PostgresServer, database: str, backup_dir: Path,
                 bin_directory: Path | None = None, *, extra: dict[str, str] | None = None
                 ) -> dict[str, str]:
-    return {**clean_environment(), **server.environment(database),
-            "PG_BINDIR": str(bin_directory or server.bin_directory),
-            "BACKUP_DIR": str(backup_dir), **(extra or {})}
+    return signed({**clean_environment(), **server.environment(database),
+                   "PG_BINDIR": str(bin_directory or server.bin_directory),
+                   "BACKUP_DIR": str(backup_dir), **(extra or {})})
 
 
 def roles_only(server: PostgresServer) -> list[str]:

@@ -23,7 +23,7 @@ from testbed.rich_schema import (
     load_rich_schema,
     restore_plain,
 )
-from tests.conftest import clean_environment, run_agent
+from tests.conftest import clean_environment, run_agent, signed
 
 # The session fixture that serves each version, and how its versions read.
 SERVERS = {"pg18": "pg_server", "pg16": "pg16_server"}
@@ -231,8 +231,8 @@ def test_the_agent_restores_the_rich_schema_exactly(
     rich: RichDatabase = request.getfixturevalue(f"rich_{version}")
     backups = tmp_path / "backups"
     backups.mkdir()
-    environment = {**clean_environment(), **rich.server.environment(rich.name),
-                   "BACKUP_DIR": str(backups)}
+    environment = signed({**clean_environment(), **rich.server.environment(rich.name),
+                          "BACKUP_DIR": str(backups)})
     backed_up = run_agent(["backup"], environment)
     assert backed_up.returncode == 0, backed_up.stderr
     copy = f"rich_agent_copy_{version}"

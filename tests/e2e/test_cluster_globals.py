@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from testbed.postgres import PostgresServer, running_server
-from tests.conftest import make_backup, run_agent
+from tests.conftest import make_backup, run_agent, signed
 from tests.fabricate import rewrite_backup
 
 ROLES_SQL = """
@@ -44,6 +44,12 @@ def with_roles(server: PostgresServer, database: str) -> None:
         ALTER TABLE shop.customers ENABLE ROW LEVEL SECURITY;
         CREATE POLICY "ro sees" ON shop.customers FOR SELECT TO gl_ro USING (true);
         COMMENT ON POLICY "ro sees" ON shop.customers IS 'gl_ro reads every customer';""")
+
+
+@pytest.fixture
+def agent_env(agent_env: dict[str, str]) -> dict[str, str]:
+    """Signed and trusted: the roles and properties of a genuine backup come back whole."""
+    return signed(agent_env)
 
 
 @pytest.fixture

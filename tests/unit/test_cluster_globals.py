@@ -152,7 +152,8 @@ def test_database_settings_and_privileges_reach_only_existing_roles() -> None:
         'ALTER DATABASE "shop" CONNECTION LIMIT 50;',
         "COMMENT ON DATABASE \"shop\" IS 'production shop';",
         "ALTER DATABASE \"shop\" SET \"search_path\" = '$user', 'public';"]
-    assert left_out == ["the settings of role shop_ro in the database (no such role)"]
+    assert left_out == ["the settings of role shop_ro in the database (not a role this "
+                        "restore may change)"]
     granted, not_granted = database_privileges("shop", properties, {"shop_owner", "shop_ro"})
     assert granted == ['REVOKE ALL ON DATABASE "shop" FROM PUBLIC;',
                        'REVOKE ALL ON DATABASE "shop" FROM "shop_owner";',
@@ -188,26 +189,19 @@ def test_an_encrypted_file_holds_no_name_or_hash_in_the_clear() -> None:
         prove(stored, expected_sha256=digest, identities=other)
 
 
-def test_policies_naming_missing_roles_are_left_out_with_their_comments() -> None:
-    from backup_agent.postgres.policies import policies_naming_missing_roles
+def test_policies_naming_missing_roles_are_found_statement_by_statement() -> None:
+    from backup_agent.postgres.policies import policy_name, policy_roles
 
-    lines = [
-        b'CREATE POLICY "ro, sees" ON "My Schema".t FOR SELECT TO shop_ro, "We""ird" '
-        b"USING (true);\n",
-        b"CREATE POLICY open ON s.t USING (true);\n",
-        b"CREATE POLICY mine ON s.t AS RESTRICTIVE FOR ALL TO shop_owner USING (true);\n",
-        b"COMMENT ON POLICY \"ro, sees\" ON \"My Schema\".t IS 'x';\n",
-        b"COMMENT ON POLICY open ON s.t IS 'y';\n",
-    ]
-    placed, offset = [], 0
-    for line in lines:
-        placed.append((offset, offset + len(line), line))
-        offset += len(line)
-    ranges, notes = policies_naming_missing_roles(placed, {"shop_owner", 'We"ird'})
-    assert ranges == [placed[0][:2], placed[3][:2]]
-    assert notes == ["left out policy ro, sees on My Schema.t: it names role(s) shop_ro, which "
-                     "this server lacks (--no-owner); row-level security stays on, so those "
-                     "rows are hidden from all but the owner until you recreate it"]
+    existing = frozenset({"shop_owner", 'We"ird'})
+    assert policy_roles(b'CREATE POLICY "ro, sees" ON "My Schema".t FOR SELECT TO shop_ro, '
+                        b'"We""ird" USING (true);', existing) == ("ro, sees on My Schema.t",
+                                                                   ["shop_ro"])
+    assert policy_roles(b"CREATE POLICY open ON s.t USING (true);", existing) == (
+        "open on s.t", [])
+    assert policy_roles(b"CREATE POLICY mine ON s.t AS RESTRICTIVE FOR ALL TO shop_owner "
+                        b"USING (true);", existing) == ("mine on s.t", [])
+    assert policy_name('COMMENT ON POLICY "ro, sees" ON "My Schema".t IS \'x\';',
+                       "COMMENT ON POLICY ") == "ro, sees on My Schema.t"
 
 
 def test_valid_until_keeps_infinities_and_eras() -> None:

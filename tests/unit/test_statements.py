@@ -112,7 +112,7 @@ ATTACKS = [
     (b"-- x\rDROP DATABASE shop;", "DROP"),  # a bare CR ends a -- comment
     (b"COMMENT ON SCHEMA public IS 'x' \x00';", "NUL"),
     (b'SET client_encoding = "SJIS";', "encoding"),
-    (b"SET client_encoding = E'SJIS';", "encoding"),
+    (b"SET client_encoding = E'SJIS';", "E''"),
     (b"SET client_encoding = 'SHIFT_JIS_2004';", "encoding"),
     (b"SET client_encoding = 'WINDOWS932';", "encoding"),
     (b"COPY pg_catalog.pg_authid (oid, rolname) FROM stdin;", "system catalogs"),
@@ -145,12 +145,9 @@ def test_each_attack_is_refused_at_its_line(line: bytes, reason: str) -> None:
     b"THEN 1 END;\n DELETE FROM t;\nEND;",
     # Quotes of every kind hide semicolons and backslashes from psql and from us alike.
     b"COMMENT ON TABLE public.t IS 'a; \\! b';",
-    b"COMMENT ON TABLE public.t IS E'it\\'s; \\\\! not a command';",
-    b"COMMENT ON TABLE public.t IS U&'d\\0061t\\+000061; x';",
     b'COMMENT ON COLUMN public.t."we;ird\\"" \\! name" IS \'x\';',
     b"CREATE FUNCTION g() RETURNS text LANGUAGE plpgsql AS $body$\n\\! id\nBEGIN "
     b"RETURN $$;$$; END\n$body$;",
-    b"CREATE TABLE z (a int) /* nested /* comment; \\! id */ still; */;",
     b"CREATE TABLE w (a int); -- a comment \\! id ; DROP TABLE t",
 ])
 def test_what_psql_keeps_in_one_statement_passes(hidden: bytes) -> None:
@@ -172,45 +169,76 @@ def test_copy_data_ends_only_at_a_line_that_is_exactly_backslash_dot() -> None:
     assert result.problem is not None and "meta-command" in result.problem
 
 
+class Collected:
+    """A StatementSink that keeps what it is handed, COPY data joined per COPY."""
+
+    def __init__(self) -> None:
+        self.items: list[tuple[str, bytes]] = []
+
+    def statement(self, text: bytes, parts: list[str], line: int) -> None:
+        self.items.append(("statement", text))
+
+    def copy_data(self, data: bytes) -> None:
+        if self.items and self.items[-1][0] == "data":
+            self.items[-1] = ("data", self.items[-1][1] + data)
+        else:
+            self.items.append(("data", data))
+
+    def copy_end(self) -> None:
+        self.items.append(("end", b""))
+
+
+def handed_over(sql: bytes, chunk: int) -> tuple[StatementCheck, list[tuple[str, bytes]]]:
+    sink = Collected()
+    result = StatementCheck(sink)
+    for start in range(0, len(sql), chunk):
+        result.feed(sql[start:start + chunk])
+    result.finish()
+    return result, sink.items
+
+
 @pytest.mark.parametrize("chunk", [1 << 20, 1, 7])
-def test_the_dumps_own_restrict_lines_are_located_to_the_byte(chunk: int) -> None:
-    sql = HEAD + TAIL
-    result = check(sql, chunk)
-    kept = bytearray()
-    position = 0
-    for low, high in result.restrict_ranges:
-        kept += sql[position:low]
-        assert sql[low:high].startswith((b"\\restrict ", b"\\unrestrict "))
-        assert sql[low:high].endswith(b"\n")
-        position = high
-    kept += sql[position:]
-    assert b"restrict" not in bytes(kept)
+def test_the_dumps_own_restrict_lines_are_never_handed_over(chunk: int) -> None:
+    result, items = handed_over(HEAD + TAIL, chunk)
+    assert result.problem is None and result.restrict_lines
+    assert not any(b"restrict" in text for _kind, text in items)
 
 
-def test_whole_line_session_settings_are_located_for_older_servers() -> None:
-    sql = HEAD.replace(b"SET statement_timeout = 0;\n",
-                       b"SET statement_timeout = 0;\nSET transaction_timeout = 0;\n") + TAIL
-    result = check(sql, 5)
-    [(low, high)] = result.setting_ranges["transaction_timeout"]
-    assert sql[low:high] == b"SET transaction_timeout = 0;\n"
+@pytest.mark.parametrize("chunk", [1 << 20, 1, 3, 7])
+def test_each_statement_is_handed_over_whole_as_it_was_judged(chunk: int) -> None:
+    sql = HEAD + (b"ALTER TABLE public.t OWNER TO postgres; COMMENT ON SCHEMA public IS ';\n"
+                  b"x';\nCOPY public.t (a) FROM stdin;\nALTER TABLE x OWNER TO y;\n\\.\n"
+                  b"ALTER SCHEMA s OWNER TO app;\n") + TAIL
+    result, items = handed_over(sql, chunk)
+    assert result.problem is None
+    assert ("statement", b"COMMENT ON SCHEMA public IS ';\nx';") in items
+    assert ("statement", b"ALTER TABLE public.t OWNER TO postgres;") in items
+    at = items.index(("statement", b"COPY public.t (a) FROM stdin;"))
+    # COPY data is data, never a statement, and never its `\.` line.
+    assert items[at + 1:at + 4] == [("data", b"ALTER TABLE x OWNER TO y;\n"), ("end", b""),
+                                    ("statement", b"ALTER SCHEMA s OWNER TO app;")]
+
+
+@pytest.mark.parametrize("text", [b"COMMENT ON SCHEMA public IS E'x';",
+                                  b"COMMENT ON TABLE public.t IS E'it\\'s; \\\\! not a command';",
+                                  b"COMMENT ON TABLE public.t IS U&'d\\0061t\\+000061; x';",
+                                  b"CREATE TABLE z (a int) /* nested /* comment; \\! id */ "
+                                  b"still; */;",
+                                  b"COMMENT ON SCHEMA public IS U&'x';",
+                                  b"CREATE TABLE public.t (a int -- note\n);",
+                                  b"CREATE TABLE public.t (a /* note */ int);"])
+def test_comments_and_escape_strings_inside_a_statement_are_refused(text: bytes) -> None:
+    result, items = handed_over(HEAD + text + b"\n" + TAIL, 5)
+    assert result.problem is not None
+    assert not any(text[:-1] in item for _kind, item in items)
 
 
 def test_a_literal_continued_on_the_next_line_is_refused() -> None:
     # psql would continue E'x' with the next literal, escapes and all; the backslash then
     # hides the quote that ends it for a lexer that reads the second literal as plain.
-    sql = HEAD + b"COMMENT ON SCHEMA public IS E'x'\n'\\' ' ; SELECT 1; -- ';\n" + TAIL
+    sql = HEAD + b"COMMENT ON SCHEMA public IS 'x'\n'\\' ' ; SELECT 1; -- ';\n" + TAIL
     result = check(sql)
     assert result.problem is not None and "side by side" in result.problem
-
-
-def test_only_whole_line_owner_statements_are_left_out_by_no_owner() -> None:
-    sql = HEAD + (b"ALTER TABLE public.t OWNER TO postgres; COMMENT ON SCHEMA public IS ';\n"
-                  b"x';\nALTER SCHEMA s OWNER TO app;\n") + TAIL
-    result = check(sql, 3)
-    assert result.problem is None
-    owners = [sql[low:high] for low, high in result.owner_ranges]
-    assert b"ALTER SCHEMA s OWNER TO app;\n" in owners
-    assert not any(b"COMMENT" in line for line in owners)
 
 
 def test_a_column_named_program_is_no_program_option() -> None:

@@ -90,9 +90,11 @@ class Rebuild:
     server_major: int
     no_owner: bool
     for_test: bool = False  # a restore test: roles made NOLOGIN, dropped afterwards
+    trusted: bool = True  # the globals file has a trusted signature (else roles powerless)
     created_roles: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     _contexts: dict[str, str] | None = None
+    _owner: str | None = None  # the database's owner, given in finish()
 
     @property
     def contexts(self) -> dict[str, str]:
@@ -120,47 +122,49 @@ class Rebuild:
         existing = existing_roles(self.admin)
         return [name for name in self.cluster.role_names() if name not in existing]
 
-    def policies_left_out(self, policy_lines: list[tuple[int, int, bytes]]
-                          ) -> tuple[list[tuple[int, int]], list[str]]:
-        """With --no-owner no role is created, so a policy naming a missing one would stop
-        the restore: its byte ranges (and its comment's) to leave out, and why."""
-        if not self.no_owner:
-            return [], []
-        from backup_agent.postgres.policies import policies_naming_missing_roles
-
-        return policies_naming_missing_roles(policy_lines, set(existing_roles(self.admin)))
-
     def create(self, name: str, model: DatabaseFacts | None) -> None:
-        """Create the missing roles (unless --no-owner), then the empty database."""
+        """Create the missing roles (unless --no-owner), then the empty database, owned by
+        the restoring user until finish() (nothing the dump runs may own or alter it)."""
         if self.cluster is None:
-            self.admin.create_like(name, model, keep_owner=not self.no_owner)
+            self.admin.create_like(name, model, keep_owner=False)
+            self._owner = model.owner if model is not None and not self.no_owner else None
             return
         self.check()
         if not self.no_owner:
             outcome = create_missing_roles(self.admin, self.cluster, self.server_major,
-                                           self.contexts, for_test=self.for_test)
+                                           self.contexts, for_test=self.for_test,
+                                           trusted=self.trusted)
             self.created_roles, self.notes = outcome.created, self.notes + outcome.notes
         owner: str | None = self.cluster.database.owner
         if self.no_owner or owner not in existing_roles(self.admin):
             owner = None
+        self._owner = owner
         try:
-            statement = create_database(name, self.cluster.database, owner=owner,
+            statement = create_database(name, self.cluster.database, owner=None,
                                         server_major=self.server_major)
         except ValueError as error:
             raise RestoreError(f"{error}: restore onto a newer PostgreSQL") from None
         self.admin.execute(statement)
 
     def finish(self, name: str) -> None:
-        """Give the built database its recorded settings, comment, limit and privileges."""
+        """Give the built database its owner and recorded settings, comment, limit and
+        privileges; first undo any setting the dump's code may have given it."""
+        database = quote_identifier(name)
+        first = [f"ALTER DATABASE {database} RESET ALL;"]
+        if self._owner is not None:
+            first.append(f"ALTER DATABASE {database} OWNER TO {quote_identifier(self._owner)};")
         if self.cluster is None:
+            self.admin.execute("BEGIN;\n" + "\n".join(first) + "\nCOMMIT;")
             return
         roles = set(existing_roles(self.admin))
-        statements, left_out = database_settings(name, self.cluster.database, roles,
+        # An unsigned globals file changes no existing role, not even inside this database.
+        changeable = roles if self.trusted else set(self.created_roles) & roles
+        statements, left_out = database_settings(name, self.cluster.database, changeable,
                                                  self.contexts)
         if not self.no_owner:
             granted, not_granted = database_privileges(name, self.cluster.database, roles)
             statements, left_out = statements + granted, left_out + not_granted
-        self.admin.execute("BEGIN;\n" + "\n".join(statements) + "\nCOMMIT;")
+        self.admin.execute("BEGIN;\n" + "\n".join(first + statements) + "\nCOMMIT;")
         self.notes += [f"left out {item}" for item in left_out]
 
     def undo(self) -> None:

@@ -1,0 +1,189 @@
+"""A connection to the database being built: one statement at a time, pinned and watched.
+
+Each statement goes alone through the extended protocol (Parse/Bind/Execute), so the server
+itself refuses a piece that holds two statements; COPY data goes through the copy protocol.
+After every statement the server's reported parameters are compared with what the allowed
+statements set: a function that flipped standard_conforming_strings, client_encoding, the
+session's authorization or (where the server reports it) search_path stops the restore.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from backup_agent.model.settings import PostgresSettings
+from backup_agent.postgres.commands import lock_wait_milliseconds
+
+if TYPE_CHECKING:
+    import psycopg
+
+# Reported by the server on every change (GUC_REPORT); search_path only from PostgreSQL 18.
+WATCHED = ("standard_conforming_strings", "client_encoding", "session_authorization",
+           "is_superuser", "search_path")
+APPLICATION_NAME = "backup-agent restore"
+
+
+class StatementFailed(Exception):
+    """The server refused a statement; `sqlstate` says why (42501: permission denied)."""
+
+    def __init__(self, session: str, line: int, sqlstate: str | None, message: str) -> None:
+        super().__init__(message)
+        self.session = session
+        self.line = line
+        self.sqlstate = sqlstate
+
+
+class SessionChanged(Exception):
+    """A watched parameter changed other than by a statement allowed to change it."""
+
+    def __init__(self, session: str, line: int, name: str, before: str | None,
+                 after: str | None) -> None:
+        super().__init__(f"{name} changed from {before!r} to {after!r}")
+        self.session = session
+        self.line = line
+        self.name = name
+        self.before = before
+        self.after = after
+
+
+@dataclass(frozen=True)
+class Login:
+    """Who a session logs in as; the password never leaves this process but to libpq."""
+
+    user: str
+    password: str | None
+
+
+def connect(settings: PostgresSettings, database: str, login: Login) -> psycopg.Connection[Any]:
+    """Open an autocommit connection with standard_conforming_strings on, an empty
+    search_path and our bounded lock wait, whatever the role's or database's defaults."""
+    import psycopg
+
+    options = (f"-c standard_conforming_strings=on -c search_path= "
+               f"-c lock_timeout={lock_wait_milliseconds(settings)}")
+    parameters: dict[str, Any] = {
+        "dbname": database, "user": login.user, "options": options,
+        "connect_timeout": settings.connect_timeout_seconds,
+        "application_name": APPLICATION_NAME, "autocommit": True}
+    if settings.host:
+        parameters["host"] = settings.host
+    if settings.port:
+        parameters["port"] = settings.port
+    if login.password is not None:
+        parameters["password"] = login.password
+    return psycopg.connect(**parameters)
+
+
+class BuildSession:
+    """One watched connection; `name` says whose it is in errors ("builder", "admin")."""
+
+    def __init__(self, name: str, connection: psycopg.Connection[Any]) -> None:
+        self.name = name
+        self._connection = connection
+        self._expected = {parameter: self._reported(parameter) for parameter in WATCHED}
+        self._copy: contextlib.AbstractContextManager[Any] | None = None
+        self._writer: Any = None
+
+    def _reported(self, parameter: str) -> str | None:
+        return self._connection.info.parameter_status(parameter)
+
+    def accept(self, *parameters: str) -> None:
+        """The statement just run was allowed to change these: expect their new values."""
+        for parameter in parameters:
+            self._expected[parameter] = self._reported(parameter)
+
+    def watch(self, line: int) -> None:
+        """Raise SessionChanged when a watched parameter is not what the dump set."""
+        for parameter, expected in self._expected.items():
+            now = self._reported(parameter)
+            if now != expected:
+                raise SessionChanged(self.name, line, parameter, expected, now)
+
+    def run(self, text: bytes, line: int) -> None:
+        """Execute one statement through the extended protocol, then watch the session."""
+        import psycopg
+
+        try:
+            # binary=True makes psycopg use PQsendQueryParams: the extended protocol, in
+            # which the server refuses a string holding more than one statement.
+            self._connection.execute(text, binary=True)
+        except psycopg.Error as error:
+            raise self._failed(error, line) from None
+        self.watch(line)
+
+    def encrypt_password(self, password: str, role: str) -> str:
+        """The server's verifier of `password` (SCRAM where the server uses it), computed
+        here: the password itself never reaches the server or its log."""
+        return bytes(self._connection.pgconn.encrypt_password(
+            password.encode(), role.encode())).decode()
+
+    def query_column(self, sql: bytes) -> list[str]:
+        """The first column of an agent-written query's rows, as text."""
+        rows = self._connection.execute(sql).fetchall()
+        return [str(row[0]) for row in rows]
+
+    def transaction_open(self) -> bool:
+        from psycopg import pq
+
+        return bool(self._connection.info.transaction_status != pq.TransactionStatus.IDLE)
+
+    def copy_start(self, text: bytes, line: int) -> None:
+        import psycopg
+
+        manager = self._connection.cursor().copy(text)
+        try:
+            self._writer = manager.__enter__()
+        except psycopg.Error as error:
+            raise self._failed(error, line) from None
+        self._copy = manager
+
+    def copy_write(self, data: bytes, line: int) -> None:
+        import psycopg
+
+        try:
+            self._writer.write(data)
+        except psycopg.Error as error:
+            self._abandon_copy()
+            raise self._failed(error, line) from None
+
+    def copy_finish(self, line: int) -> None:
+        import psycopg
+
+        manager, self._copy, self._writer = self._copy, None, None
+        assert manager is not None
+        try:
+            manager.__exit__(None, None, None)
+        except psycopg.Error as error:
+            raise self._failed(error, line) from None
+        self.watch(line)
+
+    def _abandon_copy(self) -> None:
+        manager, self._copy, self._writer = self._copy, None, None
+        if manager is not None:
+            with contextlib.suppress(Exception):
+                manager.__exit__(RuntimeError, RuntimeError("abandoned"), None)
+
+    def _failed(self, error: Exception, line: int) -> StatementFailed:
+        sqlstate = getattr(error, "sqlstate", None)
+        diagnostic = getattr(error, "diag", None)
+        message = (getattr(diagnostic, "message_primary", None) or str(error)).strip()
+        return StatementFailed(self.name, line, sqlstate, message.splitlines()[0]
+                               if message else "the server refused it")
+
+    def close(self) -> None:
+        self._abandon_copy()
+        with contextlib.suppress(Exception):
+            self._connection.close()
+
+
+@contextlib.contextmanager
+def opened(name: str, settings: PostgresSettings, database: str,
+           login: Login) -> Iterator[BuildSession]:
+    session = BuildSession(name, connect(settings, database, login))
+    try:
+        yield session
+    finally:
+        session.close()
