@@ -16,6 +16,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from backup_agent.keys.trust import trust
 from backup_agent.model.backup import (
     BackupRef,
     Where,
@@ -133,8 +134,7 @@ class Catalog:
         self.warnings += dated_ahead(candidates, self._now)
         newest = None
         while (candidate := newest_complete(candidates, self._now)) is not None:
-            detailed = self.details(candidate)
-            problem = self._untrusted(detailed)
+            detailed, problem = trust(self._settings, self.details(candidate))
             if problem is None:
                 newest = detailed
                 break
@@ -149,13 +149,6 @@ class Catalog:
                                       f"shows what there is{other}"
                                       + (f" ({passed})" if passed else ""))
         return newest
-
-    def _untrusted(self, backup: BackupRef) -> str | None:
-        if not self._settings.trusted_signing_keys:
-            return None
-        from backup_agent.authenticity import why_untrusted  # cryptography, only when asked
-
-        return why_untrusted(backup, self._settings.trusted_signing_keys)
 
     def resolve(self, given: str, *, from_s3: bool) -> BackupRef:
         """Return the backup that `given` (latest, a name, a path, or an s3:// URL) names.

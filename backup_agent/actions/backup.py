@@ -161,7 +161,7 @@ def _write_sidecars(settings: Settings, directory: Path, name: str, sha256: str,
     """The checksum, the signature over the manifest's exact bytes, then the manifest."""
     local.write_small_file(directory / checksum_name(name), checksum_line(sha256, name))
     if signing_key is not None:
-        from backup_agent.signing import sign
+        from backup_agent.keys.signing import sign
 
         local.write_small_file(directory / signature_name(name),
                                sign(signing_key, manifest.encode()).decode())
@@ -176,7 +176,7 @@ def run_backup(settings: Settings, *, clock: Callable[[], datetime] = utc_now,
     local.check_writable_directory(directory)
     signing_key = None
     if settings.signing_key_file is not None:  # a bad key fails now, before any dump
-        from backup_agent.signing import load_signing_key
+        from backup_agent.keys.signing import load_signing_key
 
         signing_key = load_signing_key(settings.signing_key_file)
     with directory_lock(directory, purpose="backup"):

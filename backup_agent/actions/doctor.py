@@ -121,7 +121,7 @@ def _pg_dump(settings: Settings, server: ServerFacts) -> str:
 
 def _client_side_encryption(settings: Settings) -> str:
     """Encryption only protects if the key that opens the backups is not beside them."""
-    from backup_agent.identities import configured_identities  # pyrage, only when asked
+    from backup_agent.keys.age_identities import configured_identities  # pyrage, only when asked
     from backup_agent.streams.age import public_keys
 
     configured = configured_identities(settings)

@@ -18,7 +18,8 @@ from typing import TYPE_CHECKING, Any
 
 from backup_agent import containers
 from backup_agent.catalog import Catalog
-from backup_agent.identities import authenticity_warnings, decryption_keys
+from backup_agent.keys.age_identities import decryption_keys
+from backup_agent.keys.trust import authenticity_warnings
 from backup_agent.model.backup import BackupRef, Where
 from backup_agent.model.errors import (
     BackupAgentError,

@@ -15,7 +15,8 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from backup_agent.catalog import Catalog
-from backup_agent.identities import authenticity_warnings, decryption_keys, untrusted_reason
+from backup_agent.keys.age_identities import decryption_keys
+from backup_agent.keys.trust import authenticity_warnings, untrusted_reason
 from backup_agent.model.backup import BackupRef
 from backup_agent.model.errors import (
     BackupAgentError,

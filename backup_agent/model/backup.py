@@ -71,6 +71,8 @@ class BackupRef:
     globals_bytes: bytes | None = field(default=None, repr=False)  # as stored
     expected_sha256: str | None = None
     details_loaded: bool = False
+    # Set by keys.trust once a key in TRUSTED_SIGNING_KEYS vouched for it: not checked again.
+    authenticated: bool = field(default=False, compare=False)
     opener: Callable[[], ReadableStream] = field(default=_cannot_open, repr=False,
                                                  compare=False)
 
