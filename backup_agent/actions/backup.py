@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from backup_agent import retention
+from backup_agent.catalog import retention
 from backup_agent.model.backup import S3Location
 from backup_agent.model.errors import S3Error
 from backup_agent.model.manifest import DumpFacts, build_manifest, render

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from backup_agent import retention
+from backup_agent.catalog import retention
 from backup_agent.model.backup import BackupRef
 from backup_agent.model.durations import human_duration
 from backup_agent.model.errors import CancelledError, ConfigurationError

@@ -17,8 +17,8 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from backup_agent import containers
-from backup_agent.catalog import Catalog
 from backup_agent.keys.age_identities import decryption_keys
+from backup_agent.keys.trust import TrustedCatalog as Catalog
 from backup_agent.keys.trust import authenticity_warnings
 from backup_agent.model.backup import BackupRef, Where
 from backup_agent.model.errors import (

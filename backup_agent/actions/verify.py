@@ -14,8 +14,8 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from backup_agent.catalog import Catalog
 from backup_agent.keys.age_identities import decryption_keys
+from backup_agent.keys.trust import TrustedCatalog as Catalog
 from backup_agent.keys.trust import authenticity_warnings, untrusted_reason
 from backup_agent.model.backup import BackupRef
 from backup_agent.model.errors import (

@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import replace
 
+from backup_agent.catalog import Catalog
 from backup_agent.model.backup import BackupRef
 from backup_agent.model.errors import VerificationError
 from backup_agent.model.settings import Settings
@@ -72,3 +73,11 @@ def authenticity_warnings(settings: Settings, backups: list[BackupRef], *,
         for backup in backups:
             authenticate(backup, settings.trusted_signing_keys)
     return []
+
+
+class TrustedCatalog(Catalog):
+    """The catalog as restore, verify and the runner checks see it: with TRUSTED_SIGNING_KEYS,
+    `latest` passes over every backup no trusted key signed (a planted backup is never it)."""
+
+    def vouch(self, backup: BackupRef) -> tuple[BackupRef, str | None]:
+        return trust(self._settings, backup)

@@ -25,6 +25,7 @@ from botocore.config import Config
 
 from backup_agent.model.backup import S3Location
 from backup_agent.model.errors import BackupAgentError, ObjectExistsError, S3Error
+from backup_agent.model.naming import SIDECAR_LIMIT_BYTES
 from backup_agent.model.settings import S3Settings
 from backup_agent.storage.s3_download import MEBIBYTE, open_object
 from backup_agent.storage.s3_errors import NOT_FOUND_CODES, error_code, translate_error
@@ -48,7 +49,6 @@ log = logging.getLogger(__name__)
 SERVER_SIDE_ENCRYPTION: Literal["AES256"] = "AES256"
 ENCRYPTED_AT_REST = (SERVER_SIDE_ENCRYPTION, "aws:kms", "aws:kms:dsse")
 DEFAULT_MAX_ATTEMPTS = 6
-SIDECAR_LIMIT_BYTES = 1024 * 1024  # a .sha256 or manifest is a few KiB at most
 
 
 def transfer_config(part_size_mib: int) -> TransferConfig:
