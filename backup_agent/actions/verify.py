@@ -18,6 +18,7 @@ from backup_agent.keys.age_identities import decryption_keys
 from backup_agent.keys.trust import TrustedCatalog as Catalog
 from backup_agent.keys.trust import authenticity_warnings, untrusted_reason
 from backup_agent.model.backup import BackupRef
+from backup_agent.model.database_names import derived_name
 from backup_agent.model.errors import (
     BackupAgentError,
     ConfigurationError,
@@ -27,7 +28,7 @@ from backup_agent.model.errors import (
 from backup_agent.model.naming import STAMP_FORMAT
 from backup_agent.model.progress import NO_PROGRESS, Progress
 from backup_agent.model.settings import Settings
-from backup_agent.postgres.admin import DatabaseAdmin, derived_name
+from backup_agent.postgres.admin import DatabaseAdmin
 from backup_agent.postgres.clients import psql_understands_restrict
 from backup_agent.postgres.feed import feed_psql
 from backup_agent.postgres.session import SqlSession
