@@ -27,6 +27,11 @@ from backup_agent.model.backup import S3Location
 from backup_agent.model.errors import BackupAgentError, ObjectExistsError, S3Error
 from backup_agent.model.naming import SIDECAR_LIMIT_BYTES
 from backup_agent.model.settings import S3Settings
+from backup_agent.storage.s3_bucket import (
+    ENCRYPTED_AT_REST,
+    BucketConfiguration,
+    bucket_configuration,
+)
 from backup_agent.storage.s3_download import MEBIBYTE, open_object
 from backup_agent.storage.s3_errors import NOT_FOUND_CODES, error_code, translate_error
 from backup_agent.storage.s3_upload import (
@@ -47,7 +52,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 SERVER_SIDE_ENCRYPTION: Literal["AES256"] = "AES256"
-ENCRYPTED_AT_REST = (SERVER_SIDE_ENCRYPTION, "aws:kms", "aws:kms:dsse")
 DEFAULT_MAX_ATTEMPTS = 6
 
 
@@ -242,7 +246,12 @@ class S3Store:
 
     # The bucket's own configuration, for doctor
 
-    def configuration(self, method: str, missing_codes: set[str]) -> dict[str, Any] | None:
+    def bucket_configuration(self) -> BucketConfiguration:
+        """Return the bucket's encryption, public-access block, lifecycle, policy and
+        versioning (see s3_bucket: a part S3 refuses to show fails only its own check)."""
+        return bucket_configuration(self._configuration)
+
+    def _configuration(self, method: str, missing_codes: set[str]) -> dict[str, Any] | None:
         """Return a bucket-configuration answer (get_bucket_encryption, ...), None if unset."""
         with self._translated(f"read the bucket's {method.removeprefix('get_')}"):
             try:
