@@ -33,7 +33,7 @@ from backup_agent.model.naming import (
     signature_name,
 )
 from backup_agent.model.progress import NO_PROGRESS, Progress
-from backup_agent.model.settings import Settings
+from backup_agent.model.settings import NO_BUCKET, Settings
 from backup_agent.postgres.dump import dump_database
 from backup_agent.storage import local
 from backup_agent.storage.lock import directory_lock
@@ -112,8 +112,8 @@ def _free_name(directory: Path, clock: Callable[[], datetime], *,
 
 def _s3_store(settings: Settings, warnings: list[str]) -> S3Store | None:
     """Return the S3 store, or None (with a warning) when S3 is not configured."""
-    if not settings.s3.bucket:
-        warnings.append("S3_BUCKET is not set: the backup is kept locally only "
+    if not settings.s3.configured:
+        warnings.append(f"{NO_BUCKET}: the backup is kept locally only "
                         "(set S3_BUCKET and AWS credentials for off-site copies)")
         return None
     store = S3Store(settings.s3)

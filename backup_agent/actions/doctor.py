@@ -23,7 +23,7 @@ from backup_agent.model.errors import (
     LocalStorageError,
     ObjectExistsError,
 )
-from backup_agent.model.settings import Settings
+from backup_agent.model.settings import NO_BUCKET, Settings
 from backup_agent.postgres.clients import check_client_not_older
 from backup_agent.postgres.session import ServerFacts, SqlSession
 from backup_agent.storage import local
@@ -95,10 +95,10 @@ def run_doctor(settings: Settings) -> DoctorResult:
         _run(result, "pg_dump", lambda: _pg_dump(settings, facts[0]))
     _run(result, "backup-dir", lambda: _backup_directory(
         settings, database_size[0] if database_size else 0))
-    if settings.s3.bucket:
+    if settings.s3.configured:
         _check_s3(settings, result)
     else:
-        result.checks.append(Check("s3", True, "S3_BUCKET is not set: backups stay local "
+        result.checks.append(Check("s3", True, f"{NO_BUCKET}: backups stay local "
                                                "(every backup will end with a warning)"))
     if settings.encrypt_to:
         _run(result, "client-encryption", lambda: _client_side_encryption(settings))

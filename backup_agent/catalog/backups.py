@@ -39,7 +39,7 @@ from backup_agent.model.naming import (
     s3_key,
     signature_name,
 )
-from backup_agent.model.settings import Settings
+from backup_agent.model.settings import NO_BUCKET, Settings
 from backup_agent.storage import local
 
 if TYPE_CHECKING:
@@ -52,6 +52,7 @@ LATEST = "latest"
 class Listing:
     backups: list[BackupRef]  # newest first
     warnings: list[str]
+    s3_listed: bool = False  # S3 was asked (not when listing everywhere without a bucket)
 
 
 class Catalog:
@@ -69,10 +70,7 @@ class Catalog:
         if self._store is None:
             from backup_agent.storage.s3 import S3Store
 
-            if not self._settings.s3.bucket:
-                raise ConfigurationError("S3_BUCKET is not set: set it (env or --env-file) to "
-                                         "use backups in S3, or use the local ones")
-            self._store = S3Store(self._settings.s3)
+            self._store = S3Store(self._settings.s3)  # raises if S3_BUCKET is not set
         return self._store
 
     # Listing
@@ -112,12 +110,13 @@ class Catalog:
         warnings: list[str] = []
         if where in (Where.LOCAL, Where.ALL):
             backups += self.local()
-        if where is Where.S3 or (where is Where.ALL and self._settings.s3.bucket):
+        s3_listed = where is Where.S3 or (where is Where.ALL and self._settings.s3.configured)
+        if s3_listed:
             backups += self.s3()
         elif where is Where.ALL:
-            warnings.append("S3_BUCKET is not set: showing local backups only")
+            warnings.append(f"{NO_BUCKET}: showing local backups only")
         warnings += dated_ahead(backups, self._now)
-        return Listing(backups=newest_first(backups), warnings=warnings)
+        return Listing(backups=newest_first(backups), warnings=warnings, s3_listed=s3_listed)
 
     # Resolving
 

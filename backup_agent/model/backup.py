@@ -20,6 +20,7 @@ from backup_agent.model.naming import AGENT_NAME, in_the_future, is_encrypted
 
 # The last line pg_dump writes: a plain dump without it was cut short.
 DUMP_COMPLETE_MARKER = b"-- PostgreSQL database dump complete"
+TAIL_BYTES = 8192  # enough of a dump's (uncompressed) end to find that closing line
 
 
 class Where(StrEnum):

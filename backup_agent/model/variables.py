@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
+from backup_agent.model.masking import MASK
+
 
 class Source(StrEnum):
     FLAG = "flag"
@@ -163,6 +165,6 @@ def configuration(flags: Mapping[str, str | None], environ: Mapping[str, str],
     for variable in VARIABLES:
         value, source = origin(variable.name, flags, environ, env_file)
         if value is not None and variable.secret:
-            value = "****"
+            value = MASK
         entries.append(Resolved(variable=variable, value=value, source=source))
     return Configuration(entries=entries)

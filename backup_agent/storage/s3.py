@@ -24,9 +24,14 @@ from boto3.s3.transfer import TransferConfig
 from botocore.config import Config
 
 from backup_agent.model.backup import S3Location
-from backup_agent.model.errors import BackupAgentError, ObjectExistsError, S3Error
+from backup_agent.model.errors import (
+    BackupAgentError,
+    ConfigurationError,
+    ObjectExistsError,
+    S3Error,
+)
 from backup_agent.model.naming import SIDECAR_LIMIT_BYTES
-from backup_agent.model.settings import S3Settings
+from backup_agent.model.settings import NO_BUCKET, S3Settings
 from backup_agent.storage.s3_bucket import (
     ENCRYPTED_AT_REST,
     BucketConfiguration,
@@ -95,7 +100,8 @@ class S3Store:
     def __init__(self, settings: S3Settings, *, bucket: str | None = None) -> None:
         chosen = bucket or settings.bucket
         if not chosen:
-            raise S3Error("S3_BUCKET is not set: set it (env or --env-file)")
+            raise ConfigurationError(f"{NO_BUCKET}: set it (env or --env-file) to use backups "
+                                     "in S3, or use the local ones")
         self.bucket = chosen
         self.prefix = settings.prefix
         self._part_size_mib = settings.part_size_mib
