@@ -174,8 +174,6 @@ def verify_summary(result: VerifyResult) -> str:
     return "\n".join(lines)
 
 
-
-
 def database_age(leftover: Leftover, now: datetime) -> str:
     return human_age(leftover.created, now) if leftover.created else "unknown age"
 

@@ -112,10 +112,6 @@ VARIABLES: tuple[Variable, ...] = (
 )
 
 
-def by_name() -> dict[str, Variable]:
-    return {variable.name: variable for variable in VARIABLES}
-
-
 def origin(name: str, flags: Mapping[str, str | None], environ: Mapping[str, str],
            env_file: Mapping[str, str]) -> tuple[str | None, Source]:
     """Return a variable's value and where it came from: flag > environment > env file."""

@@ -1,4 +1,5 @@
-"""The S3 store: the only code that knows boto3 (barman's cloud_providers/aws_s3.py).
+"""The S3 store, the one entry to S3 (barman's cloud_providers/aws_s3.py); with s3_upload,
+s3_download and s3_errors, the only modules that know boto3.
 
 boto3 finds the endpoint (AWS_ENDPOINT_URL_S3), region and credential chain itself, exactly
 as on AWS; values that only an --env-file supplied are handed over explicitly. Every call
@@ -20,7 +21,6 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import boto3
 import botocore.exceptions
-from boto3.s3.transfer import TransferConfig
 from botocore.config import Config
 
 from backup_agent.model.backup import S3Location
@@ -41,7 +41,6 @@ from backup_agent.storage.s3_download import MEBIBYTE, open_object
 from backup_agent.storage.s3_errors import NOT_FOUND_CODES, error_code, translate_error
 from backup_agent.storage.s3_upload import (
     CREATE_ONLY,
-    UPLOAD_THREADS,
     KeyTakenError,
     StreamingUpload,
     UploadedObject,
@@ -58,17 +57,6 @@ log = logging.getLogger(__name__)
 
 SERVER_SIDE_ENCRYPTION: Literal["AES256"] = "AES256"
 DEFAULT_MAX_ATTEMPTS = 6
-
-
-def transfer_config(part_size_mib: int) -> TransferConfig:
-    """Return upload settings: parts of S3_PART_SIZE_MB (16 MiB) on 4 threads.
-
-    S3 allows at most 10,000 parts of at least 5 MiB; s3transfer raises the part size
-    itself for files too large for that. 16 MiB x 4 threads keeps memory near 64 MiB.
-    """
-    part = part_size_mib * MEBIBYTE
-    return TransferConfig(multipart_threshold=part, multipart_chunksize=part,
-                          max_concurrency=UPLOAD_THREADS)
 
 
 def client_config() -> Config:
