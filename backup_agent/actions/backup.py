@@ -249,3 +249,10 @@ def run_backup(settings: Settings, *, clock: Callable[[], datetime] = utc_now,
         result.warnings += plan.warnings
         result.duration_seconds = round(time.monotonic() - started_monotonic, 3)
         return result
+
+
+def write_metrics_file(path: Path, text: str) -> None:
+    """Write METRICS_FILE (made by cli/metrics.py around each backup run) atomically.
+
+    World-readable: node_exporter usually runs as its own user. No secrets in it."""
+    local.write_small_file(path, text, mode=0o644)
