@@ -23,8 +23,8 @@ from pathlib import Path
 from typing import Any
 
 from backup_agent.actions.backup import BackupResult
-from backup_agent.catalog import Catalog
 from backup_agent.cli.markdown import append_step_summary, backup_markdown, failure_markdown
+from backup_agent.keys.trust import TrustedCatalog
 from backup_agent.model.errors import SourceNotFoundError
 from backup_agent.model.naming import checksum_name
 from backup_agent.model.settings import resolve_settings
@@ -88,7 +88,7 @@ def check_upload(report: dict[str, Any]) -> int:
 def check_freshness(max_age: timedelta, now: datetime) -> int:
     """Fail unless the newest complete backup in S3 is younger than `max_age`."""
     settings = resolve_settings({}, os.environ)
-    catalog = Catalog(settings, now=now)
+    catalog = TrustedCatalog(settings, now=now)
     try:
         # `latest`: names dated ahead and (with TRUSTED_SIGNING_KEYS) unsigned backups are
         # passed over, exactly as a restore would.
@@ -117,7 +117,7 @@ def newest_backup(now: datetime) -> int:
     the one of the server that made it, from its manifest, for the restore test's container.
     """
     settings = resolve_settings({}, os.environ)
-    catalog = Catalog(settings, now=now)
+    catalog = TrustedCatalog(settings, now=now)
     try:
         newest = catalog.latest(from_s3=True)
     except SourceNotFoundError as error:

@@ -126,7 +126,7 @@ def signed(environment: Mapping[str, str]) -> dict[str, str]:
     if not _SIGNING:
         import tempfile
 
-        from backup_agent.identities import create_key_file
+        from backup_agent.keys.key_files import create_key_file
 
         key = Path(tempfile.mkdtemp(prefix="backup-agent-signing-")) / "signing.pem"
         public, _note = create_key_file(key, signing=True)

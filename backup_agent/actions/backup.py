@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from backup_agent import retention
+from backup_agent.catalog import retention
 from backup_agent.model.backup import S3Location
 from backup_agent.model.errors import S3Error
 from backup_agent.model.manifest import DumpFacts, build_manifest, render
@@ -33,7 +33,7 @@ from backup_agent.model.naming import (
     signature_name,
 )
 from backup_agent.model.progress import NO_PROGRESS, Progress
-from backup_agent.model.settings import Settings
+from backup_agent.model.settings import NO_BUCKET, Settings
 from backup_agent.postgres.dump import dump_database
 from backup_agent.storage import local
 from backup_agent.storage.lock import directory_lock
@@ -112,8 +112,8 @@ def _free_name(directory: Path, clock: Callable[[], datetime], *,
 
 def _s3_store(settings: Settings, warnings: list[str]) -> S3Store | None:
     """Return the S3 store, or None (with a warning) when S3 is not configured."""
-    if not settings.s3.bucket:
-        warnings.append("S3_BUCKET is not set: the backup is kept locally only "
+    if not settings.s3.configured:
+        warnings.append(f"{NO_BUCKET}: the backup is kept locally only "
                         "(set S3_BUCKET and AWS credentials for off-site copies)")
         return None
     store = S3Store(settings.s3)
@@ -161,7 +161,7 @@ def _write_sidecars(settings: Settings, directory: Path, name: str, sha256: str,
     """The checksum, the signature over the manifest's exact bytes, then the manifest."""
     local.write_small_file(directory / checksum_name(name), checksum_line(sha256, name))
     if signing_key is not None:
-        from backup_agent.signing import sign
+        from backup_agent.keys.signing import sign
 
         local.write_small_file(directory / signature_name(name),
                                sign(signing_key, manifest.encode()).decode())
@@ -176,7 +176,7 @@ def run_backup(settings: Settings, *, clock: Callable[[], datetime] = utc_now,
     local.check_writable_directory(directory)
     signing_key = None
     if settings.signing_key_file is not None:  # a bad key fails now, before any dump
-        from backup_agent.signing import load_signing_key
+        from backup_agent.keys.signing import load_signing_key
 
         signing_key = load_signing_key(settings.signing_key_file)
     with directory_lock(directory, purpose="backup"):
@@ -249,3 +249,10 @@ def run_backup(settings: Settings, *, clock: Callable[[], datetime] = utc_now,
         result.warnings += plan.warnings
         result.duration_seconds = round(time.monotonic() - started_monotonic, 3)
         return result
+
+
+def write_metrics_file(path: Path, text: str) -> None:
+    """Write METRICS_FILE (made by cli/metrics.py around each backup run) atomically.
+
+    World-readable: node_exporter usually runs as its own user. No secrets in it."""
+    local.write_small_file(path, text, mode=0o644)

@@ -10,13 +10,11 @@ write over what it created). With ENCRYPT_TO, that the private key is not config
 
 from __future__ import annotations
 
-import json
 import secrets
 import shutil
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
-from fnmatch import fnmatchcase
 from typing import Any
 
 from backup_agent.model.errors import (
@@ -25,11 +23,12 @@ from backup_agent.model.errors import (
     LocalStorageError,
     ObjectExistsError,
 )
-from backup_agent.model.settings import Settings
+from backup_agent.model.settings import NO_BUCKET, Settings
 from backup_agent.postgres.clients import check_client_not_older
 from backup_agent.postgres.session import ServerFacts, SqlSession
 from backup_agent.storage import local
-from backup_agent.storage.s3 import ENCRYPTED_AT_REST, S3Store
+from backup_agent.storage.s3 import S3Store
+from backup_agent.storage.s3_bucket import ENCRYPTED_AT_REST, BucketConfiguration
 
 # Each run creates one new probe object here, create-only like a backup (so the bucket
 # policy's create-only rule lets it through); the writer cannot delete, the lifecycle rule
@@ -96,10 +95,10 @@ def run_doctor(settings: Settings) -> DoctorResult:
         _run(result, "pg_dump", lambda: _pg_dump(settings, facts[0]))
     _run(result, "backup-dir", lambda: _backup_directory(
         settings, database_size[0] if database_size else 0))
-    if settings.s3.bucket:
+    if settings.s3.configured:
         _check_s3(settings, result)
     else:
-        result.checks.append(Check("s3", True, "S3_BUCKET is not set: backups stay local "
+        result.checks.append(Check("s3", True, f"{NO_BUCKET}: backups stay local "
                                                "(every backup will end with a warning)"))
     if settings.encrypt_to:
         _run(result, "client-encryption", lambda: _client_side_encryption(settings))
@@ -121,7 +120,7 @@ def _pg_dump(settings: Settings, server: ServerFacts) -> str:
 
 def _client_side_encryption(settings: Settings) -> str:
     """Encryption only protects if the key that opens the backups is not beside them."""
-    from backup_agent.identities import configured_identities  # pyrage, only when asked
+    from backup_agent.keys.age_identities import configured_identities  # pyrage, only when asked
     from backup_agent.streams.age import public_keys
 
     configured = configured_identities(settings)
@@ -163,11 +162,12 @@ def _check_s3(settings: Settings, result: DoctorResult) -> None:
 
     if not _run(result, "s3", reachable):
         return
+    bucket = store.bucket_configuration()
     for name, check in (("bucket-encryption", _encryption), ("bucket-public-access", _private),
                         ("bucket-lifecycle", _lifecycle), ("bucket-versioning", _versioning),
-                        ("bucket-create-only", _create_only),
-                        ("s3-permissions", _create_read_and_refuse)):
-        _run(result, name, lambda check=check: check(store))  # type: ignore[misc]
+                        ("bucket-create-only", _create_only)):
+        _run(result, name, lambda check=check: check(store, bucket))  # type: ignore[misc]
+    _run(result, "s3-permissions", lambda: _create_read_and_refuse(store))
 
 
 def _create_read_and_refuse(store: S3Store) -> str:
@@ -188,75 +188,42 @@ def _create_read_and_refuse(store: S3Store) -> str:
                         "writes")
 
 
-def _encryption(store: S3Store) -> str:
-    answer = store.configuration("get_bucket_encryption",
-                                 {"ServerSideEncryptionConfigurationNotFoundError"})
-    rules = (answer or {}).get("ServerSideEncryptionConfiguration", {}).get("Rules", [])
-    algorithms = {rule.get("ApplyServerSideEncryptionByDefault", {}).get("SSEAlgorithm")
-                  for rule in rules}
+def _encryption(store: S3Store, bucket: BucketConfiguration) -> str:
+    algorithms = bucket.encryption.get()
     if not algorithms & set(ENCRYPTED_AT_REST):
         raise BucketProblem(f"s3://{store.bucket} has no default encryption: run pulumi up")
-    return f"default encryption {', '.join(sorted(str(a) for a in algorithms))}"
+    return f"default encryption {', '.join(sorted(algorithms))}"
 
 
-def _private(store: S3Store) -> str:
-    answer = store.configuration("get_public_access_block",
-                                 {"NoSuchPublicAccessBlockConfiguration"})
-    flags = (answer or {}).get("PublicAccessBlockConfiguration", {})
-    names = ("BlockPublicAcls", "IgnorePublicAcls", "BlockPublicPolicy",
-             "RestrictPublicBuckets")
-    off = [name for name in names if not flags.get(name)]
+def _private(store: S3Store, bucket: BucketConfiguration) -> str:
+    off = bucket.public_access_off.get()
     if off:
         raise BucketProblem(f"s3://{store.bucket} public-access block is off for "
                             f"{', '.join(off)}: run pulumi up")
     return "all four public-access-block flags on"
 
 
-def _lifecycle(store: S3Store) -> str:
-    answer = store.configuration("get_bucket_lifecycle_configuration",
-                                 {"NoSuchLifecycleConfiguration"})
-    for rule in (answer or {}).get("Rules", []):
-        rule_prefix = rule.get("Filter", {}).get("Prefix", rule.get("Prefix", ""))
-        days = rule.get("Expiration", {}).get("Days")
-        if rule.get("Status") == "Enabled" and days and store.prefix.startswith(rule_prefix or ""):
-            return (f"lifecycle rule {rule.get('ID', '?')}: {store.prefix} expires after "
-                    f"{days} days")
+def _lifecycle(store: S3Store, bucket: BucketConfiguration) -> str:
+    for rule in bucket.lifecycle.get():
+        if rule.expires(store.prefix):
+            return (f"lifecycle rule {rule.name}: {store.prefix} expires after "
+                    f"{rule.expiration_days} days")
     raise BucketProblem(f"s3://{store.bucket} has no enabled lifecycle rule expiring "
                         f"{store.prefix}: backups would pile up forever; run pulumi up")
 
 
-def _create_only(store: S3Store) -> str:
-    answer = store.configuration("get_bucket_policy", {"NoSuchBucketPolicy"})
-    policy = json.loads(str((answer or {}).get("Policy") or "{}"))
-    found = [statement for statement in _as_list(policy.get("Statement"))
-             if _denies_writing_over(statement, store)]
-    if not found:
+def _create_only(store: S3Store, bucket: BucketConfiguration) -> str:
+    rule = bucket.policy.get().create_only_rule(store.bucket,
+                                                f"{store.prefix}{PROBE_DIRECTORY}")
+    if rule is None:
         raise BucketProblem(f"s3://{store.bucket}'s policy does not deny writes without "
                             f"If-None-Match under {store.prefix}: a leaked writer key could "
                             "replace backups; run pulumi up")
-    return (f"the bucket policy denies writing over objects under {store.prefix} "
-            f"({found[0].get('Sid', 'unnamed statement')})")
+    return f"the bucket policy denies writing over objects under {store.prefix} ({rule})"
 
 
-def _as_list(value: Any) -> list[Any]:
-    return value if isinstance(value, list) else [value] if value else []
-
-
-def _denies_writing_over(statement: Any, store: S3Store) -> bool:
-    """Is `statement` a Deny of PutObject without If-None-Match that covers the prefix?"""
-    if not isinstance(statement, dict) or statement.get("Effect") != "Deny":
-        return False
-    actions = {str(action) for action in _as_list(statement.get("Action"))}
-    absent = statement.get("Condition", {}).get("Null", {}).get("s3:if-none-match")
-    probe = f"arn:aws:s3:::{store.bucket}/{store.prefix}{PROBE_DIRECTORY}"
-    return bool(actions & {"s3:PutObject", "s3:*", "*"}) and str(absent).lower() == "true" \
-        and any(fnmatchcase(probe, str(resource))
-                for resource in _as_list(statement.get("Resource")))
-
-
-def _versioning(store: S3Store) -> str:
-    answer = store.configuration("get_bucket_versioning", set())
-    if (answer or {}).get("Status") != "Enabled":
+def _versioning(store: S3Store, bucket: BucketConfiguration) -> str:
+    if not bucket.versioning_enabled.get():
         raise BucketProblem(f"s3://{store.bucket} versioning is off: an overwrite would "
                             "destroy a backup; run pulumi up")
     return "versioning enabled"

@@ -123,7 +123,7 @@ def run_list(settings: Settings, where: Where, *, summary: bool = False) -> List
     backups = merge(listing.backups)
     if not summary:
         return ListResult(where=where, backups=backups, warnings=listing.warnings)
-    s3_listed = where is Where.S3 or (where is Where.ALL and bool(settings.s3.bucket))
+    s3_listed = listing.s3_listed
     places = [place for place, shown in ((Where.LOCAL, where is not Where.S3),
                                          (Where.S3, s3_listed)) if shown]
     missing = ([backup.name for backup in backups

@@ -10,25 +10,23 @@ ROLLBACK_MIN_AGE unless it is named.
 from __future__ import annotations
 
 import logging
-import re
 from collections.abc import Callable, Sequence
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from backup_agent import retention
+from backup_agent.catalog import retention
 from backup_agent.model.backup import BackupRef
+from backup_agent.model.database_names import stamped_at
 from backup_agent.model.durations import human_duration
 from backup_agent.model.errors import CancelledError, ConfigurationError
-from backup_agent.model.naming import STAMP_FORMAT
 from backup_agent.model.settings import Settings
 from backup_agent.postgres.admin import DatabaseAdmin
 from backup_agent.storage import local
 from backup_agent.storage.lock import directory_lock
 
 log = logging.getLogger(__name__)
-STAMP = re.compile(r"_(\d{8}_\d{6})$")
 
 
 @dataclass(frozen=True)
@@ -76,13 +74,6 @@ class PruneResult:
                 "databases_kept": [leftover.name for leftover in plan.young] if plan else []}
 
 
-def _created(name: str) -> datetime | None:
-    match = STAMP.search(name)
-    if match is None:
-        return None
-    return datetime.strptime(match[1], STAMP_FORMAT).replace(tzinfo=UTC)
-
-
 def plan_databases(names: Sequence[str], *, named: Sequence[str], min_age: timedelta,
                    now: datetime) -> DatabasePlan:
     """Which leftovers go: those at least `min_age` old, and any named; raise if a name is
@@ -95,7 +86,7 @@ def plan_databases(names: Sequence[str], *, named: Sequence[str], min_age: timed
     drop: list[Leftover] = []
     young: list[Leftover] = []
     for name in names:
-        leftover = Leftover(name=name, created=_created(name))
+        leftover = Leftover(name=name, created=stamped_at(name))
         age = leftover.age(now)
         old_enough = age is None or age >= min_age
         (drop if old_enough or name in named else young).append(leftover)

@@ -16,9 +16,11 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from backup_agent.catalog import Catalog
-from backup_agent.identities import authenticity_warnings, decryption_keys, is_trusted
+from backup_agent.keys.age_identities import decryption_keys
+from backup_agent.keys.trust import TrustedCatalog as Catalog
+from backup_agent.keys.trust import authenticity_warnings, is_trusted
 from backup_agent.model.backup import BackupRef, Where
+from backup_agent.model.database_names import derived_name
 from backup_agent.model.errors import (
     BackupAgentError,
     CancelledError,
@@ -28,7 +30,7 @@ from backup_agent.model.errors import (
 from backup_agent.model.naming import STAMP_FORMAT
 from backup_agent.model.progress import NO_PROGRESS, Progress
 from backup_agent.model.settings import Settings
-from backup_agent.postgres.admin import DatabaseAdmin, derived_name
+from backup_agent.postgres.admin import DatabaseAdmin
 from backup_agent.restoring import containers
 from backup_agent.restoring.build import Request, build, reachable
 from backup_agent.restoring.proof import Proof, proven, spool_directory

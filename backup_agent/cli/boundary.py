@@ -31,6 +31,7 @@ from backup_agent.model.errors import (
     ExitCode,
     InterruptedRunError,
 )
+from backup_agent.model.masking import masked
 from backup_agent.model.progress import NO_PROGRESS, Progress
 from backup_agent.model.settings import Settings, resolve_settings
 
@@ -66,9 +67,7 @@ def message_for(error: BaseException) -> str:
 
 
 def mask(text: str) -> str:
-    for secret in STATE.secrets:
-        text = text.replace(secret, "****")
-    return text
+    return str(masked(text, STATE.secrets))
 
 
 class _MaskSecrets(logging.Filter):

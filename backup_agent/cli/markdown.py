@@ -22,11 +22,9 @@ def append_step_summary(markdown: str) -> None:
             summary.write(markdown)
 
 
-
 def failure_markdown(command: str, message: str, exit_code: int) -> str:
     return (f"### ❌ backup-agent {command}: failed (exit {exit_code})\n\n"
             f"```\n{message}\n```\n")
-
 
 
 def backup_markdown(result: BackupResult) -> str:
@@ -45,7 +43,6 @@ def backup_markdown(result: BackupResult) -> str:
     return "\n".join(lines) + "\n"
 
 
-
 def restore_markdown(result: RestoreResult) -> str:
     icon = "🔎" if result.dry_run else "✅"
     lines = [f"### {icon} Database restore: {'dry run' if result.dry_run else 'success'}", "",
@@ -58,10 +55,8 @@ def restore_markdown(result: RestoreResult) -> str:
     return "\n".join(lines) + "\n"
 
 
-
 def _state(checked: bool | None) -> str:
     return "not checked" if checked is None else "ok" if checked else "BAD"
-
 
 
 def verify_markdown(result: VerifyResult) -> str:

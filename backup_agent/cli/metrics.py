@@ -11,7 +11,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from backup_agent.storage.local import write_small_file
+from backup_agent.actions.backup import write_metrics_file
 
 METRIC_LINE = re.compile(r'^(\w+)\{database="((?:[^"\\]|\\.)*)"\} (\S+)$')
 HELP = {
@@ -78,5 +78,4 @@ def write_metrics(path: Path, outcome: RunOutcome) -> None:
             lines += [f"# HELP {metric} {description}", f"# TYPE {metric} gauge"]
             lines += [f'{metric}{{database="{label}"}} {_number(value)}'
                       for label, value in samples]
-    # World-readable: node_exporter usually runs as its own user. No secrets in here.
-    write_small_file(path, "\n".join(lines) + "\n", mode=0o644)
+    write_metrics_file(path, "\n".join(lines) + "\n")

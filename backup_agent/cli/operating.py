@@ -134,7 +134,7 @@ def keygen(output: KeyFileArgument, signing: SigningKeyOption = False) -> None:
     put its public key in TRUSTED_SIGNING_KEYS wherever backups are restored or verified.
     """
     with reported("keygen", as_json=False):
-        from backup_agent.identities import create_key_file
+        from backup_agent.keys.key_files import create_key_file
 
         public, note = create_key_file(output, signing=signing)
         typer.echo(note, err=True)

@@ -17,6 +17,7 @@ import typer
 from backup_agent.cli.progress import human_size
 from backup_agent.model.durations import age_text, human_duration
 from backup_agent.model.errors import BackupAgentError, ExitCode
+from backup_agent.model.masking import masked
 
 if TYPE_CHECKING:
     from backup_agent.actions.backup import BackupResult
@@ -51,20 +52,8 @@ def envelope(command: str, *, warnings: Sequence[str], data: dict[str, Any],
 ENVELOPE_KEYS = ("command", "status", "exit_code", "error", "warnings")
 
 
-def _masked(value: Any, secrets: Sequence[str]) -> Any:
-    if isinstance(value, str):
-        for secret in secrets:
-            value = value.replace(secret, "****")
-        return value
-    if isinstance(value, dict):
-        return {key: _masked(item, secrets) for key, item in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_masked(item, secrets) for item in value]
-    return value
-
-
 def print_json(payload: dict[str, Any], secrets: Sequence[str]) -> None:
-    typer.echo(json.dumps(_masked(payload, secrets), indent=2, default=str))
+    typer.echo(json.dumps(masked(payload, secrets), indent=2, default=str))
 
 
 def human_age(created: datetime, now: datetime) -> str:
@@ -183,8 +172,6 @@ def verify_summary(result: VerifyResult) -> str:
     lines.append(f"verify {status}: {sum(item.ok for item in result.backups)} of "
                  f"{len(result.backups)} backup(s) good in {result.duration_seconds:.1f}s")
     return "\n".join(lines)
-
-
 
 
 def database_age(leftover: Leftover, now: datetime) -> str:

@@ -10,7 +10,6 @@ from __future__ import annotations
 from backup_agent.model.errors import ConfigurationError
 
 RECIPIENT_PREFIX = "age1"
-IDENTITY_PREFIX = "AGE-SECRET-KEY-1"
 BECH32_CHARSET = "qpzry9x8gf2tvdw0s3jn54khce6mua7l"
 BECH32_GENERATOR = (0x3B6A57B2, 0x26508E6D, 0x1EA119FA, 0x3D4233DD, 0x2A1462B3)
 RECIPIENT_DATA_CHARACTERS = 58  # 32 bytes in 5-bit groups (52) and the checksum (6)

@@ -20,6 +20,7 @@ from backup_agent.model.naming import AGENT_NAME, in_the_future, is_encrypted
 
 # The last line pg_dump writes: a plain dump without it was cut short.
 DUMP_COMPLETE_MARKER = b"-- PostgreSQL database dump complete"
+TAIL_BYTES = 8192  # enough of a dump's (uncompressed) end to find that closing line
 
 
 class Where(StrEnum):
@@ -71,6 +72,8 @@ class BackupRef:
     globals_bytes: bytes | None = field(default=None, repr=False)  # as stored
     expected_sha256: str | None = None
     details_loaded: bool = False
+    # Set by keys.trust once a key in TRUSTED_SIGNING_KEYS vouched for it: not checked again.
+    authenticated: bool = field(default=False, compare=False)
     opener: Callable[[], ReadableStream] = field(default=_cannot_open, repr=False,
                                                  compare=False)
 

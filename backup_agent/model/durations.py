@@ -34,7 +34,6 @@ def parse_duration(text: str, *, name: str = "--max-age") -> timedelta:
     return timedelta(seconds=float(match[1]) * UNIT_SECONDS[match[2] or "s"])
 
 
-
 def age_text(duration: timedelta) -> str:
     """How old something is, as `list` shows it: `45s`, `12m`, `5h07m`, `3d`."""
     seconds = max(0, int(duration.total_seconds()))

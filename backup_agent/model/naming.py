@@ -19,6 +19,7 @@ GLOBALS_SUFFIX = ".globals"
 FUTURE_TOLERANCE = timedelta(minutes=10)
 ENCRYPTED_SUFFIX = ".age"
 AGENT_NAME = "backup-agent"  # the manifest's "tool": what makes a backup ours
+SIDECAR_LIMIT_BYTES = 1024 * 1024  # a .sha256 or manifest is a few KiB at most
 
 
 def backup_name(moment: datetime, *, encrypted: bool = False) -> str:

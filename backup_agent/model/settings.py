@@ -1,4 +1,5 @@
-"""Resolve configuration once: flags > environment > --env-file > defaults.
+"""Resolve configuration once: flags > environment > --env-file > defaults (the order is
+`model.variables.origin`'s, which `config` reports from too).
 
 The result is a frozen `Settings` that every action receives explicitly. Secrets live in
 fields with `repr=False`, so a stray `print(settings)` or a traceback's locals cannot leak
@@ -19,6 +20,7 @@ from backup_agent.model.age_keys import parse_recipients
 from backup_agent.model.durations import parse_duration
 from backup_agent.model.errors import ConfigurationError
 from backup_agent.model.signing_keys import parse_trusted_keys
+from backup_agent.model.variables import origin
 
 DEFAULT_BACKUP_DIRECTORY = Path("/opt/dorami/backups")
 DEFAULT_KEEP_LOCAL = 7
@@ -29,6 +31,8 @@ MINIMUM_PART_SIZE_MIB = 5  # S3's smallest multipart part
 DEFAULT_LOCK_WAIT = timedelta(minutes=5)  # a backup behind a migration's lock gives up
 DEFAULT_CONNECT_TIMEOUT_SECONDS = 30  # a host that accepts TCP and never answers
 DEFAULT_ROLLBACK_MIN_AGE = timedelta(hours=24)  # prune --databases leaves younger ones
+# Said wherever a missing S3_BUCKET matters, each time followed by what it means there.
+NO_BUCKET = "S3_BUCKET is not set"
 
 # AWS variables an env file may supply when the process environment does not. boto3 reads
 # the real environment itself; these are handed to it explicitly.
@@ -90,6 +94,11 @@ class S3Settings:
     # AWS_* values taken from --env-file because the environment lacked them.
     aws_from_env_file: Mapping[str, str] = field(default_factory=dict, repr=False)
 
+    @property
+    def configured(self) -> bool:
+        """True when S3_BUCKET is set: the one place that decides whether S3 is in use."""
+        return bool(self.bucket)
+
 
 @dataclass(frozen=True)
 class Settings:
@@ -140,20 +149,6 @@ def read_env_file(path: Path | None) -> dict[str, str]:
     return {key: value for key, value in values.items() if value is not None}
 
 
-class _Sources:
-    """Look a variable up through the precedence chain below explicit flags."""
-
-    def __init__(self, environ: Mapping[str, str], env_file: Mapping[str, str]) -> None:
-        self._environ = environ
-        self._env_file = env_file
-
-    def get(self, flag_value: str | None, variable: str) -> str | None:
-        for value in (flag_value, self._environ.get(variable), self._env_file.get(variable)):
-            if value is not None and value != "":
-                return value
-        return None
-
-
 def _positive_int(text: str | None, variable: str, *, minimum: int) -> int | None:
     if text is None:
         return None
@@ -201,10 +196,9 @@ def resolve_settings(
     command line, None where nothing was. Raise ConfigurationError on a bad value.
     """
     file_values = read_env_file(env_file)
-    sources = _Sources(environ, file_values)
 
-    def value(variable: str) -> str | None:
-        return sources.get(flags.get(variable), variable)
+    def value(variable: str, *, flag: bool = True) -> str | None:
+        return origin(variable, flags if flag else {}, environ, file_values)[0]
 
     user = value("POSTGRES_USER") or DEFAULT_POSTGRES_USER
     bin_directory = value("PG_BINDIR")
@@ -213,7 +207,7 @@ def resolve_settings(
         database=value("POSTGRES_DB") or user,
         user=user,
         # Never a flag: a password on the command line would show in `ps`.
-        password=sources.get(None, "POSTGRES_PASSWORD"),
+        password=value("POSTGRES_PASSWORD", flag=False),
         host=value("POSTGRES_HOST"),
         port=_positive_int(value("POSTGRES_PORT"), "POSTGRES_PORT", minimum=1),
         container=value("POSTGRES_CONTAINER"),
@@ -246,7 +240,7 @@ def resolve_settings(
         encrypt_to=parse_recipients(value("ENCRYPT_TO") or ""),
         identity_file=Path(identity) if (identity := value("AGE_IDENTITY_FILE")) else None,
         # Never a flag: a private key on the command line would show in `ps`.
-        identity_text=sources.get(None, "AGE_IDENTITY"),
+        identity_text=value("AGE_IDENTITY", flag=False),
         signing_key_file=Path(key) if (key := value("SIGNING_KEY_FILE")) else None,
         trusted_signing_keys=parse_trusted_keys(value("TRUSTED_SIGNING_KEYS") or ""),
         rollback_min_age=_duration(value("ROLLBACK_MIN_AGE"), "ROLLBACK_MIN_AGE",

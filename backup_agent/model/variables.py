@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
+from backup_agent.model.masking import MASK
+
 
 class Source(StrEnum):
     FLAG = "flag"
@@ -110,10 +112,6 @@ VARIABLES: tuple[Variable, ...] = (
 )
 
 
-def by_name() -> dict[str, Variable]:
-    return {variable.name: variable for variable in VARIABLES}
-
-
 def origin(name: str, flags: Mapping[str, str | None], environ: Mapping[str, str],
            env_file: Mapping[str, str]) -> tuple[str | None, Source]:
     """Return a variable's value and where it came from: flag > environment > env file."""
@@ -163,6 +161,6 @@ def configuration(flags: Mapping[str, str | None], environ: Mapping[str, str],
     for variable in VARIABLES:
         value, source = origin(variable.name, flags, environ, env_file)
         if value is not None and variable.secret:
-            value = "****"
+            value = MASK
         entries.append(Resolved(variable=variable, value=value, source=source))
     return Configuration(entries=entries)

@@ -8,18 +8,17 @@ leaves both exactly as they were.
 from __future__ import annotations
 
 import logging
-import re
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
+from backup_agent.model.database_names import leftovers_of
 from backup_agent.model.errors import DatabaseError
 from backup_agent.model.settings import PostgresSettings
 from backup_agent.postgres.session import SqlSession
 
 log = logging.getLogger(__name__)
 MAINTENANCE_DATABASE = "postgres"
-IDENTIFIER_LIMIT = 63  # PostgreSQL truncates longer names (NAMEDATALEN - 1)
 SWAP_ATTEMPTS = 20
 SWAP_PAUSE_SECONDS = 0.25
 # What psql says when the server went away under an idle session (restart, failover).
@@ -33,13 +32,6 @@ def quote_identifier(name: str) -> str:
 
 def quote_literal(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
-
-
-def derived_name(base: str, suffix: str) -> str:
-    """Return `base + suffix`, shortening base so the whole fits PostgreSQL's name limit."""
-    room = IDENTIFIER_LIMIT - len(suffix.encode())
-    shortened = base.encode()[:room].decode(errors="ignore")
-    return shortened + suffix
 
 
 @dataclass(frozen=True)
@@ -90,9 +82,7 @@ class DatabaseAdmin:
 
     def leftovers(self, database: str) -> list[str]:
         """Return what restores and tests of `database` left: previous, half-built, scratch."""
-        pattern = re.compile(re.escape(database[:IDENTIFIER_LIMIT - 24])
-                             + r"_(pre_restore|restore|verify)_\d{8}_\d{6}$")
-        return sorted(name for name in self.database_names() if pattern.match(name))
+        return leftovers_of(database, self.database_names())
 
     def exists(self, name: str) -> bool:
         return bool(self._query(

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import BinaryIO
 
 from backup_agent import execute
-from backup_agent.model.backup import DUMP_COMPLETE_MARKER
+from backup_agent.model.backup import DUMP_COMPLETE_MARKER, TAIL_BYTES
 from backup_agent.model.errors import DatabaseError
 from backup_agent.model.settings import PostgresSettings
 from backup_agent.postgres.clients import check_client_not_older
@@ -28,7 +28,6 @@ from backup_agent.postgres.session import ServerFacts, SqlSession
 
 log = logging.getLogger(__name__)
 READ_CHUNK_BYTES = 1024 * 1024
-TAIL_BYTES = 8192  # enough of the end to find pg_dump's closing line
 
 
 @dataclass(frozen=True)

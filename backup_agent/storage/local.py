@@ -23,6 +23,7 @@ from typing import Any, BinaryIO
 from backup_agent.model.backup import BackupRef, Where
 from backup_agent.model.errors import LocalStorageError
 from backup_agent.model.naming import (
+    SIDECAR_LIMIT_BYTES,
     checksum_name,
     created_at,
     globals_name,
@@ -76,14 +77,30 @@ def check_own_directory(directory: Path) -> None:
                                 f"chmod 700 {directory}")
 
 
-def read_manifest(path: Path) -> dict[str, Any] | None:
-    if path.is_symlink() or not path.is_file():
+def read_sidecar(path: Path) -> bytes | None:
+    """Return a sidecar's bytes (at most SIDECAR_LIMIT_BYTES), or None if there is no
+    regular file to read."""
+    if not is_regular_file(path):
         return None
     try:
-        content = json.loads(path.read_text())
-    except (OSError, ValueError):
+        with path.open("rb") as sidecar:
+            return sidecar.read(SIDECAR_LIMIT_BYTES)
+    except OSError:
         return None
-    return content if isinstance(content, dict) else None
+
+
+def parse_manifest(content: bytes) -> dict[str, Any] | None:
+    """Return a manifest's JSON object (local or from S3), or None if it is not one."""
+    try:
+        loaded = json.loads(content.decode("utf-8", "replace"))
+    except ValueError:
+        return None
+    return loaded if isinstance(loaded, dict) else None
+
+
+def read_manifest(path: Path) -> dict[str, Any] | None:
+    content = read_sidecar(path)
+    return None if content is None else parse_manifest(content)
 
 
 def is_regular_file(path: Path) -> bool:

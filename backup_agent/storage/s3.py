@@ -1,4 +1,5 @@
-"""The S3 store: the only code that knows boto3 (barman's cloud_providers/aws_s3.py).
+"""The S3 store, the one entry to S3 (barman's cloud_providers/aws_s3.py); with s3_upload,
+s3_download and s3_errors, the only modules that know boto3.
 
 boto3 finds the endpoint (AWS_ENDPOINT_URL_S3), region and credential chain itself, exactly
 as on AWS; values that only an --env-file supplied are handed over explicitly. Every call
@@ -20,17 +21,26 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import boto3
 import botocore.exceptions
-from boto3.s3.transfer import TransferConfig
 from botocore.config import Config
 
 from backup_agent.model.backup import S3Location
-from backup_agent.model.errors import BackupAgentError, ObjectExistsError, S3Error
-from backup_agent.model.settings import S3Settings
+from backup_agent.model.errors import (
+    BackupAgentError,
+    ConfigurationError,
+    ObjectExistsError,
+    S3Error,
+)
+from backup_agent.model.naming import SIDECAR_LIMIT_BYTES
+from backup_agent.model.settings import NO_BUCKET, S3Settings
+from backup_agent.storage.s3_bucket import (
+    ENCRYPTED_AT_REST,
+    BucketConfiguration,
+    bucket_configuration,
+)
 from backup_agent.storage.s3_download import MEBIBYTE, open_object
 from backup_agent.storage.s3_errors import NOT_FOUND_CODES, error_code, translate_error
 from backup_agent.storage.s3_upload import (
     CREATE_ONLY,
-    UPLOAD_THREADS,
     KeyTakenError,
     StreamingUpload,
     UploadedObject,
@@ -46,20 +56,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 SERVER_SIDE_ENCRYPTION: Literal["AES256"] = "AES256"
-ENCRYPTED_AT_REST = (SERVER_SIDE_ENCRYPTION, "aws:kms", "aws:kms:dsse")
 DEFAULT_MAX_ATTEMPTS = 6
-SIDECAR_LIMIT_BYTES = 1024 * 1024  # a .sha256 or manifest is a few KiB at most
-
-
-def transfer_config(part_size_mib: int) -> TransferConfig:
-    """Return upload settings: parts of S3_PART_SIZE_MB (16 MiB) on 4 threads.
-
-    S3 allows at most 10,000 parts of at least 5 MiB; s3transfer raises the part size
-    itself for files too large for that. 16 MiB x 4 threads keeps memory near 64 MiB.
-    """
-    part = part_size_mib * MEBIBYTE
-    return TransferConfig(multipart_threshold=part, multipart_chunksize=part,
-                          max_concurrency=UPLOAD_THREADS)
 
 
 def client_config() -> Config:
@@ -91,7 +88,8 @@ class S3Store:
     def __init__(self, settings: S3Settings, *, bucket: str | None = None) -> None:
         chosen = bucket or settings.bucket
         if not chosen:
-            raise S3Error("S3_BUCKET is not set: set it (env or --env-file)")
+            raise ConfigurationError(f"{NO_BUCKET}: set it (env or --env-file) to use backups "
+                                     "in S3, or use the local ones")
         self.bucket = chosen
         self.prefix = settings.prefix
         self._part_size_mib = settings.part_size_mib
@@ -242,7 +240,12 @@ class S3Store:
 
     # The bucket's own configuration, for doctor
 
-    def configuration(self, method: str, missing_codes: set[str]) -> dict[str, Any] | None:
+    def bucket_configuration(self) -> BucketConfiguration:
+        """Return the bucket's encryption, public-access block, lifecycle, policy and
+        versioning (see s3_bucket: a part S3 refuses to show fails only its own check)."""
+        return bucket_configuration(self._configuration)
+
+    def _configuration(self, method: str, missing_codes: set[str]) -> dict[str, Any] | None:
         """Return a bucket-configuration answer (get_bucket_encryption, ...), None if unset."""
         with self._translated(f"read the bucket's {method.removeprefix('get_')}"):
             try:

@@ -86,7 +86,6 @@ class StreamingUpload:
         self.key = key
         self._part_size = part_size
         self._extra_args = dict(extra_args)
-        self.metadata: dict[str, str] = dict(self._extra_args.get("Metadata", {}))
         self._descriptor = os.open(path, os.O_RDONLY)
         self._pool = ThreadPoolExecutor(max_workers=UPLOAD_THREADS,
                                         thread_name_prefix="s3-part")

@@ -11,8 +11,11 @@ import json
 from pathlib import Path
 
 import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from backup_agent.catalog import Catalog
+from backup_agent.keys import signing
+from backup_agent.keys.trust import TrustedCatalog, authenticity_warnings, untrusted_reason
 from backup_agent.model.backup import Where
 from backup_agent.model.errors import ConfigurationError, SourceNotFoundError
 from backup_agent.model.naming import AGENT_NAME, checksum_line, s3_key
@@ -23,15 +26,21 @@ OLD, NEW, NEWEST = ("db_backup_20260101_020000.sql.gz", "db_backup_20260102_0200
                     "db_backup_20260103_020000.sql.gz")
 
 
-def sidecars(name: str, data: bytes, *, tool: str = AGENT_NAME) -> dict[str, bytes]:
+def sidecars(name: str, data: bytes, *, tool: str = AGENT_NAME,
+             signed_by: Ed25519PrivateKey | None = None) -> dict[str, bytes]:
     digest = hashlib.sha256(data).hexdigest()
-    return {name: data, name + ".sha256": checksum_line(digest, name).encode(),
-            name + ".manifest.json": json.dumps({"tool": tool, "sha256": digest}).encode()}
+    manifest = json.dumps({"tool": tool, "sha256": digest, "name": name}).encode()
+    files = {name: data, name + ".sha256": checksum_line(digest, name).encode(),
+             name + ".manifest.json": manifest}
+    if signed_by is not None:
+        files[name + ".sig"] = signing.sign(signed_by, manifest)
+    return files
 
 
-def settings_for(directory: Path, bucket: str | None = None) -> Settings:
+def settings_for(directory: Path, bucket: str | None = None, *,
+                 trusted: tuple[str, ...] = ()) -> Settings:
     return Settings(postgres=PostgresSettings(database="shop"), s3=S3Settings(bucket=bucket),
-                    backup_directory=directory)
+                    backup_directory=directory, trusted_signing_keys=trusted)
 
 
 @pytest.fixture
@@ -61,6 +70,31 @@ def test_a_foreign_manifest_does_not_make_a_backup_ours(tmp_path: Path) -> None:
     catalog = Catalog(settings_for(tmp_path))
     assert not catalog.local()[0].complete
     with pytest.raises(SourceNotFoundError, match="no complete backup"):
+        catalog.latest(from_s3=False)
+
+
+def test_with_trusted_keys_latest_is_the_newest_signed_backup_and_is_checked_once(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    key = Ed25519PrivateKey.generate()
+    files = {**sidecars(OLD, b"old", signed_by=key), **sidecars(NEW, b"new")}
+    for name, content in files.items():
+        (tmp_path / name).write_bytes(content)
+    tmp_path.chmod(0o700)
+    settings = settings_for(tmp_path, trusted=(signing.public_key_text(key),))
+    catalog = TrustedCatalog(settings)
+    latest = catalog.latest(from_s3=False)
+    assert latest.name == OLD and latest.authenticated
+    assert catalog.warnings == [f"passed over {tmp_path / NEW}: it is not signed (no .sig "
+                                "beside its manifest)"]
+    monkeypatch.setattr(signing, "signer", lambda *arguments: pytest.fail("checked again"))
+    assert untrusted_reason(settings, latest) is None
+    assert authenticity_warnings(settings, [latest]) == []
+
+
+def test_the_catalog_alone_never_picks_latest_under_trusted_keys(directory: Path) -> None:
+    directory.chmod(0o700)
+    catalog = Catalog(settings_for(directory, trusted=("ed25519:unused",)))
+    with pytest.raises(RuntimeError, match="TrustedCatalog"):
         catalog.latest(from_s3=False)
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from backup_agent import retention
+from backup_agent.catalog import retention
 from backup_agent.model.settings import PostgresSettings, RetentionCheck, S3Settings, Settings
 from backup_agent.storage import local
 from tests.fabricate import fabricate_agent_backups, flip_a_bit, write_backup

@@ -79,7 +79,27 @@ def test_a_missing_bucket_is_one_s3_error_with_the_fix(aws_environment: None) ->
         store.list()
 
 
-def test_bucket_configuration_that_is_unset_is_none(store: S3Store) -> None:
-    assert store.configuration("get_bucket_lifecycle_configuration",
-                               {"NoSuchLifecycleConfiguration"}) is None
-    assert store.configuration("get_bucket_versioning", set()) is not None
+def test_bucket_configuration_that_is_unset_is_an_empty_answer(store: S3Store) -> None:
+    bucket = store.bucket_configuration()
+    assert bucket.lifecycle.get() == ()
+    assert bucket.versioning_enabled.get() is False
+    assert bucket.policy.get().create_only_rule(store.bucket, "backups/x") is None
+
+
+def test_bucket_configuration_answers_what_is_set(store: S3Store) -> None:
+    store.client.put_bucket_versioning(Bucket=store.bucket,
+                                       VersioningConfiguration={"Status": "Enabled"})
+    store.client.put_bucket_lifecycle_configuration(Bucket=store.bucket, LifecycleConfiguration={
+        "Rules": [{"ID": "expire", "Status": "Enabled", "Filter": {"Prefix": "backups/"},
+                   "Expiration": {"Days": 30}}]})
+    bucket = store.bucket_configuration()
+    assert bucket.versioning_enabled.get() is True
+    [rule] = bucket.lifecycle.get()
+    assert (rule.name, rule.expiration_days, rule.expires("backups/")) == ("expire", 30, True)
+    assert not rule.expires("other/")
+
+
+def test_a_part_s3_refuses_to_show_fails_only_when_read(aws_environment: None) -> None:
+    bucket = S3Store(S3Settings(bucket="no-such-bucket-here")).bucket_configuration()
+    with pytest.raises(S3Error):
+        bucket.policy.get()

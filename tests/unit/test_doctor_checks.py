@@ -11,6 +11,7 @@ import pytest
 
 from backup_agent.actions import doctor
 from backup_agent.model.errors import ObjectExistsError
+from backup_agent.storage.s3_bucket import BucketConfiguration, bucket_configuration
 from tests.infra.harness import INFRA
 
 sys.path.insert(0, str(INFRA))
@@ -40,13 +41,18 @@ class StandInStore:
     def read_small(self, key: str, *, action: str) -> bytes:
         return self.objects[key]
 
-    def configuration(self, method: str, missing: set[str]) -> dict[str, Any] | None:
-        assert method == "get_bucket_policy"
-        return None if self.policy is None else {"Policy": json.dumps(self.policy)}
+    def bucket_configuration(self) -> BucketConfiguration:
+        def read(method: str, missing: set[str]) -> dict[str, Any] | None:
+            assert method.startswith("get_")
+            if method != "get_bucket_policy" or self.policy is None:
+                return None
+            return {"Policy": json.dumps(self.policy)}
+
+        return bucket_configuration(read)
 
 
 def check(function: Any, store: StandInStore) -> str:
-    return str(function(store))
+    return str(function(store, store.bucket_configuration()))
 
 
 def test_the_programs_policy_is_recognised() -> None:
@@ -70,11 +76,11 @@ def test_a_policy_without_the_create_only_deny_fails_with_the_fix(
 
 def test_the_probe_creates_a_new_object_and_is_refused_writing_over_it() -> None:
     store = StandInStore()
-    assert "refused to write over" in check(doctor._create_read_and_refuse, store)
+    assert "refused to write over" in doctor._create_read_and_refuse(store)  # type: ignore[arg-type]
     [(key, body)] = store.objects.items()
     assert key.startswith("backups/.backup-agent-doctor/") and body == doctor.PROBE_BODY
 
 
 def test_an_endpoint_that_ignores_if_none_match_fails_the_probe() -> None:
     with pytest.raises(doctor.BucketProblem, match="ignores it"):
-        check(doctor._create_read_and_refuse, StandInStore(honours_if_none_match=False))
+        doctor._create_read_and_refuse(StandInStore(honours_if_none_match=False))  # type: ignore[arg-type]

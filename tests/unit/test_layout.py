@@ -20,6 +20,21 @@ LOADED_MACHINERY = {"boto3", "botocore", "s3transfer", "pyrage", "isal", "urllib
                     "subprocess", "rich"}
 MAXIMUM_LINES = 300
 
+# The layers, top to bottom: a module imports only from layers below its own (or from its
+# own package). `wal` and `physical` are rooms still to be built (issue 18): their absence
+# is fine. execute.py sits at the bottom beside the model: anything but
+# the model may use it. The package root (`backup_agent`: its __version__) is free to all.
+LAYERS = ("cli", "actions", "restoring", "keys", "catalog", "wal", "physical", "storage",
+          "postgres", "streams", "model")
+RANK = {layer: rank for rank, layer in enumerate(LAYERS)} | {
+    "__main__": -1, "execute": len(LAYERS) - 1.5}
+# The machinery at the bottom is composed by the actions, never by itself (STYLE.md: "the
+# action composes the chain"): none of these imports another, and the commands reach them
+# only through an action.
+MACHINERY_LAYERS = {"storage", "postgres", "streams"}
+# Arrows known to point sideways, each with the reason it is still here (none now).
+KNOWN_SIDEWAYS: set[tuple[str, str]] = set()
+
 
 def modules() -> list[Path]:
     return sorted(PACKAGE.rglob("*.py"))
@@ -34,6 +49,79 @@ def imported(path: Path) -> set[str]:
         elif isinstance(node, ast.ImportFrom) and node.module:
             names.add(node.module)
     return names
+
+
+def arrows(path: Path) -> set[str]:
+    """The package's own modules `path` imports, at any depth (`from backup_agent import
+    execute` counts as `backup_agent.execute`)."""
+    names: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        assert not (isinstance(node, ast.ImportFrom) and node.level), (path, "relative import")
+        if isinstance(node, ast.ImportFrom) and node.module == "backup_agent":
+            names.update(f"backup_agent.{alias.name}" for alias in node.names)
+        elif isinstance(node, ast.ImportFrom | ast.Import):
+            names.update(name for name in ([node.module] if isinstance(node, ast.ImportFrom)
+                                           else [alias.name for alias in node.names])
+                         if name and name.startswith("backup_agent."))
+    return names
+
+
+def layer_of(parts: tuple[str, ...]) -> str | None:
+    """The layer of a module given as its path parts under backup_agent (None: the root)."""
+    top = parts[0].removesuffix(".py")
+    if len(parts) > 1 or top in RANK:
+        return top
+    return None if top in ("__init__", "__version__") else top
+
+
+def wrong_arrows() -> set[tuple[str, str]]:
+    found = set()
+    for path in modules():
+        source = path.relative_to(PACKAGE)
+        here = layer_of(source.parts)
+        for target in arrows(path):
+            there = layer_of(tuple(target.split(".")[1:]))
+            if here is None or there is None or there == here:
+                continue
+            upward = RANK[there] <= RANK[here]
+            sideways = (there in MACHINERY_LAYERS
+                        and (here in MACHINERY_LAYERS or here == "cli"))
+            if upward or sideways:
+                found.add((source.as_posix(), target))
+    return found
+
+
+def test_every_module_is_in_a_layer() -> None:
+    for path in modules():
+        layer = layer_of(path.relative_to(PACKAGE).parts)
+        assert layer is None or layer in RANK, path
+
+
+def test_arrows_point_down_the_layers_only() -> None:
+    assert wrong_arrows() <= KNOWN_SIDEWAYS, wrong_arrows() - KNOWN_SIDEWAYS
+
+
+def test_each_known_sideways_arrow_is_still_there_or_its_module_is_gone() -> None:
+    stale = {(source, target) for source, target in KNOWN_SIDEWAYS
+             if (PACKAGE / source).exists() and (source, target) not in wrong_arrows()}
+    assert not stale, f"fixed: remove from KNOWN_SIDEWAYS {stale}"
+
+
+@pytest.mark.parametrize(("source", "target", "wrong"), [
+    ("catalog/backups.py", "backup_agent.keys.trust", True),  # up
+    ("storage/local.py", "backup_agent.postgres.admin", True),  # sideways in the machinery
+    ("cli/app.py", "backup_agent.storage.local", True),  # past the actions
+    ("model/naming.py", "backup_agent.execute", True),  # the model uses nothing
+    ("keys/trust.py", "backup_agent.catalog", False),
+    ("postgres/dump.py", "backup_agent.execute", False),
+    ("actions/restore.py", "backup_agent.restoring.proof", False),
+    ("restoring/build.py", "backup_agent.actions.restore", True),  # up
+])
+def test_the_rule_itself(source: str, target: str, wrong: bool,
+                         monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(sys.modules[__name__], "modules", lambda: [PACKAGE / source])
+    monkeypatch.setattr(sys.modules[__name__], "arrows", lambda path: {target})
+    assert bool(wrong_arrows()) is wrong
 
 
 def test_only_the_s3_store_knows_boto3() -> None:

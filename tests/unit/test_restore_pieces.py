@@ -9,11 +9,11 @@ import io
 import pytest
 
 from backup_agent.actions.verify import compare_row_counts
+from backup_agent.model.database_names import derived_name
 from backup_agent.model.naming import parse_checksum_file
 from backup_agent.postgres.admin import (
     analyze_sql,
     balanced,
-    derived_name,
     quote_identifier,
     quote_literal,
 )

@@ -125,7 +125,6 @@ ATTACKS = [
 ]
 
 
-
 @pytest.mark.parametrize(("line", "reason"), ATTACKS, ids=[a[0][:30].decode() for a in ATTACKS])
 def test_each_attack_is_refused_at_its_line(line: bytes, reason: str) -> None:
     sql = HEAD + line + b"\n" + TAIL

@@ -5,7 +5,8 @@ says), with a `.sha256` that agrees with the manifest, and (by default) whose by
 it. Corrupt or incomplete backups never count towards KEEP_LOCAL and are never deleted:
 they stay for inspection, with a warning on every run until someone removes them. Only good
 backups older than the KEEP_LOCAL kept ones go, and only backups with our manifest: the old
-shell script's files and anything else are never touched.
+shell script's files and anything else are never touched. The plan is made here; the
+deleting itself is storage's (`storage.local.delete_backup`).
 """
 
 from __future__ import annotations
@@ -38,11 +39,10 @@ def problem_with(backup: BackupRef, check: RetentionCheck) -> str | None:
     manifest = backup.manifest or {}
     if backup.size != manifest.get("size_bytes"):
         return f"size {backup.size} differs from the manifest's {manifest.get('size_bytes')}"
-    sidecar = backup.path.with_name(checksum_name(backup.name))
-    try:
-        expected = parse_checksum_file(sidecar.read_text(errors="replace"), backup.name)
-    except OSError:
+    sidecar = local.read_sidecar(backup.path.with_name(checksum_name(backup.name)))
+    if sidecar is None:
         return "its .sha256 is missing or unreadable"
+    expected = parse_checksum_file(sidecar.decode("utf-8", "replace"), backup.name)
     if expected is None or expected != manifest.get("sha256"):
         return "its .sha256 does not match the manifest"
     if check is RetentionCheck.CHECKSUM and local.sha256_of(backup.path) != expected:

@@ -5,17 +5,19 @@ manifest) are loaded and that can be opened, from the storage that listed it, wi
 listing again. Inputs that point outside the backup directory or the configured bucket are
 refused before anything is read. "Latest complete" has one definition
 (`model.backup.newest_complete`), used here for restore and verify, by status and by the
-workflow's runner checks.
+workflow's runner checks. Trust is the layer above's: `keys.trust.TrustedCatalog` is this
+catalog with TRUSTED_SIGNING_KEYS applied to `latest`.
 """
 
 from __future__ import annotations
 
-import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
+from backup_agent.catalog.s3_urls import S3_SCHEME, parse_s3_url
 from backup_agent.model.backup import (
     BackupRef,
     Where,
@@ -37,21 +39,20 @@ from backup_agent.model.naming import (
     s3_key,
     signature_name,
 )
-from backup_agent.model.settings import Settings
+from backup_agent.model.settings import NO_BUCKET, Settings
 from backup_agent.storage import local
 
 if TYPE_CHECKING:
     from backup_agent.storage.s3 import S3Object, S3Store
 
 LATEST = "latest"
-SIDECAR_LIMIT_BYTES = 1024 * 1024
-S3_SCHEME = "s3://"
 
 
 @dataclass(frozen=True)
 class Listing:
     backups: list[BackupRef]  # newest first
     warnings: list[str]
+    s3_listed: bool = False  # S3 was asked (not when listing everywhere without a bucket)
 
 
 class Catalog:
@@ -69,10 +70,7 @@ class Catalog:
         if self._store is None:
             from backup_agent.storage.s3 import S3Store
 
-            if not self._settings.s3.bucket:
-                raise ConfigurationError("S3_BUCKET is not set: set it (env or --env-file) to "
-                                         "use backups in S3, or use the local ones")
-            self._store = S3Store(self._settings.s3)
+            self._store = S3Store(self._settings.s3)  # raises if S3_BUCKET is not set
         return self._store
 
     # Listing
@@ -112,12 +110,13 @@ class Catalog:
         warnings: list[str] = []
         if where in (Where.LOCAL, Where.ALL):
             backups += self.local()
-        if where is Where.S3 or (where is Where.ALL and self._settings.s3.bucket):
+        s3_listed = where is Where.S3 or (where is Where.ALL and self._settings.s3.configured)
+        if s3_listed:
             backups += self.s3()
         elif where is Where.ALL:
-            warnings.append("S3_BUCKET is not set: showing local backups only")
+            warnings.append(f"{NO_BUCKET}: showing local backups only")
         warnings += dated_ahead(backups, self._now)
-        return Listing(backups=newest_first(backups), warnings=warnings)
+        return Listing(backups=newest_first(backups), warnings=warnings, s3_listed=s3_listed)
 
     # Resolving
 
@@ -133,8 +132,7 @@ class Catalog:
         self.warnings += dated_ahead(candidates, self._now)
         newest = None
         while (candidate := newest_complete(candidates, self._now)) is not None:
-            detailed = self.details(candidate)
-            problem = self._untrusted(detailed)
+            detailed, problem = self.vouch(self.details(candidate))
             if problem is None:
                 newest = detailed
                 break
@@ -150,12 +148,15 @@ class Catalog:
                                       + (f" ({passed})" if passed else ""))
         return newest
 
-    def _untrusted(self, backup: BackupRef) -> str | None:
-        if not self._settings.trusted_signing_keys:
-            return None
-        from backup_agent.authenticity import why_untrusted  # cryptography, only when asked
+    def vouch(self, backup: BackupRef) -> tuple[BackupRef, str | None]:
+        """Return `backup` and why it may not be `latest` (None: it may).
 
-        return why_untrusted(backup, self._settings.trusted_signing_keys)
+        Trust is decided a layer up (`keys.trust.TrustedCatalog` overrides this): this
+        catalog alone must never pick `latest` where TRUSTED_SIGNING_KEYS are set.
+        """
+        if self._settings.trusted_signing_keys:
+            raise RuntimeError("TRUSTED_SIGNING_KEYS is set: use keys.trust.TrustedCatalog")
+        return backup, None
 
     def resolve(self, given: str, *, from_s3: bool) -> BackupRef:
         """Return the backup that `given` (latest, a name, a path, or an s3:// URL) names.
@@ -182,31 +183,29 @@ class Catalog:
         """Return `backup` with its expected SHA-256 and manifest read from the sidecars."""
         if backup.details_loaded:
             return backup
-        if backup.where is Where.LOCAL:
-            assert backup.path is not None
-            checksum_path = backup.path.with_name(checksum_name(backup.name))
-            checksum_text = (checksum_path.read_text(errors="replace")
-                             if local.is_regular_file(checksum_path) else None)
-            manifest_bytes = _read_if_file(backup.path.with_name(manifest_name(backup.name)))
-            signature = _read_if_file(backup.path.with_name(signature_name(backup.name)))
-            globals_bytes = _read_if_file(backup.path.with_name(globals_name(backup.name)))
-        else:
-            assert backup.key is not None
-            # Only sidecars the listing showed are read: with a writer that may only list
-            # its prefix, S3 answers a GET of a missing key with 403, not 404.
-            checksum_text = (self.store.read_small(checksum_name(backup.key)).decode(
-                "utf-8", "replace") if backup.has_checksum else None)
-            manifest_bytes = (self.store.read_small(manifest_name(backup.key))
-                              if backup.has_manifest else None)
-            signature = (self.store.read_small(signature_name(backup.key))
-                         if backup.has_signature else None)
-            globals_bytes = (self.store.read_small(globals_name(backup.key))
-                             if backup.has_globals else None)
-        expected = parse_checksum_file(checksum_text, backup.name) if checksum_text else None
-        manifest = parse_manifest(manifest_bytes) if manifest_bytes is not None else None
-        return backup.with_details(manifest=manifest, expected_sha256=expected,
-                                   manifest_bytes=manifest_bytes, signature=signature,
-                                   globals_bytes=globals_bytes)
+        read = self._local_sidecar if backup.where is Where.LOCAL else self._s3_sidecar
+        checksum = read(backup, checksum_name, listed=backup.has_checksum)
+        manifest_bytes = read(backup, manifest_name, listed=backup.has_manifest)
+        expected = (parse_checksum_file(checksum.decode("utf-8", "replace"), backup.name)
+                    if checksum else None)
+        manifest = local.parse_manifest(manifest_bytes) if manifest_bytes is not None else None
+        return backup.with_details(
+            manifest=manifest, expected_sha256=expected, manifest_bytes=manifest_bytes,
+            signature=read(backup, signature_name, listed=backup.has_signature),
+            globals_bytes=read(backup, globals_name, listed=backup.has_globals))
+
+    @staticmethod
+    def _local_sidecar(backup: BackupRef, name_of: Callable[[str], str], *,
+                       listed: bool) -> bytes | None:
+        assert backup.path is not None
+        return local.read_sidecar(backup.path.with_name(name_of(backup.name)))
+
+    def _s3_sidecar(self, backup: BackupRef, name_of: Callable[[str], str], *,
+                    listed: bool) -> bytes | None:
+        # Only sidecars the listing showed are read: with a writer that may only list its
+        # prefix, S3 answers a GET of a missing key with 403, not 404.
+        assert backup.key is not None
+        return self.store.read_small(name_of(backup.key)) if listed else None
 
     def _local_path(self, given: str) -> BackupRef:
         directory = self._settings.backup_directory.resolve()
@@ -240,44 +239,3 @@ class Catalog:
         raise SourceNotFoundError(f"no object at s3://{bucket}/{key}: `backup-agent list s3` "
                                   "shows what there is")
 
-
-def _read_if_file(path: Path) -> bytes | None:
-    if not local.is_regular_file(path):
-        return None
-    try:
-        return path.read_bytes()[:SIDECAR_LIMIT_BYTES]
-    except OSError:
-        return None
-
-
-def parse_manifest(content: bytes) -> dict[str, Any] | None:
-    try:
-        loaded = json.loads(content.decode("utf-8", "replace"))
-    except ValueError:
-        return None
-    return loaded if isinstance(loaded, dict) else None
-
-
-def parse_s3_url(url: str, configured_bucket: str | None,
-                 prefix: str = "") -> tuple[str, str]:
-    """Return (bucket, key) of an s3:// URL that names a backup under S3_BUCKET/S3_PREFIX."""
-    bucket, _, key = url.removeprefix(S3_SCHEME).partition("/")
-    url = url if url.isprintable() else repr(url)  # errors stay one line
-    if not bucket or not key:
-        raise ConfigurationError(f"{url} is not an s3://BUCKET/KEY URL")
-    if not configured_bucket:
-        raise ConfigurationError(f"{url} is in no configured bucket: set S3_BUCKET to the "
-                                 "bucket that holds your backups")
-    if not key.startswith(prefix):
-        raise ConfigurationError(f"{url} is not under S3_PREFIX {prefix!r}: restore only "
-                                 "the agent's backups (or change S3_PREFIX)")
-    if bucket != configured_bucket:
-        raise ConfigurationError(f"{url} is not in the configured bucket {configured_bucket}: "
-                                 "restore only from S3_BUCKET (or change S3_BUCKET)")
-    if any(part in ("", ".", "..") for part in key.split("/")):
-        raise ConfigurationError(f"{url} has an empty, '.' or '..' path segment: give the key "
-                                 "exactly as `backup-agent list s3` prints it")
-    if created_at(key.rsplit("/", 1)[-1]) is None:
-        raise ConfigurationError(f"{url} does not name a backup "
-                                 "(…/db_backup_YYYYMMDD_HHMMSS.sql.gz): see `backup-agent list s3`")
-    return bucket, key
