@@ -165,7 +165,8 @@ def _compare(settings: Settings, backup: BackupRef, scratch: str, rebuild: Rebui
 
     fingerprint, properties, used = observe(settings.postgres, scratch, rebuild.server_major)
     mismatches += differences(rebuild.cluster, fingerprint, properties, used,
-                              compare_owners=not rebuild.no_owner)
+                              compare_owners=not rebuild.no_owner,
+                              compare_role_settings=rebuild.trusted)
     return actual, True
 
 

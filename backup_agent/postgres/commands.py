@@ -18,7 +18,7 @@ def client_program(settings: PostgresSettings, program: str) -> list[str]:
     if settings.container:
         environment = ["-e", "PGPASSWORD"] if settings.password else []
         return ["docker", "exec", "-i", *environment, "-e", "PGCONNECT_TIMEOUT",
-                settings.container, program]
+                "-e", "PGOPTIONS", settings.container, program]
     if settings.bin_directory:
         return [str(settings.bin_directory / program)]
     return [program]
@@ -67,6 +67,7 @@ def make_psql_command(settings: PostgresSettings, database: str) -> list[str]:
 PASSED_VARIABLES = frozenset({"PATH", "HOME", "LANG", "LANGUAGE", "TZ", "TMPDIR", "USER",
                               "LOGNAME", "TERM"})
 PASSED_PREFIXES = ("LC_", "PG")
+STANDARD_STRINGS = "-c standard_conforming_strings=on"
 
 
 def child_environment(base: Mapping[str, str], *, docker: bool) -> dict[str, str]:
@@ -86,6 +87,11 @@ def make_environment(settings: PostgresSettings,
     if settings.password:
         environment["PGPASSWORD"] = settings.password
     environment["PGCONNECT_TIMEOUT"] = str(settings.connect_timeout_seconds)
+    # Every session of ours reads and writes strings one way, whatever a database's or a
+    # role's own default: a dump made with it off holds E'' strings and SET ... = off, which
+    # no restore of ours accepts.
+    environment["PGOPTIONS"] = (f"{environment.get('PGOPTIONS', '')} "
+                                f"{STANDARD_STRINGS}").strip()
     return environment
 
 

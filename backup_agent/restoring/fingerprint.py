@@ -42,7 +42,7 @@ def observe(settings: PostgresSettings, database: str,
 
 def differences(cluster: ClusterGlobals, fingerprint: Mapping[str, Any],
                 properties: DatabaseProperties, used_roles: list[str], *,
-                compare_owners: bool) -> list[str]:
+                compare_owners: bool, compare_role_settings: bool = True) -> list[str]:
     """What differs between the backup's record and the restored database, first first."""
     found = []
     recorded = cluster.fingerprint.get("counts") or {}
@@ -58,6 +58,8 @@ def differences(cluster: ClusterGlobals, fingerprint: Mapping[str, Any],
               "(a new server could not restore this backup)"
               for name in used_roles if name not in carried]
     skipped = set() if compare_owners else {"owner", "acl"}
+    if not compare_role_settings:  # unsigned: existing roles' settings are left out, listed
+        skipped.add("role_settings")
     for item in fields(DatabaseProperties):
         if item.name in skipped:
             continue

@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from backup_agent.model.errors import BackupAgentError, DatabaseError, RestoreError
 from backup_agent.model.settings import PostgresSettings
 from backup_agent.postgres.commands import lock_wait_milliseconds
 
@@ -74,7 +75,26 @@ def connect(settings: PostgresSettings, database: str, login: Login) -> psycopg.
         parameters["port"] = settings.port
     if login.password is not None:
         parameters["password"] = login.password
-    return psycopg.connect(**parameters)
+    try:
+        return psycopg.connect(**parameters)
+    except psycopg.Error as error:
+        raise _unreachable(settings, database, login, str(error)) from None
+
+
+def _unreachable(settings: PostgresSettings, database: str, login: Login,
+                 message: str) -> BackupAgentError:
+    from backup_agent.postgres.diagnosis import describe_server, diagnose
+
+    refused = any(sign in message for sign in ("authentication failed", "no pg_hba.conf entry"))
+    if login.user == settings.user or not refused:
+        if not refused and "server closed the connection" in message:
+            return RestoreError(f"lost the server while restoring into {database} "
+                                f"({message.splitlines()[0][:200]}); nothing was put in place")
+        return diagnose(message, settings, program="the restore")
+    return DatabaseError(f"could not connect to {database} at {describe_server(settings)} as "
+                         f"{login.user}, the restore's own role ({message.splitlines()[0][:200]}"
+                         "): pg_hba.conf must let it log in with a password from here (a "
+                         "`host all all <address> scram-sha-256` line)")
 
 
 class BuildSession:

@@ -9,15 +9,14 @@ import signal
 import time
 from pathlib import Path
 
+import psutil
 import pytest
 
 from testbed.postgres import PostgresServer
 from testbed.sample_data import fingerprint
 from tests.conftest import docker_calls, make_backup, run_agent
-from tests.faults.conftest import finish, freeze, start_agent, thaw, wait_for_child
+from tests.faults.conftest import finish, freeze, start_agent, thaw
 from tests.faults.table import expect
-
-RESTORE_PSQL_FLAG = "--echo-errors"  # only the psql that feeds the restore has it
 
 
 def state(pg_server: PostgresServer, database: str) -> tuple[set[str], dict[str, str]]:
@@ -25,7 +24,8 @@ def state(pg_server: PostgresServer, database: str) -> tuple[set[str], dict[str,
 
 
 def wait_until_restoring(pg_server: PostgresServer, database: str) -> None:
-    """Return once a session is connected to the database being built."""
+    """Return once the agent is connected to the database being built (its own sessions:
+    no psql runs a restore)."""
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         connected = pg_server.psql("postgres", "SELECT count(*) FROM pg_stat_activity "
@@ -41,11 +41,11 @@ def test_server_restarted_during_the_restore(agent_env: dict[str, str],
     make_backup(agent_env)
     before = state(pg_server, database)
     agent = start_agent(["restore", "latest", "--yes"], agent_env)
-    psql = wait_for_child(agent, "psql", argument=RESTORE_PSQL_FLAG, stop=False)
     wait_until_restoring(pg_server, database)
-    freeze(psql)
+    process = psutil.Process(agent.pid)
+    freeze(process)  # mid-build: its next statement meets a server that restarted
     pg_server.restart()
-    thaw(psql)
+    thaw(process)
     result = finish(agent)
     expect(result, "PostgreSQL restarted during the restore")
     assert state(pg_server, database) == before
@@ -57,8 +57,11 @@ def test_sigterm_during_the_restore(agent_env: dict[str, str], docker_shim: dict
     environment = {**agent_env, **docker_shim, "APP_CONTAINERS": "web"}
     before = state(pg_server, database)
     agent = start_agent(["restore", "latest", "--yes"], environment)
-    wait_for_child(agent, "psql", argument=RESTORE_PSQL_FLAG)
-    os.kill(agent.pid, signal.SIGTERM)
+    wait_until_restoring(pg_server, database)
+    process = psutil.Process(agent.pid)
+    freeze(process)
+    os.kill(agent.pid, signal.SIGTERM)  # delivered as it goes on
+    thaw(process)
     result = finish(agent)
     expect(result, "SIGTERM during the restore")
     assert state(pg_server, database) == before

@@ -32,7 +32,8 @@ def test_dump_command_direct() -> None:
 
 def test_dump_command_in_docker_passes_the_password_by_name_only() -> None:
     assert make_dump_command(DOCKER, snapshot=None) == [
-        "docker", "exec", "-i", "-e", "PGPASSWORD", "-e", "PGCONNECT_TIMEOUT", "dorami-postgres",
+        "docker", "exec", "-i", "-e", "PGPASSWORD", "-e", "PGCONNECT_TIMEOUT", "-e", "PGOPTIONS",
+        "dorami-postgres",
         "pg_dump", "--no-password", "--username", "dorami_prod", "--dbname", "dorami_production",
         "--format=plain", "--lock-wait-timeout=300000"]
 
@@ -49,7 +50,8 @@ def test_password_only_in_the_environment(settings: PostgresSettings) -> None:
                     make_psql_command(settings, "postgres")):
         assert not any("s3cret" in part for part in command)
     assert make_environment(settings, {"PATH": "/bin", "PGPASSWORD": "stale"}) == {
-        "PATH": "/bin", "PGPASSWORD": "s3cret!", "PGCONNECT_TIMEOUT": "30"}
+        "PATH": "/bin", "PGPASSWORD": "s3cret!", "PGCONNECT_TIMEOUT": "30",
+        "PGOPTIONS": "-c standard_conforming_strings=on"}
 
 
 def test_no_password_means_no_pgpassword() -> None:
