@@ -107,7 +107,8 @@ def test_children_get_no_secret_but_their_own(settings: PostgresSettings) -> Non
               "AGE_IDENTITY": "AGE-SECRET-KEY-1X", "NOTIFY_URL": "https://hooks/x",
               "SIGNING_KEY_FILE": "/k", "POSTGRES_PASSWORD": "pw", "DOCKER_HOST": "unix://d"}
     environment = make_environment(settings, agents)
-    expected = {"PATH", "HOME", "LC_ALL", "PGSSLMODE", "PGPASSWORD", "PGCONNECT_TIMEOUT"}
+    expected = {"PATH", "HOME", "LC_ALL", "PGSSLMODE", "PGPASSWORD", "PGCONNECT_TIMEOUT",
+                "PGOPTIONS"}
     assert set(environment) == expected | ({"DOCKER_HOST"} if settings.container else set())
 
 
