@@ -25,6 +25,7 @@ from backup_agent.model.errors import (
     BackupAgentError,
     CancelledError,
     ConfigurationError,
+    DatabaseError,
     VerificationError,
 )
 from backup_agent.model.naming import STAMP_FORMAT
@@ -233,8 +234,14 @@ def run_restore(settings: Settings, given: str, *, from_s3: bool = False,
             finally:
                 warnings += rebuild.notes
         if plan.drop_previous and plan.previous:
-            admin.drop(plan.previous)
-            log.info("dropped the previous database %s", plan.previous)
+            try:
+                admin.drop(plan.previous)
+                log.info("dropped the previous database %s", plan.previous)
+            except DatabaseError as error:  # the restore itself is done: say so, not fail
+                warnings.append(f"the restore succeeded, but the previous database "
+                                f"{plan.previous} could not be dropped ({error}): drop it with "
+                                f"`backup-agent prune --drop {plan.previous} --yes`")
+                plan.drop_previous = False
     return RestoreResult(
         dry_run=False, source=source.location, source_name=source.name,
         target_database=plan.target,

@@ -151,6 +151,15 @@ def _acl_entries(table: str, column: str, default: str, owner: str, where: str) 
             f"WHERE {where})")
 
 
+# The comments pg_dump writes: on objects that still exist (a comment can outlive its object,
+# and pg_dump drops it) and that are not an extension's (the extension makes those).
+_DUMPED_COMMENTS = (
+    f"pg_catalog.pg_description c WHERE c.objoid >= {FIRST_USER_OID} AND "
+    "pg_catalog.pg_describe_object(c.classoid, c.objoid, c.objsubid) IS NOT NULL AND "
+    "NOT EXISTS (SELECT 1 FROM pg_catalog.pg_depend e WHERE e.classid = c.classoid AND "
+    "e.objid = c.objoid AND e.deptype = 'e')")
+
+
 def fingerprint_sql() -> str:
     """How many objects of each kind the database holds, and its sequences' positions."""
     relations = ("pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n "
@@ -196,7 +205,7 @@ SELECT pg_catalog.json_build_object(
         {_count("schemas", "pg_catalog.pg_namespace n WHERE " + _USER_NAMESPACE)},
         {_count("extensions", "pg_catalog.pg_extension")},
         {_count("large objects", "pg_catalog.pg_largeobject_metadata")},
-        {_count("comments", f"pg_catalog.pg_description WHERE objoid >= {FIRST_USER_OID}")},
+        {_count("comments", _DUMPED_COMMENTS)},
         'grants', {grants}),
     'sequences', (SELECT pg_catalog.json_object_agg(
         pg_catalog.format('%I.%I', s.schemaname, s.sequencename),

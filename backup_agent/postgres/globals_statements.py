@@ -24,7 +24,8 @@ WITHHELD_ATTRIBUTES = ("superuser", "replication")
 SAFE_MEMBERSHIPS = frozenset({"pg_monitor", "pg_read_all_settings", "pg_read_all_stats",
                               "pg_stat_scan_tables"})
 REFUSED_SETTINGS = frozenset({"session_preload_libraries", "local_preload_libraries",
-                              "shared_preload_libraries", "role", "session_authorization"})
+                              "shared_preload_libraries", "role", "session_authorization",
+                              "session_replication_role"})
 # pg_settings of the target server, name (lower case) -> context, as rebuild.py reads it.
 SETTINGS_CONTEXT_SQL = """
 SELECT COALESCE(pg_catalog.json_object_agg(pg_catalog.lower(name), context), '{}'::json)::text
@@ -73,16 +74,23 @@ def split_list_setting(value: str) -> list[str]:
     return items
 
 
-def refusal(setting: str, contexts: Mapping[str, str]) -> str | None:
-    """Why a stored `name=value` is not restored on a server with these settings, or None."""
+def refusal(setting: str, contexts: Mapping[str, str], *,
+            superuser_settings: bool = False) -> str | None:
+    """Why a stored `name=value` is not restored on a server with these settings, or None.
+
+    `superuser_settings`: the backup is signed by a trusted key and the restoring user is a
+    superuser, so settings of context `superuser` (lc_messages, log_statement) come back too;
+    the deny-list never does."""
     name = setting.partition("=")[0].lower()
     context = contexts.get(name)
     if name in REFUSED_SETTINGS:
         return "never restored"
     if context is None and "." not in name:
         return "this server has no such setting"
-    if context is not None and context != "user":
-        return "only a superuser may set it: set it by hand if you want it"
+    allowed = ("user", "superuser") if superuser_settings else ("user",)
+    if context is not None and context not in allowed:
+        return ("only a superuser may set it, from a signed backup: set it by hand if you "
+                "want it")
     return None
 
 
@@ -165,7 +173,8 @@ def create_database(name: str, properties: DatabaseProperties, *, owner: str | N
 
 
 def database_settings(name: str, properties: DatabaseProperties, existing_roles: set[str],
-                      contexts: Mapping[str, str]) -> tuple[list[str], list[str]]:
+                      contexts: Mapping[str, str], *,
+                      superuser_settings: bool = False) -> tuple[list[str], list[str]]:
     """The comment, connection limit, settings and per-role settings (for `existing_roles`:
     the caller passes only the roles it may change); and what was left out."""
     database = quote_identifier(name)
@@ -176,7 +185,7 @@ def database_settings(name: str, properties: DatabaseProperties, existing_roles:
         statements.append(f"COMMENT ON DATABASE {database} IS "
                           f"{quote_literal(properties.comment)};")
     for setting in properties.settings:
-        reason = refusal(setting, contexts)
+        reason = refusal(setting, contexts, superuser_settings=superuser_settings)
         if reason is not None:
             left_out.append(f"the database setting {setting.partition('=')[0]} ({reason})")
             continue
@@ -187,7 +196,7 @@ def database_settings(name: str, properties: DatabaseProperties, existing_roles:
                             "restore may change)")
             continue
         for setting in settings:
-            reason = refusal(setting, contexts)
+            reason = refusal(setting, contexts, superuser_settings=superuser_settings)
             if reason is not None:
                 left_out.append(f"role {role}'s setting {setting.partition('=')[0]} in the "
                                 f"database ({reason})")

@@ -159,13 +159,18 @@ class Rebuild:
         roles = set(existing_roles(self.admin))
         # An unsigned globals file changes no existing role, not even inside this database.
         changeable = roles if self.trusted else set(self.created_roles) & roles
-        statements, left_out = database_settings(name, self.cluster.database, changeable,
-                                                 self.contexts)
+        statements, left_out = database_settings(
+            name, self.cluster.database, changeable, self.contexts,
+            superuser_settings=self.trusted and self._restoring_superuser())
         if not self.no_owner:
             granted, not_granted = database_privileges(name, self.cluster.database, roles)
             statements, left_out = statements + granted, left_out + not_granted
         self.admin.execute("BEGIN;\n" + "\n".join(first + statements) + "\nCOMMIT;")
         self.notes += [f"left out {item}" for item in left_out]
+
+    def _restoring_superuser(self) -> bool:
+        return self.admin.execute(
+            "SELECT rolsuper FROM pg_catalog.pg_roles WHERE rolname = CURRENT_USER;")[0] == "t"
 
     def undo(self) -> None:
         """Drop the roles this rebuild created (its database must be dropped first)."""
