@@ -195,7 +195,7 @@ def test_a_planted_globals_file_cannot_make_a_superuser_or_load_a_library(
     for powerful in ("pg_execute_server_program", "pg_write_all_data", "postgres"):
         assert f"did not make gl_ro a member of {powerful}" in warnings
     assert "force_parallel_mode (this server has no such setting)" in warnings
-    assert "session_replication_role (only a superuser may set it" in warnings
+    assert "session_replication_role (never restored)" in warnings
     assert new_cluster.psql("postgres", """
         SELECT count(*) FROM pg_roles r WHERE rolname LIKE 'gl\\_%'
         AND (rolsuper OR rolreplication OR EXISTS (

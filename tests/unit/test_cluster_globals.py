@@ -102,11 +102,14 @@ def test_list_settings_split_as_postgresql_does() -> None:
     assert refusal("work_mem=16MB", contexts) is None
     assert refusal("app.tenant=x", contexts) is None  # an extension's placeholder
     assert refusal("force_parallel_mode=off", contexts) == "this server has no such setting"
-    for superuser_only in ("session_replication_role=replica", "log_statement=all"):
-        assert "only a superuser" in str(refusal(superuser_only, contexts))
+    assert "only a superuser" in str(refusal("log_statement=all", contexts))
+    # From a signed backup, restored by a superuser: superuser settings too, the deny-list not.
+    assert refusal("log_statement=all", contexts, superuser_settings=True) is None
     for refused in ("session_preload_libraries=evil", "role=postgres",
-                    "local_preload_libraries=x", "session_authorization=postgres"):
+                    "local_preload_libraries=x", "session_authorization=postgres",
+                    "session_replication_role=replica"):
         assert refusal(refused, contexts) == "never restored"
+        assert refusal(refused, contexts, superuser_settings=True) == "never restored"
 
 
 def test_a_role_is_created_with_its_hash_and_never_superuser() -> None:
