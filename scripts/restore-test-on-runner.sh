@@ -8,7 +8,8 @@
 #  2. start a throwaway postgres:<major> container with no network at all;
 #  3. `backup-agent verify s3://… --restore-test` that exact object: prove it (checksum,
 #     signature, age, gzip, closing line, statements), restore it into a scratch database
-#     with the container's own psql, and compare every table's row count with the manifest;
+#     (the agent executes it over the container's socket; no psql runs), and compare every
+#     table's row count with the manifest;
 #  4. remove the container, whatever happened.
 #
 # Reads S3_BUCKET, S3_PREFIX, the workflow's AWS credentials, AGE_IDENTITY (encrypted
@@ -35,9 +36,14 @@ case "$major" in
 esac
 echo "restore test: $uri into postgres:$major"
 
-# No network: the container is reached with `docker exec` only, and nothing restored into
-# it can reach anything. Trust authentication, on a database that lives for this job only.
+# No network: the container is reached with `docker exec` and through its socket directory,
+# mounted from this job's private work directory (the agent executes the restore itself,
+# over the socket); nothing restored into it can reach anything. Trust authentication, on a
+# database that lives for this job only.
+socket="$work/socket"
+mkdir -m 0777 "$socket"  # the container's postgres user makes its socket here; $work is 0700
 docker run --detach --name "$container" --network none \
+  --volume "$socket:/var/run/postgresql" \
   --env POSTGRES_HOST_AUTH_METHOD=trust "postgres:$major" >/dev/null
 # TCP on 127.0.0.1 inside the container: the image's first-start server listens on its
 # socket only, so this waits for the real one.
@@ -49,7 +55,7 @@ for _ in $(seq 1 90); do
   sleep 1
 done
 
-export POSTGRES_HOST="${POSTGRES_HOST:-127.0.0.1}" POSTGRES_USER="${POSTGRES_USER:-postgres}"
+export POSTGRES_HOST="${POSTGRES_HOST:-$socket}" POSTGRES_USER="${POSTGRES_USER:-postgres}"
 export BACKUP_DIR="$work"  # where the S3 object is spooled while it is proven
 status=0
 "$agent" verify "$uri" --restore-test --json --container "$container" > "$report" || status=$?

@@ -63,7 +63,8 @@ def runner_environment(agent_env: dict[str, str], docker_shim: dict[str, str],
         "GITHUB_STEP_SUMMARY": str(tmp_path / "summary.md"),
         # Only because the "container" is the test server on loopback (the real one is
         # 127.0.0.1:5432 inside the container, with trust authentication):
-        "POSTGRES_PORT": str(pg_server.port), "POSTGRES_USER": pg_server.user,
+        "POSTGRES_HOST": pg_server.host, "POSTGRES_PORT": str(pg_server.port),
+        "POSTGRES_USER": pg_server.user,
         "POSTGRES_PASSWORD": pg_server.password,
     }
 
@@ -95,8 +96,11 @@ def test_the_runner_restores_the_newest_s3_backup_in_a_container_of_its_major(
 
     major = pg_server.psql("postgres", "SHOW server_version_num;").strip()[:-4]
     calls = docker_calls(environment)
+    socket = calls[0][calls[0].index("--volume") + 1]
+    assert socket.endswith("/socket:/var/run/postgresql")
     assert calls[0] == ["run", "--detach", "--name", CONTAINER, "--network", "none",
-                        "--env", "POSTGRES_HOST_AUTH_METHOD=trust", f"postgres:{major}"]
+                        "--volume", socket, "--env", "POSTGRES_HOST_AUTH_METHOD=trust",
+                        f"postgres:{major}"]
     assert any(call[:2] == ["exec", "-i"] and "psql" in call for call in calls)
     assert calls[-1] == ["rm", "--force", CONTAINER]
     # The key stays in the agent on the runner: never in an argv, never near ssh.
