@@ -19,6 +19,7 @@ class BackupBucket(pulumi.ComponentResource):
         super().__init__("dorami:backups:BackupBucket", name, None, opts)
         # Every resource is protected, not only the bucket: dropping, say, the versioning
         # resource from the program would otherwise suspend versioning on the next `up`.
+
         def keep(*after: pulumi.Resource) -> pulumi.ResourceOptions:
             return pulumi.ResourceOptions(parent=self, protect=True, depends_on=list(after))
 

@@ -123,4 +123,3 @@ def run_prune(settings: Settings, *, dry_run: bool, databases: bool = False,
                 log.info("dropped database %s", leftover.name)
     return PruneResult(dry_run=dry_run, keep_local=settings.keep_local, deleted=backups.delete,
                        damaged=backups.bad, databases=plan, warnings=backups.warnings)
-

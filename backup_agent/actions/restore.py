@@ -20,7 +20,7 @@ from backup_agent.keys.age_identities import decryption_keys
 from backup_agent.keys.trust import TrustedCatalog as Catalog
 from backup_agent.keys.trust import authenticity_warnings, is_trusted, with_own_key
 from backup_agent.model.backup import BackupRef, Where
-from backup_agent.model.database_names import derived_name
+from backup_agent.model.database_names import BUILDING, ROLLBACK, made_name
 from backup_agent.model.errors import (
     BackupAgentError,
     CancelledError,
@@ -28,7 +28,6 @@ from backup_agent.model.errors import (
     DatabaseError,
     VerificationError,
 )
-from backup_agent.model.naming import STAMP_FORMAT
 from backup_agent.model.progress import NO_PROGRESS, Progress
 from backup_agent.model.settings import Settings
 from backup_agent.postgres.admin import DatabaseAdmin
@@ -42,6 +41,7 @@ if TYPE_CHECKING:
     from pyrage.x25519 import Identity
 
 log = logging.getLogger(__name__)
+
 
 @dataclass
 class RestorePlan:
@@ -138,12 +138,11 @@ class RestoreResult:
 
 def make_plan(settings: Settings, source: BackupRef, *, target_db: str | None,
               drop_previous: bool, no_owner: bool, moment: datetime) -> RestorePlan:
-    stamp = moment.astimezone(UTC).strftime(STAMP_FORMAT)
     target = target_db or settings.postgres.database
     swap = target_db is None
     return RestorePlan(
-        source=source, target=target, build=derived_name(target, f"_restore_{stamp}"),
-        previous=derived_name(target, f"_pre_restore_{stamp}") if swap else None,
+        source=source, target=target, build=made_name(target, BUILDING, moment),
+        previous=made_name(target, ROLLBACK, moment) if swap else None,
         stop_containers=list(settings.app_containers)
         if swap and not settings.skip_app_stop else [],
         drop_previous=drop_previous and swap, no_owner=no_owner)

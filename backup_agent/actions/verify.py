@@ -23,7 +23,7 @@ from backup_agent.keys.trust import (
     with_own_key,
 )
 from backup_agent.model.backup import BackupRef
-from backup_agent.model.database_names import derived_name
+from backup_agent.model.database_names import SCRATCH, made_name
 from backup_agent.model.errors import (
     BackupAgentError,
     ConfigurationError,
@@ -31,7 +31,6 @@ from backup_agent.model.errors import (
     SourceNotFoundError,
     VerificationError,
 )
-from backup_agent.model.naming import STAMP_FORMAT
 from backup_agent.model.progress import NO_PROGRESS, Progress
 from backup_agent.model.settings import Settings
 from backup_agent.postgres.admin import DatabaseAdmin
@@ -112,8 +111,7 @@ def _restore_test(settings: Settings, backup: BackupRef, moment: datetime,
     restore would (restoring/build.py) and compare it with what the backup recorded.
 
     Roles the server lacks are created for the test (NOLOGIN) and dropped after it."""
-    scratch = derived_name(settings.postgres.database,
-                           f"_verify_{moment.astimezone(UTC).strftime(STAMP_FORMAT)}")
+    scratch = made_name(settings.postgres.database, SCRATCH, moment)
     reachable(settings.postgres)
     trusted = is_trusted(settings, backup)
     cluster = proven_globals(backup, keys)

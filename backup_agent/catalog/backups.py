@@ -238,4 +238,3 @@ class Catalog:
                 return self.details(backup)
         raise SourceNotFoundError(f"no object at s3://{bucket}/{key}: `backup-agent list s3` "
                                   "shows what there is")
-

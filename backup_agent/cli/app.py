@@ -67,7 +67,6 @@ from backup_agent.cli.options import (
     VerifySourceArgument,
     VersionOption,
     YesOption,
-    postgres_flags,
     reads_s3,
 )
 from backup_agent.cli.prompts import confirm_prune, confirm_restore
@@ -106,7 +105,8 @@ def main(debug: DebugOption = False, quiet: QuietOption = False,
 
 @app.command(cls=TidyCommand)
 def backup(
-    env_file: EnvFileOption = None, host: HostOption = None, port: PortOption = None,
+    ctx: typer.Context, env_file: EnvFileOption = None, host: HostOption = None,
+    port: PortOption = None,
     user: UserOption = None, db: DatabaseOption = None, container: ContainerOption = None,
     pg_bindir: BinDirectoryOption = None, backup_dir: BackupDirectoryOption = None,
     keep_local: KeepLocalOption = None, s3_bucket: BucketOption = None,
@@ -121,11 +121,7 @@ def backup(
     s3://BUCKET/PREFIX/YYYY/MM/.
     """
     with reported("backup", as_json=as_json):
-        settings = resolve(
-            env_file, **postgres_flags(host, port, user, db, container, pg_bindir,
-                                       lock_wait_timeout, connect_timeout),
-            BACKUP_DIR=backup_dir, KEEP_LOCAL=keep_local, S3_BUCKET=s3_bucket,
-            S3_PREFIX=s3_prefix, METRICS_FILE=metrics_file, ENCRYPT_TO=encrypt_to)
+        settings = resolve(ctx)
         from backup_agent.actions.backup import run_backup
 
         with notified(settings, "backup") as notice, recording_metrics(settings) as metrics:
@@ -143,7 +139,7 @@ def backup(
 
 @app.command("list", cls=TidyCommand)
 def list_backups(
-    where: ListWhereArgument = Where.ALL, env_file: EnvFileOption = None,
+    ctx: typer.Context, where: ListWhereArgument = Where.ALL, env_file: EnvFileOption = None,
     backup_dir: BackupDirectoryOption = None, s3_bucket: BucketOption = None,
     s3_prefix: PrefixOption = None, keys: KeysOption = False, summary: SummaryOption = False,
     as_json: JsonOption = False,
@@ -151,8 +147,7 @@ def list_backups(
     """List backups (local, in S3, or both), newest first: one row per backup, with where it
     is (local, s3 or local+s3)."""
     with reported("list", as_json=as_json):
-        settings = resolve(env_file, BACKUP_DIR=backup_dir, S3_BUCKET=s3_bucket,
-                           S3_PREFIX=s3_prefix)
+        settings = resolve(ctx)
         from backup_agent.actions.list import run_list
 
         result = run_list(settings, where, summary=summary)
@@ -165,7 +160,7 @@ def list_backups(
 
 @app.command(cls=TidyCommand)
 def prune(
-    dry_run: PruneDryRunOption = False, databases: PruneDatabasesOption = False,
+    ctx: typer.Context, dry_run: PruneDryRunOption = False, databases: PruneDatabasesOption = False,
     min_age: MinAgeOption = None, drop: DropDatabaseOption = None, yes: YesOption = False,
     env_file: EnvFileOption = None, backup_dir: BackupDirectoryOption = None,
     keep_local: KeepLocalOption = None, host: HostOption = None, port: PortOption = None,
@@ -178,9 +173,7 @@ def prune(
     Damaged backups are never deleted: they are left for inspection, with a warning.
     """
     with reported("prune", as_json=as_json):
-        settings = resolve(env_file, **postgres_flags(host, port, user, db, container, pg_bindir,
-                                                      lock_wait_timeout, connect_timeout),
-                           BACKUP_DIR=backup_dir, KEEP_LOCAL=keep_local, ROLLBACK_MIN_AGE=min_age)
+        settings = resolve(ctx)
         from backup_agent.actions.prune import run_prune
 
         result = run_prune(settings, dry_run=dry_run, databases=databases or bool(drop),
@@ -193,7 +186,8 @@ def prune(
 
 @app.command(cls=TidyCommand)
 def restore(
-    source: RestoreSourceArgument = "latest", from_where: SourceFromOption = Place.LOCAL,
+    ctx: typer.Context, source: RestoreSourceArgument = "latest",
+    from_where: SourceFromOption = Place.LOCAL,
     target_db: TargetDatabaseOption = None, dry_run: RestoreDryRunOption = False,
     yes: YesOption = False, no_verify: NoVerifyOption = False, no_owner: NoOwnerOption = False,
     drop_previous: DropPreviousOption = False, allow_unsigned: AllowUnsignedOption = False,
@@ -213,12 +207,7 @@ def restore(
     """
     with reported("restore", as_json=as_json):
         from_s3 = reads_s3(from_where)
-        settings = resolve(
-            env_file, **postgres_flags(host, port, user, db, container, pg_bindir,
-                                       lock_wait_timeout, connect_timeout),
-            APP_CONTAINERS=app_containers, SKIP_APP_STOP="true" if skip_app_stop else None,
-            BACKUP_DIR=backup_dir, S3_BUCKET=s3_bucket, S3_PREFIX=s3_prefix,
-            AGE_IDENTITY_FILE=identity)
+        settings = resolve(ctx)
         from backup_agent.actions.restore import run_restore
 
         # The bars start with the first transfer, after the question (if any) was answered.
@@ -235,7 +224,8 @@ def restore(
 
 @app.command(cls=TidyCommand)
 def verify(
-    source: VerifySourceArgument = None, from_where: SourceFromOption = Place.LOCAL,
+    ctx: typer.Context, source: VerifySourceArgument = None,
+    from_where: SourceFromOption = Place.LOCAL,
     all_backups: AllBackupsOption = False, restore_test: RestoreTestOption = False,
     allow_unsigned: AllowUnsignedOption = False, env_file: EnvFileOption = None,
     host: HostOption = None, port: PortOption = None,
@@ -251,11 +241,7 @@ def verify(
     """
     with reported("verify", as_json=as_json):
         from_s3 = reads_s3(from_where)
-        settings = resolve(
-            env_file, **postgres_flags(host, port, user, db, container, pg_bindir,
-                                       lock_wait_timeout, connect_timeout),
-            BACKUP_DIR=backup_dir, S3_BUCKET=s3_bucket, S3_PREFIX=s3_prefix,
-            AGE_IDENTITY_FILE=identity)
+        settings = resolve(ctx)
         from backup_agent.actions.verify import run_verify
 
         with notified(settings, "verify"):

@@ -16,7 +16,6 @@ import traceback
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from pathlib import Path
 from types import FrameType
 from typing import Any
 
@@ -132,8 +131,20 @@ def version_callback(value: bool) -> None:
         raise typer.Exit()
 
 
-def resolve(env_file: Path | None, **flags: str | None) -> Settings:
-    settings = resolve_settings(flags, os.environ, env_file)
+def typed_settings(ctx: typer.Context) -> dict[str, str]:
+    """Return the settings typed on this command line, by variable (`config` reports them as
+    flags). typer also fills an option from its variable (that is how the help shows it, and
+    how --quiet, --dry-run and --env-file read theirs): the settings take only what was
+    typed and order the rest themselves (`model.variables.origin`)."""
+    return {param.envvar: str(ctx.params[param.name]) for param in ctx.command.params
+            if isinstance(param.envvar, str) and param.name is not None
+            and ctx.params.get(param.name) is not None
+            and getattr(ctx.get_parameter_source(param.name), "name", None) == "COMMANDLINE"}
+
+
+def resolve(ctx: typer.Context) -> Settings:
+    """Return this run's settings from its command line, environment and --env-file."""
+    settings = resolve_settings(typed_settings(ctx), os.environ, ctx.params.get("env_file"))
     remember_secrets(settings)
     return settings
 

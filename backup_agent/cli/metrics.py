@@ -51,7 +51,7 @@ def read_metrics(path: Path) -> dict[tuple[str, str], float]:
         match = METRIC_LINE.match(line)
         if match:
             try:
-                values[(match[1], match[2])] = float(match[3])
+                values[match[1], match[2]] = float(match[3])
             except ValueError:
                 continue
     return values
@@ -61,14 +61,14 @@ def write_metrics(path: Path, outcome: RunOutcome) -> None:
     """Merge this run's outcome into the metrics file and write it atomically."""
     values = read_metrics(path)
     database = _escape(outcome.database)
-    values[("backup_agent_last_run_timestamp_seconds", database)] = outcome.finished_at
-    values[("backup_agent_last_run_success", database)] = 1.0 if outcome.exit_code == 0 else 0.0
-    values[("backup_agent_last_run_exit_code", database)] = float(outcome.exit_code)
+    values["backup_agent_last_run_timestamp_seconds", database] = outcome.finished_at
+    values["backup_agent_last_run_success", database] = 1.0 if outcome.exit_code == 0 else 0.0
+    values["backup_agent_last_run_exit_code", database] = float(outcome.exit_code)
     if outcome.exit_code == 0:
-        values[("backup_agent_last_success_timestamp_seconds", database)] = outcome.finished_at
-        values[("backup_agent_last_success_duration_seconds", database)] = \
+        values["backup_agent_last_success_timestamp_seconds", database] = outcome.finished_at
+        values["backup_agent_last_success_duration_seconds", database] = \
             outcome.duration_seconds or 0.0
-        values[("backup_agent_last_success_size_bytes", database)] = \
+        values["backup_agent_last_success_size_bytes", database] = \
             float(outcome.size_bytes or 0)
     lines = []
     for metric, description in HELP.items():

@@ -12,7 +12,7 @@ import typer
 
 from backup_agent.cli import render
 from backup_agent.cli.app import app
-from backup_agent.cli.boundary import finish, mask, reported, resolve, say
+from backup_agent.cli.boundary import finish, mask, reported, resolve, say, typed_settings
 from backup_agent.cli.help import TidyCommand
 from backup_agent.cli.options import (
     AppContainersOption,
@@ -38,21 +38,19 @@ from backup_agent.cli.options import (
     SigningKeyOption,
     StatusWhereOption,
     UserOption,
-    postgres_flags,
 )
 from backup_agent.model.backup import Where
 
 
 @app.command(cls=TidyCommand)
 def status(
-    max_age: MaxAgeOption = "26h", where: StatusWhereOption = Where.ALL,
+    ctx: typer.Context, max_age: MaxAgeOption = "26h", where: StatusWhereOption = Where.ALL,
     env_file: EnvFileOption = None, backup_dir: BackupDirectoryOption = None,
     s3_bucket: BucketOption = None, s3_prefix: PrefixOption = None, as_json: JsonOption = False,
 ) -> None:
     """Exit 11 unless a complete backup newer than --max-age exists: a dead man's switch."""
     with reported("status", as_json=as_json):
-        settings = resolve(env_file, BACKUP_DIR=backup_dir, S3_BUCKET=s3_bucket,
-                           S3_PREFIX=s3_prefix)
+        settings = resolve(ctx)
         from backup_agent.actions.status import parse_duration, run_status
 
         result = run_status(settings, max_age=parse_duration(max_age), where=where,
@@ -64,7 +62,8 @@ def status(
 
 @app.command(cls=TidyCommand)
 def doctor(
-    env_file: EnvFileOption = None, host: HostOption = None, port: PortOption = None,
+    ctx: typer.Context, env_file: EnvFileOption = None, host: HostOption = None,
+    port: PortOption = None,
     user: UserOption = None, db: DatabaseOption = None, container: ContainerOption = None,
     pg_bindir: BinDirectoryOption = None, lock_wait_timeout: LockWaitOption = None,
     connect_timeout: ConnectTimeoutOption = None, backup_dir: BackupDirectoryOption = None,
@@ -72,9 +71,7 @@ def doctor(
 ) -> None:
     """Check everything a backup needs (database, pg_dump, disk, S3, bucket), with fixes."""
     with reported("doctor", as_json=as_json):
-        settings = resolve(env_file, **postgres_flags(host, port, user, db, container, pg_bindir,
-                                                      lock_wait_timeout, connect_timeout),
-                           BACKUP_DIR=backup_dir, S3_BUCKET=s3_bucket, S3_PREFIX=s3_prefix)
+        settings = resolve(ctx)
         from backup_agent.actions.doctor import run_doctor
 
         result = run_doctor(settings)
@@ -82,17 +79,6 @@ def doctor(
             typer.echo(mask(f"{'PASS' if check.passed else 'FAIL'}  {check.name:<22} "
                             f"{check.detail}"), err=as_json)
         finish("doctor", result, as_json=as_json)
-
-
-# config: which variable each of its flags sets.
-CONFIG_FLAGS = {"env_file": "BACKUP_AGENT_ENV_FILE", "host": "POSTGRES_HOST",
-                "port": "POSTGRES_PORT", "user": "POSTGRES_USER", "db": "POSTGRES_DB",
-                "container": "POSTGRES_CONTAINER", "pg_bindir": "PG_BINDIR",
-                "lock_wait_timeout": "LOCK_WAIT_TIMEOUT", "connect_timeout": "PGCONNECT_TIMEOUT",
-                "backup_dir": "BACKUP_DIR", "keep_local": "KEEP_LOCAL", "s3_bucket": "S3_BUCKET",
-                "s3_prefix": "S3_PREFIX", "metrics_file": "METRICS_FILE",
-                "encrypt_to": "ENCRYPT_TO", "identity": "AGE_IDENTITY_FILE",
-                "app_containers": "APP_CONTAINERS", "min_age": "ROLLBACK_MIN_AGE"}
 
 
 @app.command(cls=TidyCommand)
@@ -113,13 +99,8 @@ def config(
         from backup_agent.model.settings import read_env_file
         from backup_agent.model.variables import configuration
 
-        # Only what was typed is a flag (typer also fills a flag from its variable).
-        flags: dict[str, str | None] = {
-            variable: str(ctx.params[name]) for name, variable in CONFIG_FLAGS.items()
-            if ctx.params.get(name) is not None
-            and getattr(ctx.get_parameter_source(name), "name", None) == "COMMANDLINE"}
-        resolve(env_file, **flags)  # a bad value fails here, as it would in any command
-        result = configuration(flags, os.environ, read_env_file(env_file))
+        resolve(ctx)  # a bad value fails here, as it would in any command
+        result = configuration(typed_settings(ctx), os.environ, read_env_file(env_file))
         if not as_json:
             typer.echo(mask(render.configuration_table(result)))
         finish("config", result, as_json=as_json)

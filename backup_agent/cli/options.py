@@ -1,96 +1,110 @@
-"""The options the commands share: one declaration each, with its variable and help."""
+"""The options the commands share: one declaration each, with its variable and help.
+
+An option that sets a variable takes its flag, its variable and the default its help names
+from `model.variables`, the one table of settings.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
 from backup_agent.cli.boundary import version_callback
 from backup_agent.model.backup import Place, Where
+from backup_agent.model.variables import named
 
 CONNECTION = "Database"
 STORAGE = "Storage"
 
-EnvFileOption = Annotated[Path | None, typer.Option(
-    "--env-file", metavar="FILE", envvar="BACKUP_AGENT_ENV_FILE", rich_help_panel=CONNECTION,
-    help="Dotenv file (e.g. /opt/dorami/.env.production) read for any setting the flags and "
+
+def setting_option(name: str, *short: str, text: str, metavar: str | None = None,
+                   panel: str | None = None) -> Any:
+    """Return the option that sets variable `name`: the table's flag (plus `short`), the
+    variable itself (typer shows it in the help), and `text` with `{default}` filled in."""
+    variable = named(name)
+    assert variable.flag, f"{name} has no flag in model.variables"
+    return typer.Option(variable.flag, *short, metavar=metavar, envvar=variable.name,
+                        rich_help_panel=panel, help=text.format(default=variable.shown_default))
+
+
+EnvFileOption = Annotated[Path | None, setting_option(
+    "BACKUP_AGENT_ENV_FILE", metavar="FILE", panel=CONNECTION,
+    text="Dotenv file (e.g. /opt/dorami/.env.production) read for any setting the flags and "
          "environment leave unset, POSTGRES_PASSWORD and AWS keys included. Not exported.")]
-HostOption = Annotated[str | None, typer.Option(
-    "--host", metavar="HOST", envvar="POSTGRES_HOST", rich_help_panel=CONNECTION,
-    help="Database host; unset: the local socket (or the container's).")]
-PortOption = Annotated[str | None, typer.Option(
-    "--port", metavar="PORT", envvar="POSTGRES_PORT", rich_help_panel=CONNECTION,
-    help="Database port.")]
-UserOption = Annotated[str | None, typer.Option(
-    "--user", metavar="ROLE", envvar="POSTGRES_USER", rich_help_panel=CONNECTION,
-    help="Database user (default: postgres). The password is read only from POSTGRES_PASSWORD "
-         "(environment or --env-file), never a flag, so it stays out of `ps`.")]
-DatabaseOption = Annotated[str | None, typer.Option(
-    "--db", metavar="NAME", envvar="POSTGRES_DB", rich_help_panel=CONNECTION,
-    help="The application's database (default: the user's name): what backup dumps, "
+HostOption = Annotated[str | None, setting_option(
+    "POSTGRES_HOST", metavar="HOST", panel=CONNECTION,
+    text="Database host; unset: the {default} (or the container's).")]
+PortOption = Annotated[str | None, setting_option(
+    "POSTGRES_PORT", metavar="PORT", panel=CONNECTION, text="Database port.")]
+UserOption = Annotated[str | None, setting_option(
+    "POSTGRES_USER", metavar="ROLE", panel=CONNECTION,
+    text="Database user (default: {default}). The password is read only from "
+         "POSTGRES_PASSWORD (environment or --env-file), never a flag, so it stays out of `ps`.")]
+DatabaseOption = Annotated[str | None, setting_option(
+    "POSTGRES_DB", metavar="NAME", panel=CONNECTION,
+    text="The application's database (default: {default}): what backup dumps, "
          "restore replaces, verify restores beside.")]
-LockWaitOption = Annotated[str | None, typer.Option(
-    "--lock-wait-timeout", metavar="DURATION", envvar="LOCK_WAIT_TIMEOUT",
-    rich_help_panel=CONNECTION,
-    help="Longest wait for a table lock, pg_dump's and the agent's own sessions' (default: 5m); "
-         "then exit 3, naming the session that holds it.")]
-ConnectTimeoutOption = Annotated[str | None, typer.Option(
-    "--connect-timeout", metavar="SECONDS", envvar="PGCONNECT_TIMEOUT",
-    rich_help_panel=CONNECTION,
-    help="Longest wait for the database to answer a connection (default: 30; at least 2).")]
-ContainerOption = Annotated[str | None, typer.Option(
-    "--container", metavar="NAME", envvar="POSTGRES_CONTAINER", rich_help_panel=CONNECTION,
-    help="Run pg_dump/psql inside this docker container (docker exec -i).")]
-BinDirectoryOption = Annotated[str | None, typer.Option(
-    "--pg-bindir", metavar="DIR", envvar="PG_BINDIR", rich_help_panel=CONNECTION,
-    help="Directory holding pg_dump and psql (default: found on PATH); the client must not be "
-         "older than the server.")]
-BackupDirectoryOption = Annotated[str | None, typer.Option(
-    "--backup-dir", metavar="DIR", envvar="BACKUP_DIR", rich_help_panel=STORAGE,
-    help="Local backup directory (default: /opt/dorami/backups).")]
-KeepLocalOption = Annotated[str | None, typer.Option(
-    "--keep-local", metavar="N", envvar="KEEP_LOCAL", rich_help_panel=STORAGE,
-    help="How many of the agent's backups to keep locally (default: 7).")]
-BucketOption = Annotated[str | None, typer.Option(
-    "--s3-bucket", metavar="BUCKET", envvar="S3_BUCKET", rich_help_panel=STORAGE,
-    help="S3 bucket for off-site copies; unset: local only (with a warning). Credentials, "
+LockWaitOption = Annotated[str | None, setting_option(
+    "LOCK_WAIT_TIMEOUT", metavar="DURATION", panel=CONNECTION,
+    text="Longest wait for a table lock, pg_dump's and the agent's own sessions' "
+         "(default: {default}); then exit 3, naming the session that holds it.")]
+ConnectTimeoutOption = Annotated[str | None, setting_option(
+    "PGCONNECT_TIMEOUT", metavar="SECONDS", panel=CONNECTION,
+    text="Longest wait for the database to answer a connection (default: {default}; "
+         "at least 2).")]
+ContainerOption = Annotated[str | None, setting_option(
+    "POSTGRES_CONTAINER", metavar="NAME", panel=CONNECTION,
+    text="Run pg_dump/psql inside this docker container (docker exec -i).")]
+BinDirectoryOption = Annotated[str | None, setting_option(
+    "PG_BINDIR", metavar="DIR", panel=CONNECTION,
+    text="Directory holding pg_dump and psql (default: found on {default}); the client must "
+         "not be older than the server.")]
+BackupDirectoryOption = Annotated[str | None, setting_option(
+    "BACKUP_DIR", metavar="DIR", panel=STORAGE,
+    text="Local backup directory (default: {default}).")]
+KeepLocalOption = Annotated[str | None, setting_option(
+    "KEEP_LOCAL", metavar="N", panel=STORAGE,
+    text="How many of the agent's backups to keep locally (default: {default}).")]
+BucketOption = Annotated[str | None, setting_option(
+    "S3_BUCKET", metavar="BUCKET", panel=STORAGE,
+    text="S3 bucket for off-site copies; unset: local only (with a warning). Credentials, "
          "region and endpoint come from the standard AWS variables "
          "(AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_REGION, AWS_ENDPOINT_URL_S3, ...).")]
-PrefixOption = Annotated[str | None, typer.Option(
-    "--s3-prefix", metavar="PREFIX", envvar="S3_PREFIX", rich_help_panel=STORAGE,
-    help="Key prefix in the bucket (default: backups/).")]
+PrefixOption = Annotated[str | None, setting_option(
+    "S3_PREFIX", metavar="PREFIX", panel=STORAGE,
+    text="Key prefix in the bucket (default: {default}).")]
 SourceFromOption = Annotated[Place, typer.Option(
     "--from", help="Where `latest` and a bare name from `list` are looked up (and, for "
     "verify, --all): local or s3.")]
-AppContainersOption = Annotated[str | None, typer.Option(
-    "--app-containers", metavar="NAMES", envvar="APP_CONTAINERS", rich_help_panel=CONNECTION,
-    help="App containers to stop around the swap and start again (comma or space separated).")]
-SkipAppStopOption = Annotated[bool, typer.Option(
-    "--skip-app-stop", envvar="SKIP_APP_STOP", rich_help_panel=CONNECTION,
-    help="Do not stop APP_CONTAINERS (for manual runs).")]
-EncryptToOption = Annotated[str | None, typer.Option(
-    "--encrypt-to", envvar="ENCRYPT_TO", rich_help_panel=STORAGE, metavar="AGE_RECIPIENT",
-    help="Encrypt the backup with age to this public key (age1…; several: comma separated). "
+AppContainersOption = Annotated[str | None, setting_option(
+    "APP_CONTAINERS", metavar="NAMES", panel=CONNECTION,
+    text="App containers to stop around the swap and start again (comma or space separated).")]
+SkipAppStopOption = Annotated[bool, setting_option(
+    "SKIP_APP_STOP", panel=CONNECTION,
+    text="Do not stop APP_CONTAINERS (for manual runs).")]
+EncryptToOption = Annotated[str | None, setting_option(
+    "ENCRYPT_TO", panel=STORAGE, metavar="AGE_RECIPIENT",
+    text="Encrypt the backup with age to this public key (age1…; several: comma separated). "
          "Writes .sql.gz.age; the private key never needs to be on this server.")]
-IdentityOption = Annotated[str | None, typer.Option(
-    "--identity", envvar="AGE_IDENTITY_FILE", rich_help_panel=STORAGE, metavar="FILE",
-    help="age identity file (private key) to decrypt encrypted backups with.")]
+IdentityOption = Annotated[str | None, setting_option(
+    "AGE_IDENTITY_FILE", panel=STORAGE, metavar="FILE",
+    text="age identity file (private key) to decrypt encrypted backups with.")]
 JsonOption = Annotated[bool, typer.Option(
     "--json", help="Print one JSON result on stdout (logs stay on stderr).")]
-MetricsFileOption = Annotated[str | None, typer.Option(
-    "--metrics-file", metavar="FILE", envvar="METRICS_FILE", rich_help_panel=STORAGE,
-    help="Prometheus textfile to update after every run (node_exporter's textfile collector).")]
+MetricsFileOption = Annotated[str | None, setting_option(
+    "METRICS_FILE", metavar="FILE", panel=STORAGE,
+    text="Prometheus textfile to update after every run (node_exporter's textfile collector).")]
 
 # Global flags (the app's callback)
 DebugOption = Annotated[bool, typer.Option(
     "--debug", help="Show tracebacks and each command run.")]
 VersionOption = Annotated[bool, typer.Option(
     "--version", callback=version_callback, is_eager=True, help="Print the version and exit.")]
-QuietOption = Annotated[bool, typer.Option(
-    "--quiet", "-q", envvar="BACKUP_AGENT_QUIET",
-    help="Print only warnings and errors (and --json or tables asked for): for cron.")]
+QuietOption = Annotated[bool, setting_option(
+    "BACKUP_AGENT_QUIET", "-q",
+    text="Print only warnings and errors (and --json or tables asked for): for cron.")]
 
 # One command's own
 ListWhereArgument = Annotated[Where, typer.Argument(help="Which backups to show.")]
@@ -104,10 +118,10 @@ PruneDatabasesOption = Annotated[bool, typer.Option(
     "--databases", help="Also drop <db>_pre_restore_* (the rollback copies restores keep) "
                         "and databases a crashed restore or restore test left, older than "
                         "--min-age; shows them and asks first.")]
-MinAgeOption = Annotated[str | None, typer.Option(
-    "--min-age", metavar="DURATION", envvar="ROLLBACK_MIN_AGE",
-    help="With --databases: leave databases younger than this (default: 24h) unless named "
-         "with --drop.")]
+MinAgeOption = Annotated[str | None, setting_option(
+    "ROLLBACK_MIN_AGE", metavar="DURATION",
+    text="With --databases: leave databases younger than this (default: {default}) unless "
+         "named with --drop.")]
 DropDatabaseOption = Annotated[list[str] | None, typer.Option(
     "--drop", metavar="NAME", help="Drop this leftover database whatever its age "
                                    "(repeatable; implies --databases).")]
@@ -118,8 +132,8 @@ TargetDatabaseOption = Annotated[str | None, typer.Option(
     "--target-db", metavar="NAME",
     help="Restore into this new database instead (no swap, no container stops), e.g. a staging "
          "copy.")]
-RestoreDryRunOption = Annotated[bool, typer.Option(
-    "--dry-run", envvar="DRY_RUN", help="Verify the backup and print the plan; change nothing.")]
+RestoreDryRunOption = Annotated[bool, setting_option(
+    "DRY_RUN", text="Verify the backup and print the plan; change nothing.")]
 YesOption = Annotated[bool, typer.Option(
     "--yes", help="Do not ask (required without a terminal).")]
 NoVerifyOption = Annotated[bool, typer.Option(
@@ -150,15 +164,6 @@ SigningKeyOption = Annotated[bool, typer.Option(
                       "key.")]
 KeyFileArgument = Annotated[Path, typer.Argument(
     metavar="FILE", help="Where to write the new identity (private key) file; it must not exist.")]
-
-
-def postgres_flags(host: str | None, port: str | None, user: str | None, db: str | None,
-                   container: str | None, pg_bindir: str | None, lock_wait: str | None = None,
-                   connect_timeout: str | None = None) -> dict[str, str | None]:
-    """The connection flags, by the variable each one sets."""
-    return {"POSTGRES_HOST": host, "POSTGRES_PORT": port, "POSTGRES_USER": user,
-            "POSTGRES_DB": db, "POSTGRES_CONTAINER": container, "PG_BINDIR": pg_bindir,
-            "LOCK_WAIT_TIMEOUT": lock_wait, "PGCONNECT_TIMEOUT": connect_timeout}
 
 
 def reads_s3(place: Place) -> bool:

@@ -16,8 +16,15 @@ from backup_agent.model.naming import STAMP_FORMAT
 
 IDENTIFIER_LIMIT = 63  # PostgreSQL truncates longer names (NAMEDATALEN - 1), in bytes
 # What each made database is: half-built, the rollback copy, the restore test's scratch.
-KINDS = ("pre_restore", "restore", "verify")
+BUILDING, ROLLBACK, SCRATCH = "restore", "pre_restore", "verify"
+KINDS = (ROLLBACK, BUILDING, SCRATCH)
 STAMP = re.compile(r"_(\d{8}_\d{6})\Z")
+
+
+def made_name(database: str, kind: str, moment: datetime) -> str:
+    """Return the name of the `kind` (BUILDING, ROLLBACK, SCRATCH) database that a restore or
+    restore test of `database` started at `moment` makes."""
+    return derived_name(database, f"_{kind}_{moment.astimezone(UTC).strftime(STAMP_FORMAT)}")
 
 
 def derived_name(base: str, suffix: str) -> str:

@@ -1,8 +1,11 @@
 """Every environment setting, once: its flag, default and meaning, and where a value came from.
 
-`backup-agent --help` names each one and `backup-agent config` prints each with its resolved
-value (secrets masked), its source and this meaning; a test holds this list, the settings
-model, the help and the README's table to each other.
+The one source of truth for all four: `settings` resolves each value with `setting` (the one
+precedence, flag > environment > env file > the default here), the command line builds each
+option's flag, variable and "(default: ...)" from this table (`cli/options.py`), `backup-agent
+--help` names each variable and `backup-agent config` prints each with its resolved value
+(secrets masked), its source and this meaning. A test holds this list, the settings model,
+the help and the README's table to each other.
 """
 
 from __future__ import annotations
@@ -25,31 +28,43 @@ class Source(StrEnum):
 @dataclass(frozen=True)
 class Variable:
     name: str
-    default: str  # as shown to people; "" when unset means none
+    # The value an unset variable takes, parsed like any other (settings resolve it, help
+    # and `config` show it); "" when unset means none.
+    default: str
     meaning: str  # one line
     flag: str | None = None
     secret: bool = False
     # The Settings fields it sets, as dotted paths (a test checks every field is covered).
     fields: tuple[str, ...] = ()
+    # What unset means when it is not a value the agent passes on (libpq's own default, a
+    # lookup): shown like a default, never resolved.
+    unset: str = ""
+
+    @property
+    def shown_default(self) -> str:
+        """The default as people read it: a value, what unset means, or ""."""
+        return self.default or self.unset
 
 
 def _aws(name: str, meaning: str, *, secret: bool = False) -> Variable:
-    return Variable(name, "AWS chain", meaning, secret=secret, fields=("s3.aws_from_env_file",))
+    return Variable(name, "", meaning, secret=secret, fields=("s3.aws_from_env_file",),
+                    unset="AWS chain")
 
 
 VARIABLES: tuple[Variable, ...] = (
-    Variable("POSTGRES_HOST", "local socket", "database host", "--host",
-             fields=("postgres.host",)),
-    Variable("POSTGRES_PORT", "5432", "database port", "--port", fields=("postgres.port",)),
+    Variable("POSTGRES_HOST", "", "database host", "--host", fields=("postgres.host",),
+             unset="local socket"),
+    Variable("POSTGRES_PORT", "", "database port", "--port", fields=("postgres.port",),
+             unset="5432"),  # libpq's: the agent passes no port
     Variable("POSTGRES_USER", "postgres", "database user", "--user", fields=("postgres.user",)),
     Variable("POSTGRES_PASSWORD", "", "database password (never a flag; PGPASSWORD for the "
              "clients)", secret=True, fields=("postgres.password",)),
-    Variable("POSTGRES_DB", "the user's name", "the application's database", "--db",
-             fields=("postgres.database",)),
+    Variable("POSTGRES_DB", "", "the application's database", "--db",
+             fields=("postgres.database",), unset="the user's name"),
     Variable("POSTGRES_CONTAINER", "", "run pg_dump/psql in this docker container",
              "--container", fields=("postgres.container",)),
-    Variable("PG_BINDIR", "PATH", "directory of pg_dump and psql", "--pg-bindir",
-             fields=("postgres.bin_directory",)),
+    Variable("PG_BINDIR", "", "directory of pg_dump and psql", "--pg-bindir",
+             fields=("postgres.bin_directory",), unset="PATH"),
     Variable("LOCK_WAIT_TIMEOUT", "5m", "longest wait for a table lock (pg_dump's and the "
              "agent's sessions'); then exit 3 naming the holder", "--lock-wait-timeout",
              fields=("postgres.lock_wait",)),
@@ -112,6 +127,14 @@ VARIABLES: tuple[Variable, ...] = (
 )
 
 
+_BY_NAME = {variable.name: variable for variable in VARIABLES}
+
+
+def named(name: str) -> Variable:
+    """Return the variable called `name` (KeyError: not a setting of this agent)."""
+    return _BY_NAME[name]
+
+
 def origin(name: str, flags: Mapping[str, str | None], environ: Mapping[str, str],
            env_file: Mapping[str, str]) -> tuple[str | None, Source]:
     """Return a variable's value and where it came from: flag > environment > env file."""
@@ -120,6 +143,13 @@ def origin(name: str, flags: Mapping[str, str | None], environ: Mapping[str, str
         if value is not None and value != "":
             return value, source
     return None, Source.DEFAULT
+
+
+def setting(name: str, flags: Mapping[str, str | None], environ: Mapping[str, str],
+            env_file: Mapping[str, str]) -> str | None:
+    """Return the text a run uses for a variable: its `origin`, else its default (None: unset)."""
+    value, _source = origin(name, flags, environ, env_file)
+    return value if value is not None else named(name).default or None
 
 
 @dataclass(frozen=True)
@@ -133,7 +163,8 @@ class Resolved:
         """The value, or `(default)` / `(unset)` when nothing set it."""
         if self.value is not None:
             return self.value
-        return f"({self.variable.default})" if self.variable.default else "(unset)"
+        shown = self.variable.shown_default
+        return f"({shown})" if shown else "(unset)"
 
 
 @dataclass(frozen=True)
@@ -149,7 +180,7 @@ class Configuration:
     def to_dict(self) -> dict[str, Any]:
         return {"settings": [{"name": entry.variable.name, "flag": entry.variable.flag,
                               "value": entry.value, "source": entry.source.value,
-                              "default": entry.variable.default or None,
+                              "default": entry.variable.shown_default or None,
                               "meaning": entry.variable.meaning,
                               "secret": entry.variable.secret} for entry in self.entries]}
 

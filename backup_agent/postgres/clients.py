@@ -74,4 +74,3 @@ def psql_understands_restrict(settings: PostgresSettings,
             f"\\restrict lines that psql {version_text} rejects: use psql 17.6+/18 (PG_BINDIR)"
             ", or POSTGRES_CONTAINER with a current image")
     return understood
-

@@ -42,6 +42,7 @@ def used_roles_cte(server_major: int) -> str:
     conferring = "(m.inherit_option OR m.set_option)" if server_major >= 16 else "true"
     return USED_ROLES_CTE.format(conferring=conferring)
 
+
 # Readable only by superusers (pg_authid): asked first, so the query below never fails.
 CAN_READ_PASSWORDS_SQL = \
     "SELECT pg_catalog.has_table_privilege('pg_catalog.pg_authid', 'SELECT');"
@@ -134,6 +135,7 @@ def used_role_names_sql(server_major: int) -> str:
 SELECT COALESCE(pg_catalog.json_agg(rolname ORDER BY rolname), '[]'::json)::text
 FROM used;
 """
+
 
 _USER_NAMESPACE = ("n.nspname NOT IN ('pg_catalog', 'information_schema') "
                    "AND n.nspname NOT LIKE 'pg\\_toast%' AND n.nspname NOT LIKE 'pg\\_temp\\_%'")

@@ -20,6 +20,7 @@ import logging
 import secrets
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
 from backup_agent.model.errors import (
@@ -39,7 +40,9 @@ from backup_agent.restoring.sessions import (
     Login,
     SessionChanged,
     StatementFailed,
+    accepted_by,
     opened,
+    run_accepting,
 )
 from backup_agent.streams.statements import StatementCheck
 from backup_agent.streams.verify import verify_stream
@@ -47,11 +50,12 @@ from backup_agent.streams.verify import verify_stream
 if TYPE_CHECKING:
     from pyrage.x25519 import Identity
 
-    from backup_agent.postgres.admin import DatabaseFacts
+    from backup_agent.postgres.admin import DatabaseAdmin, DatabaseFacts
 
 log = logging.getLogger(__name__)
 BUILDER_PREFIX = "backup_agent_builder_"
 PERMISSION_DENIED = "42501"
+BUILDER_LOGIN_WINDOW = timedelta(hours=1)
 # Objects of this database the builder still owns once the dump's owners are given.
 LEFTOVERS_SQL = (b"SELECT pg_catalog.pg_describe_object(d.classid, d.objid, d.objsubid) "
                  b"FROM pg_catalog.pg_shdepend d JOIN pg_catalog.pg_database b "
@@ -61,7 +65,8 @@ LEFTOVERS_SQL = (b"SELECT pg_catalog.pg_describe_object(d.classid, d.objid, d.ob
                  # The server's own parts of an object (a range's constructors, its
                  # multirange) do not follow ALTER TYPE ... OWNER TO on every version.
                  b"AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_depend i WHERE i.classid = "
-                 b"d.classid AND i.objid = d.objid AND i.deptype = 'i')")
+                 b"d.classid AND i.objid = d.objid AND i.objsubid = 0 AND i.deptype = 'i' "
+                 b"AND i.refclassid = 'pg_catalog.pg_type'::pg_catalog.regclass)")
 
 
 @dataclass
@@ -103,13 +108,31 @@ def build(settings: PostgresSettings, rebuild: Rebuild, proof: Proof, request: R
             log.warning("could not drop %s after the failure: %s", request.name, error)
         raise
     finally:
-        with contextlib.suppress(DatabaseError):
-            admin.execute(f"DROP ROLE IF EXISTS {quote_identifier(builder)};")
+        _drop_builder(admin, builder)
 
 
 def _execute(settings: PostgresSettings, rebuild: Rebuild, proof: Proof, request: Request,
              builder: str, identities: Sequence[Identity] | None,
              progress: Callable[[int], None] | None) -> tuple[Built, Deferred]:
+    try:
+        return _run_statements(settings, rebuild, proof, request, builder, identities,
+                               progress)
+    except ChangedError as error:
+        raise RestoreError(f"the backup changed between proving and restoring it ({error}); "
+                           f"{request.name} was dropped: run again") from None
+    except Refused as refused:
+        raise _refusal(refused.line, str(refused)) from None
+    except SessionChanged as changed:
+        raise _refusal(changed.line, f"the {changed.session} session's {changed.name} changed "
+                       f"from {changed.before!r} to {changed.after!r}, which only a statement "
+                       "setting it may do (a function in the backup did)") from None
+    except StatementFailed as failed:
+        raise _statement_failed(failed, request) from None
+
+
+def _run_statements(settings: PostgresSettings, rebuild: Rebuild, proof: Proof,
+                    request: Request, builder: str, identities: Sequence[Identity] | None,
+                    progress: Callable[[int], None] | None) -> tuple[Built, Deferred]:
     password = secrets.token_urlsafe(32)
     root = Login(settings.user, settings.password)
     with opened("admin", settings, request.name, root) as admin:
@@ -121,23 +144,10 @@ def _execute(settings: PostgresSettings, rebuild: Rebuild, proof: Proof, request
             executor = Executor(session, admin, rules, verbose=request.verbose,
                                 builder_role=quote_identifier(builder).encode())
             check = StatementCheck(executor)
-            try:
-                verdict = verify_stream(proof.replay(), expected_sha256=proof.verdict.sha256,
-                                        identities=identities, progress=progress, check=check)
-                if check.problem is None:
-                    executor.finish(check.statements)
-            except ChangedError as error:
-                raise RestoreError(f"the backup changed between proving and restoring it "
-                                   f"({error}); {request.name} was dropped: run again") from None
-            except Refused as refused:
-                raise _refusal(refused.line, str(refused)) from None
-            except SessionChanged as changed:
-                raise _refusal(changed.line, f"the {changed.session} session's "
-                               f"{changed.name} changed from {changed.before!r} to "
-                               f"{changed.after!r}, which only a statement setting it may do "
-                               "(a function in the backup did)") from None
-            except StatementFailed as failed:
-                raise _statement_failed(failed, request) from None
+            verdict = verify_stream(proof.replay(), expected_sha256=proof.verdict.sha256,
+                                    identities=identities, progress=progress, check=check)
+            if check.problem is None:
+                executor.finish(check.statements)
             if verdict.sha256 != proof.verdict.sha256 or not verdict.content_good:
                 raise RestoreError(f"the backup changed between proving and restoring it; "
                                    f"{request.name} was dropped: run again")
@@ -150,8 +160,8 @@ def _hand_over(settings: PostgresSettings, request: Request, builder: str,
     with opened("admin", settings, request.name, Login(settings.user, settings.password)) \
             as admin:
         try:
-            for line, text in deferred.ownership:
-                admin.run(text, line)
+            for line, text in deferred.privileges + deferred.ownership:
+                run_accepting(admin, text, line, accepted_by(text))
             builder_name = quote_identifier(builder)
             leftovers = admin.query_column(LEFTOVERS_SQL % quote_literal(builder).encode())
             if leftovers:
@@ -178,9 +188,28 @@ def _create_builder(admin: BuildSession, builder: str, password: str) -> None:
     for statement in (
             f"CREATE ROLE {role} LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOINHERIT "
             f"NOREPLICATION NOBYPASSRLS CONNECTION LIMIT 1 PASSWORD {quote_literal(verifier)} "
-            "VALID UNTIL 'infinity';",
+            # It logs in once, at once; a role it cannot drop later can never log in again.
+            f"VALID UNTIL {quote_literal(_soon())};",
             f"GRANT CREATE, USAGE ON SCHEMA public TO {role};"):
         admin.run(statement.encode(), 0)
+
+
+def _drop_builder(admin: DatabaseAdmin, builder: str) -> None:
+    """Drop the builder; if it cannot go (it still owns something somewhere), make sure it
+    can never log in and say so."""
+    role = quote_identifier(builder)
+    try:
+        admin.execute(f"DROP ROLE IF EXISTS {role};")
+    except DatabaseError as error:
+        with contextlib.suppress(DatabaseError):
+            admin.execute(f"ALTER ROLE {role} NOLOGIN VALID UNTIL '-infinity';")
+        log.warning("could not drop the restore's role %s (%s): it cannot log in; drop it "
+                    "by hand (DROP OWNED BY %s; DROP ROLE %s; in each database)", builder,
+                    error, role, role)
+
+
+def _soon() -> str:
+    return (datetime.now(UTC) + BUILDER_LOGIN_WINDOW).isoformat()
 
 
 def _refusal(line: int, reason: str) -> VerificationError:

@@ -18,7 +18,12 @@ from backup_agent.restoring.routes import (
     is_ownership,
     route,
 )
-from backup_agent.restoring.sessions import BuildSession
+from backup_agent.restoring.sessions import (
+    AUTHORIZATION,
+    BuildSession,
+    StatementFailed,
+    run_accepting,
+)
 
 log = logging.getLogger(__name__)
 
@@ -30,7 +35,9 @@ KEPT_SETTINGS = frozenset({"lock_timeout"})
 _WATCHED_BY_SETTING = {"client_encoding": ("client_encoding",),
                        "standard_conforming_strings": ("standard_conforming_strings",),
                        "search_path": ("search_path",)}
-_PRIVILEGES = ("GRANT", "REVOKE")
+# The server's warnings that a GRANT or REVOKE did nothing: its role lacks the rights.
+NOT_GRANTED = frozenset({"01007", "01006"})
+PERMISSION_DENIED = "42501"
 # Functions of this database the restoring user owns outside pg_catalog and extensions.
 ADMIN_FUNCTIONS_SQL = (
     b"SELECT p.oid::pg_catalog.regprocedure::pg_catalog.text FROM pg_catalog.pg_proc p "
@@ -61,8 +68,10 @@ class Rules:
 
 @dataclass
 class Deferred:
-    """What runs after every statement of the dump: ownership, then event triggers."""
+    """What runs after every statement of the dump, once the builder's session is closed:
+    privileges on what the builder does not own, ownership, then event triggers."""
 
+    privileges: list[tuple[int, bytes]] = field(default_factory=list)  # trusted, not the builder's
     ownership: list[tuple[int, bytes]] = field(default_factory=list)
     event_triggers: list[tuple[int, bytes]] = field(default_factory=list)
 
@@ -91,8 +100,7 @@ class Executor:
         if self._verbose:
             log.info("%s", text.decode("utf-8", "replace"))
         kind = route(parts, trusted_languages=self._trusted_languages(parts))
-        if self._as_grantor and not (kind is Route.AUTHORIZATION or
-                                     (kind is Route.ADMIN and parts[0].upper() in _PRIVILEGES)):
+        if self._as_grantor and kind not in (Route.AUTHORIZATION, Route.PRIVILEGE):
             raise Refused(line, "only GRANT and REVOKE may run between SET SESSION "
                           "AUTHORIZATION and RESET SESSION AUTHORIZATION")
         handler = {
@@ -100,7 +108,8 @@ class Executor:
             Route.TRANSACTION: self._on_builder, Route.EVENT_TRIGGER: self._event_trigger,
             Route.OWNERSHIP: self._ownership, Route.ADMIN: self._on_admin,
             Route.TRUSTED_ADMIN: self._trusted_admin, Route.BUILDER: self._on_builder,
-            Route.SCHEMA: self._schema,
+            Route.SCHEMA: self._schema, Route.SERVER: self._server,
+            Route.PRIVILEGE: self._privilege,
         }[kind]
         handler(text, parts, line)
 
@@ -139,25 +148,16 @@ class Executor:
 
     def _run_accepting(self, session: BuildSession, text: bytes, line: int,
                        accepted: tuple[str, ...]) -> None:
-        session.watch(line)  # nothing changed before this statement ...
-        if not accepted:
-            session.run(text, line)
-            return
-        from backup_agent.restoring.sessions import SessionChanged
-
-        try:
-            session.run(text, line)
-        except SessionChanged as changed:
-            if changed.name not in accepted:
-                raise
-        session.accept(*accepted)  # ... and this one may change only what it names
-        session.watch(line)
+        run_accepting(session, text, line, accepted)
 
     def _authorization(self, text: bytes, parts: list[str], line: int) -> None:
         if self._rules.no_owner:
             return  # it wraps grants, which --no-owner leaves out
         self._as_grantor = parts[0].upper() == "SET"
-        self._run_accepting(self._admin, text, line, ("session_authorization", "is_superuser"))
+        if self._rules.trusted:  # after the grants it may rely on, which may come at the end
+            self.deferred.privileges.append((line, text))
+            return
+        self._run_accepting(self._admin, text, line, AUTHORIZATION)
 
     def _event_trigger(self, text: bytes, parts: list[str], line: int) -> None:
         if not self._rules.trusted:
@@ -171,10 +171,41 @@ class Executor:
         self.deferred.ownership.append((line, to_restoring_user(text) if self._rules.no_owner
                                         else text))
 
+    def _privilege(self, text: bytes, parts: list[str], line: int) -> None:
+        """GRANT and REVOKE run as the builder, which owns what the dump creates: a grant on
+        anything else (pg_catalog's functions, an extension's) grants nothing there. From a
+        trusted backup those are given by the admin once the builder is gone; from an
+        unsigned one they are left out (they would outlive the restore)."""
+        if self._rules.no_owner:
+            return
+        if self._as_grantor:  # pg_dump's SET SESSION AUTHORIZATION grantor; GRANT ...
+            if self._rules.trusted:
+                self.deferred.privileges.append((line, text))
+            else:
+                self._admin.run(text, line)
+            return
+        self._builder.notices.clear()
+        try:
+            self._builder.run(text, line)
+        except StatementFailed as failed:  # it may not even see the object
+            if failed.sqlstate != PERMISSION_DENIED:
+                raise
+        else:
+            if not set(self._builder.notices) & NOT_GRANTED:
+                return
+        if self._rules.trusted:
+            self.deferred.privileges.append((line, text))
+        else:
+            self.notes.append(f"left out line {line}, {' '.join(parts[:6])} …: an unsigned "
+                              "backup may grant and revoke only on what it creates")
+
     def _on_admin(self, text: bytes, parts: list[str], line: int) -> None:
         upper = [part.upper() for part in parts[:3]]
-        if self._rules.no_owner and (upper[0] in _PRIVILEGES or
-                                     upper == ["ALTER", "DEFAULT", "PRIVILEGES"]):
+        if upper == ["ALTER", "DEFAULT", "PRIVILEGES"] and not self._rules.trusted:
+            self.notes.append(f"left out line {line}, ALTER DEFAULT PRIVILEGES: an unsigned "
+                              "backup sets no default privileges")
+            return
+        if self._rules.no_owner and upper == ["ALTER", "DEFAULT", "PRIVILEGES"]:
             return
         if upper == ["COMMENT", "ON", "POLICY"] and \
                 policy_key(text, b"COMMENT ON POLICY ") in self._left_out_policies:
@@ -182,12 +213,21 @@ class Executor:
         self._admin.run(text, line)
 
     def _schema(self, text: bytes, parts: list[str], line: int) -> None:
-        """The admin creates schemas (the builder never owns the database or a schema), and
-        lets the builder create in each until the dump's owners are given."""
+        """The admin creates schemas (the builder never gets a right on the database itself)
+        and gives each to the builder until the dump gives it its owner."""
         self._admin.run(text, line)
         name = text[len(b"CREATE SCHEMA "):].rstrip(b";").strip()
-        self._admin.run(b"GRANT USAGE, CREATE ON SCHEMA " + name + b" TO "
-                        + self._builder_role + b";", line)
+        self._admin.run(b"ALTER SCHEMA " + name + b" OWNER TO " + self._builder_role + b";",
+                        line)
+
+    def _server(self, text: bytes, parts: list[str], line: int) -> None:
+        """The admin creates foreign servers (a wrapper's USAGE is granted only at the end);
+        the builder may use them for the foreign tables it creates."""
+        self._admin.run(text, line)
+        for server in self._admin.query_column(
+                b"SELECT pg_catalog.quote_ident(srvname) FROM pg_catalog.pg_foreign_server"):
+            self._admin.run(f"GRANT USAGE ON FOREIGN SERVER {server} TO ".encode()
+                            + self._builder_role + b";", line)
 
     def _trusted_admin(self, text: bytes, parts: list[str], line: int) -> None:
         # Unsigned: the builder tries, and the server refuses what needs a superuser.
@@ -241,3 +281,4 @@ def to_restoring_user(text: bytes) -> bytes:
     name holding " OWNER TO " makes this a syntax error, never another statement.)"""
     at = text.rfind(b" OWNER TO ")
     return text[:at] + b" OWNER TO CURRENT_USER;"
+

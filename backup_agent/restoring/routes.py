@@ -26,25 +26,30 @@ class Route(Enum):
     AUTHORIZATION = "authorization"  # SET / RESET SESSION AUTHORIZATION around grants
     TRANSACTION = "transaction"  # BEGIN / COMMIT around large objects: the builder's
     SCHEMA = "schema"  # CREATE SCHEMA name: the admin's, the builder may create in it
+    SERVER = "server"  # CREATE SERVER: the admin's, the builder may use it
+    PRIVILEGE = "privilege"  # GRANT / REVOKE: the builder's (it owns what it may grant on)
 
 
-# Kinds a superuser must create; none runs an expression from the dump when created.
+# Kinds a superuser must create; none runs an expression from the dump when created, nor
+# changes how the agent's own queries or the builder's rights resolve.
 _ADMIN_KINDS = (
-    ("CREATE", "EXTENSION"), ("ALTER", "EXTENSION"), ("CREATE", "CAST"),
-    ("CREATE", "OPERATOR", "CLASS"), ("CREATE", "OPERATOR", "FAMILY"),
-    ("ALTER", "OPERATOR", "FAMILY"), ("ALTER", "OPERATOR", "CLASS"),
+    ("CREATE", "EXTENSION"), ("ALTER", "EXTENSION"),
     ("CREATE", "PUBLICATION"), ("ALTER", "PUBLICATION"),
-    ("CREATE", "SUBSCRIPTION"), ("ALTER", "SUBSCRIPTION"),
-    ("CREATE", "SERVER"), ("ALTER", "SERVER"), ("CREATE", "USER", "MAPPING"),
-    ("ALTER", "USER", "MAPPING"), ("CREATE", "FOREIGN", "TABLE"),
-    ("ALTER", "FOREIGN", "TABLE"), ("CREATE", "ACCESS", "METHOD"),
+    ("CREATE", "SUBSCRIPTION"), ("ALTER", "SUBSCRIPTION"), ("ALTER", "SERVER"),
+    ("CREATE", "ACCESS", "METHOD"),
     ("CREATE", "TEXT", "SEARCH", "PARSER"), ("CREATE", "TEXT", "SEARCH", "TEMPLATE"),
     ("ALTER", "DEFAULT", "PRIVILEGES"),
 )
 # Superuser-only kinds that bring code of their own (a wrapper's validator, a language's
-# handler): from a trusted backup only; the builder cannot create them, so an unsigned one
-# fails there.
+# handler) or reach past the database being built: a cast or an operator class on built-in
+# types changes what the agent's own queries call; a foreign table evaluates its partition
+# bound and carries file_fdw's `program`/`filename`; a user mapping can waive a password.
+# From a trusted backup only; the builder cannot create them, so an unsigned one fails.
 _TRUSTED_ADMIN_KINDS = (
+    ("CREATE", "CAST"), ("CREATE", "OPERATOR", "CLASS"), ("CREATE", "OPERATOR", "FAMILY"),
+    ("ALTER", "OPERATOR", "FAMILY"), ("ALTER", "OPERATOR", "CLASS"),
+    ("CREATE", "FOREIGN", "TABLE"), ("ALTER", "FOREIGN", "TABLE"),
+    ("CREATE", "USER", "MAPPING"), ("ALTER", "USER", "MAPPING"),
     ("CREATE", "FOREIGN", "DATA", "WRAPPER"), ("ALTER", "FOREIGN", "DATA", "WRAPPER"),
     ("CREATE", "LANGUAGE"), ("CREATE", "PROCEDURAL", "LANGUAGE"),
     ("CREATE", "TRUSTED", "LANGUAGE"), ("CREATE", "TRUSTED", "PROCEDURAL", "LANGUAGE"),
@@ -74,7 +79,11 @@ def route(parts: Sequence[str], *, trusted_languages: frozenset[str] = SAFE_LANG
         return Route.OWNERSHIP
     if upper[:2] == ["CREATE", "SCHEMA"] and len(parts) == 3 and _is_name(parts[2]):
         return Route.SCHEMA
-    if upper[0] in ("GRANT", "REVOKE", "COMMENT") or upper[:2] == ["SECURITY", "LABEL"]:
+    if upper[:2] == ["CREATE", "SERVER"]:
+        return Route.SERVER
+    if upper[0] in ("GRANT", "REVOKE"):
+        return Route.PRIVILEGE
+    if upper[0] == "COMMENT" or upper[:2] == ["SECURITY", "LABEL"]:
         return Route.ADMIN
     if any(_starts(upper, kind) for kind in _TRUSTED_ADMIN_KINDS) or _is_base_type(upper):
         return Route.TRUSTED_ADMIN

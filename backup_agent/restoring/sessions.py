@@ -21,9 +21,13 @@ from backup_agent.postgres.commands import lock_wait_milliseconds
 if TYPE_CHECKING:
     import psycopg
 
-# Reported by the server on every change (GUC_REPORT); search_path only from PostgreSQL 18.
+# Reported by the server on every change (GUC_REPORT); search_path only from PostgreSQL 18
+# (before, it is asked for after every statement). The date and interval styles and the
+# time zone change how COPY reads the data.
 WATCHED = ("standard_conforming_strings", "client_encoding", "session_authorization",
-           "is_superuser", "search_path")
+           "is_superuser", "search_path", "DateStyle", "IntervalStyle", "TimeZone")
+SEARCH_PATH_SQL = b"SELECT pg_catalog.current_setting('search_path')"
+AUTHORIZATION = ("session_authorization", "is_superuser")  # what SET SESSION AUTH... changes
 APPLICATION_NAME = "backup-agent restore"
 
 
@@ -106,9 +110,15 @@ class BuildSession:
         self._expected = {parameter: self._reported(parameter) for parameter in WATCHED}
         self._copy: contextlib.AbstractContextManager[Any] | None = None
         self._writer: Any = None
+        self.notices: list[str] = []  # SQLSTATEs of the server's notices, for the caller
+        connection.add_notice_handler(lambda diagnostic: self.notices.append(
+            diagnostic.sqlstate or ""))
 
     def _reported(self, parameter: str) -> str | None:
-        return self._connection.info.parameter_status(parameter)
+        reported = self._connection.info.parameter_status(parameter)
+        if reported is None and parameter == "search_path":  # PostgreSQL 17 and older
+            return self.query_column(SEARCH_PATH_SQL)[0]
+        return reported
 
     def accept(self, *parameters: str) -> None:
         """The statement just run was allowed to change these: expect their new values."""
@@ -137,12 +147,22 @@ class BuildSession:
     def encrypt_password(self, password: str, role: str) -> str:
         """The server's verifier of `password` (SCRAM where the server uses it), computed
         here: the password itself never reaches the server or its log."""
-        return bytes(self._connection.pgconn.encrypt_password(
-            password.encode(), role.encode())).decode()
+        import psycopg
 
-    def query_column(self, sql: bytes) -> list[str]:
+        try:
+            return bytes(self._connection.pgconn.encrypt_password(
+                password.encode(), role.encode())).decode()
+        except psycopg.Error as error:
+            raise self._failed(error, 0) from None
+
+    def query_column(self, sql: bytes, line: int = 0) -> list[str]:
         """The first column of an agent-written query's rows, as text."""
-        rows = self._connection.execute(sql).fetchall()
+        import psycopg
+
+        try:
+            rows = self._connection.execute(sql).fetchall()
+        except psycopg.Error as error:
+            raise self._failed(error, line) from None
         return [str(row[0]) for row in rows]
 
     def transaction_open(self) -> bool:
@@ -207,3 +227,25 @@ def opened(name: str, settings: PostgresSettings, database: str,
         yield session
     finally:
         session.close()
+
+
+def run_accepting(session: BuildSession, text: bytes, line: int,
+                  accepted: tuple[str, ...]) -> None:
+    """Run a statement allowed to change the `accepted` parameters, and only those."""
+    session.watch(line)  # nothing changed before this statement ...
+    if not accepted:
+        session.run(text, line)
+        return
+    try:
+        session.run(text, line)
+    except SessionChanged as changed:
+        if changed.name not in accepted:
+            raise
+    session.accept(*accepted)  # ... and this one may change only what it names
+    session.watch(line)
+
+
+def accepted_by(text: bytes) -> tuple[str, ...]:
+    """What a deferred statement may change: SET/RESET SESSION AUTHORIZATION its session's."""
+    return AUTHORIZATION if text.upper().startswith((b"SET SESSION AUTHORIZATION",
+                                                     b"RESET SESSION AUTHORIZATION")) else ()

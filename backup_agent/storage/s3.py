@@ -32,6 +32,7 @@ from backup_agent.model.errors import (
 )
 from backup_agent.model.naming import SIDECAR_LIMIT_BYTES
 from backup_agent.model.settings import NO_BUCKET, S3Settings
+from backup_agent.model.variables import named
 from backup_agent.storage.s3_bucket import (
     ENCRYPTED_AT_REST,
     BucketConfiguration,
@@ -56,7 +57,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 SERVER_SIDE_ENCRYPTION: Literal["AES256"] = "AES256"
-DEFAULT_MAX_ATTEMPTS = 6
+DEFAULT_MAX_ATTEMPTS = int(named("AWS_MAX_ATTEMPTS").default)  # `config` shows the same
 
 
 def client_config() -> Config:

@@ -89,4 +89,3 @@ class BackgroundDecoder:
         a read blocked in S3 ends with botocore's own timeout, and the thread is a daemon."""
         self._stop.set()
         self._thread.join(STOP_WAIT_SECONDS)
-

@@ -12,7 +12,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from backup_agent.model.backup import DUMP_COMPLETE_MARKER, ReadableStream
+from backup_agent.model.backup import DUMP_COMPLETE_MARKER, TAIL_BYTES, ReadableStream
 from backup_agent.streams.decoding import BackgroundDecoder
 from backup_agent.streams.hashing import HashingReader
 from backup_agent.streams.statements import StatementCheck
@@ -21,8 +21,6 @@ if TYPE_CHECKING:
     from pyrage.x25519 import Identity
 
     from backup_agent.streams.age import Readable
-
-TAIL_BYTES = 8192  # enough of the uncompressed end to find pg_dump's closing line
 
 
 @dataclass(frozen=True)

@@ -77,3 +77,14 @@ def test_a_long_databases_leftovers_are_not_a_shorter_prefixs() -> None:
 def test_a_stamp_that_is_no_date_has_no_age() -> None:
     assert stamped_at("app_pre_restore_20261399_999999") is None
     assert stamped_at("app_pre_restore_manual") is None
+
+
+def test_made_names_carry_their_kind_and_the_moment_s_utc_stamp() -> None:
+    from datetime import timedelta, timezone
+
+    from backup_agent.model.database_names import BUILDING, ROLLBACK, SCRATCH, made_name
+
+    seoul = MOMENT.astimezone(timezone(timedelta(hours=9)))
+    assert [made_name("shop", kind, seoul) for kind in (BUILDING, ROLLBACK, SCRATCH)] == \
+        [f"shop_restore_{STAMP}", f"shop_pre_restore_{STAMP}", f"shop_verify_{STAMP}"]
+    assert all(is_derived_from("shop", made_name("shop", kind, MOMENT)) for kind in KINDS)

@@ -79,3 +79,19 @@ def test_prefix_is_normalised(given: str, expected: str) -> None:
 def test_prefix_with_dot_dot_is_refused() -> None:
     with pytest.raises(ConfigurationError, match=re.escape("'..'")):
         normalize_prefix("backups/../other")
+
+
+def test_the_dataclass_defaults_are_the_table_s_defaults_resolved() -> None:
+    """One source: an unset variable and a field left out give the same settings."""
+    from backup_agent.model.settings import PostgresSettings, S3Settings, Settings
+
+    assert resolve_settings({}, {}) == Settings(postgres=PostgresSettings(database="postgres"),
+                                                s3=S3Settings())
+
+
+def test_a_default_is_parsed_like_a_value() -> None:
+    from backup_agent.model.variables import named
+
+    assert resolve_settings({}, {}).postgres.lock_wait == \
+        resolve_settings({}, {"LOCK_WAIT_TIMEOUT": named("LOCK_WAIT_TIMEOUT").default}) \
+        .postgres.lock_wait
