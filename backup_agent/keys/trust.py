@@ -61,26 +61,34 @@ def why_untrusted(backup: BackupRef, trusted: Sequence[str]) -> str | None:
 
 
 def untrusted_reason(settings: Settings, backup: BackupRef, *,
-                     allow_unsigned: bool = True) -> str | None:
-    """Why `backup` is not trusted; None if trusted, or unchecked with `allow_unsigned`."""
+                     allow_unsigned: bool = False) -> str | None:
+    """Why `backup` may not be read; None if a trusted key signed it, or (unchecked) with
+    `allow_unsigned`."""
+    if allow_unsigned:
+        return None
     if not settings.trusted_signing_keys:
-        return None if allow_unsigned else f"{NO_KEY}: {ALLOW}"
+        return f"{NO_KEY}: {ALLOW}"
     problem = why_untrusted(backup, settings.trusted_signing_keys)
-    return None if problem is None or allow_unsigned else f"{problem}: {ALLOW}"
+    return None if problem is None else f"{problem}: {ALLOW}"
 
 
 def trust(settings: Settings, backup: BackupRef) -> tuple[BackupRef, str | None]:
     """Return `backup` (marked as vouched for when a trusted key signed it) and why it is
-    not trusted, or None when it is (or when no key is trusted: nothing is checked)."""
-    problem = untrusted_reason(settings, backup)
-    if problem is None and settings.trusted_signing_keys:
+    not trusted, or None when it is (or when no key is trusted: nothing can be checked, and
+    `authenticity_warnings` decides)."""
+    if not settings.trusted_signing_keys:
+        return backup, None
+    problem = why_untrusted(backup, settings.trusted_signing_keys)
+    if problem is None:
         backup = replace(backup, authenticated=True)
     return backup, problem
 
 
 def is_trusted(settings: Settings, backup: BackupRef) -> bool:
-    """A trusted key signed `backup` (code in it may then run as the objects' owners)."""
-    return bool(settings.trusted_signing_keys) and untrusted_reason(settings, backup) is None
+    """A trusted key signed `backup` (code in it may then run as the objects' owners);
+    never because of --allow-unsigned."""
+    return (bool(settings.trusted_signing_keys)
+            and why_untrusted(backup, settings.trusted_signing_keys) is None)
 
 
 def authenticate(backup: BackupRef, trusted: Sequence[str]) -> None:
