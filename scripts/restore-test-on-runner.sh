@@ -2,8 +2,8 @@
 # Runs ON THE RUNNER: the weekly restore test, of the copy a disaster needs (S3), where the
 # age private key may be. restore-test-on-runner.sh [REPORT.json]
 #
-#  1. pick the newest complete backup in S3 (the same pick as `latest`: with
-#     TRUSTED_SIGNING_KEYS only a trusted signature counts) and its server's major version
+#  1. pick the newest complete backup in S3 (the same pick as `latest`: only
+#     a TRUSTED_SIGNING_KEYS signature counts) and its server's major version
 #     from its manifest (RESTORE_TEST_POSTGRES_MAJOR overrides it);
 #  2. start a throwaway postgres:<major> container with no network at all;
 #  3. `backup-agent verify s3://… --restore-test` that exact object: prove it (checksum,
@@ -14,8 +14,9 @@
 #
 # Reads S3_BUCKET, S3_PREFIX, the workflow's AWS credentials, AGE_IDENTITY (encrypted
 # backups: the key stays in this process; only SQL goes into the container) and
-# TRUSTED_SIGNING_KEYS. Never talks to the production server. The backup's data passes
-# through the runner (and its container), both discarded when the job ends.
+# TRUSTED_SIGNING_KEYS (required: the runner holds no signing key, so without it every
+# backup is refused, exit 8). Never talks to the production server. The backup's data
+# passes through the runner (and its container), both discarded when the job ends.
 set -euo pipefail
 
 report="${1:-restore-test.json}"

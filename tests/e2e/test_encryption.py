@@ -178,7 +178,9 @@ def test_a_wrong_key_is_caught_by_age_itself_when_the_manifest_names_no_recipien
     keygen(other, agent_env)
     current = fingerprint(pg_server, database)
     before = pg_server.database_names()
-    result = run_agent(["restore", "latest", "--yes", "--identity", str(other)], agent_env)
+    # The changed manifest fails its signature; past that (--allow-unsigned), age's own wall.
+    result = run_agent(["restore", "latest", "--yes", "--identity", str(other),
+                        "--allow-unsigned"], agent_env)
     expect(result, CHANGED)
     assert "wrong key" in result.stderr and "nothing was restored" in result.stderr
     assert pg_server.database_names() == before
@@ -199,7 +201,9 @@ def test_a_changed_byte_fails_even_when_the_checksum_was_rewritten_to_match(
     (backup_dir / f"{report['name']}.sha256").write_text(f"{digest}  {report['name']}\n")
     current = fingerprint(pg_server, database)
     before = pg_server.database_names()
-    result = run_agent(["restore", "latest", "--yes", "--identity", str(identity)], agent_env)
+    # The rewritten .sha256 fails the signed manifest; past that (--allow-unsigned), age's.
+    result = run_agent(["restore", "latest", "--yes", "--identity", str(identity),
+                        "--allow-unsigned"], agent_env)
     expect(result, CHANGED)
     assert "age decryption failed" in result.stderr
     assert pg_server.database_names() == before
