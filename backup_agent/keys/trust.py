@@ -96,7 +96,7 @@ def authenticate(backup: BackupRef, trusted: Sequence[str]) -> None:
     problem = why_untrusted(backup, trusted)
     if problem is not None:
         raise VerificationError(f"refusing {backup.location}: {problem}; nothing was restored "
-                                f"and none of it ran (restore a backup your server signed, or "
+                                "and none of it ran (restore a backup your server signed, or "
                                 "pass --allow-unsigned)")
 
 
