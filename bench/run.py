@@ -27,6 +27,7 @@ from pathlib import Path
 import psutil
 from pyrage import x25519
 
+from backup_agent.keys.key_files import create_key_file
 from testbed.postgres import PostgresServer, running_server
 from testbed.s3 import S3Endpoint, running_s3_process
 from testbed.sample_data import load_sample_data
@@ -100,8 +101,13 @@ class Bench:
                         f"-U {server.user} -d {DATABASE}")
         base = {**os.environ, "PGPASSWORD": server.password}
         self.shell_env = base
+        # The normal path: the server signs its backups and trusts its own key (an unsigned
+        # backup is refused without --allow-unsigned).
+        signing_key = work / "signing.pem"
+        self.trusted_key, _note = create_key_file(signing_key, signing=True)
         self.agent_env = {**base, **server.environment(DATABASE), **s3.environment(),
-                          "BACKUP_DIR": str(self.backups), "KEEP_LOCAL": "1"}
+                          "BACKUP_DIR": str(self.backups), "KEEP_LOCAL": "1",
+                          "SIGNING_KEY_FILE": str(signing_key)}
         self.local_env = {key: value for key, value in self.agent_env.items()
                           if not key.startswith("AWS_")}
         self.s3_env = {**self.agent_env, "S3_BUCKET": BUCKET}
@@ -171,9 +177,12 @@ class Bench:
         shutil.rmtree(empty, ignore_errors=True)
         empty.mkdir(mode=0o700)
         with running_server() as fresh:
+            # The key file went with the old server: the runbook's TRUSTED_SIGNING_KEYS.
+            environment = {key: value for key, value in self.s3_env.items()
+                           if key != "SIGNING_KEY_FILE"}
             self.agent(DISASTER_RECOVERY, ["restore", "latest", "--from", "s3", "--yes"],
-                       {**self.s3_env, **fresh.environment(DATABASE),
-                        "BACKUP_DIR": str(empty)})
+                       {**environment, **fresh.environment(DATABASE),
+                        "BACKUP_DIR": str(empty), "TRUSTED_SIGNING_KEYS": self.trusted_key})
 
     def agent_restore(self, name: str, *source: str) -> None:
         self.fresh_database("restored_agent")

@@ -2,19 +2,21 @@
 # Runs ON THE RUNNER: the weekly restore test, of the copy a disaster needs (S3), where the
 # age private key may be. restore-test-on-runner.sh [REPORT.json]
 #
-#  1. pick the newest complete backup in S3 (the same pick as `latest`: with
-#     TRUSTED_SIGNING_KEYS only a trusted signature counts) and its server's major version
+#  1. pick the newest complete backup in S3 (the same pick as `latest`: only
+#     a TRUSTED_SIGNING_KEYS signature counts) and its server's major version
 #     from its manifest (RESTORE_TEST_POSTGRES_MAJOR overrides it);
 #  2. start a throwaway postgres:<major> container with no network at all;
 #  3. `backup-agent verify s3://… --restore-test` that exact object: prove it (checksum,
 #     signature, age, gzip, closing line, statements), restore it into a scratch database
-#     with the container's own psql, and compare every table's row count with the manifest;
+#     (the agent executes it over the container's socket; no psql runs), and compare every
+#     table's row count with the manifest;
 #  4. remove the container, whatever happened.
 #
 # Reads S3_BUCKET, S3_PREFIX, the workflow's AWS credentials, AGE_IDENTITY (encrypted
 # backups: the key stays in this process; only SQL goes into the container) and
-# TRUSTED_SIGNING_KEYS. Never talks to the production server. The backup's data passes
-# through the runner (and its container), both discarded when the job ends.
+# TRUSTED_SIGNING_KEYS (required: the runner holds no signing key, so without it every
+# backup is refused, exit 8). Never talks to the production server. The backup's data
+# passes through the runner (and its container), both discarded when the job ends.
 set -euo pipefail
 
 report="${1:-restore-test.json}"
@@ -35,9 +37,14 @@ case "$major" in
 esac
 echo "restore test: $uri into postgres:$major"
 
-# No network: the container is reached with `docker exec` only, and nothing restored into
-# it can reach anything. Trust authentication, on a database that lives for this job only.
+# No network: the container is reached with `docker exec` and through its socket directory,
+# mounted from this job's private work directory (the agent executes the restore itself,
+# over the socket); nothing restored into it can reach anything. Trust authentication, on a
+# database that lives for this job only.
+socket="$work/socket"
+mkdir -m 0777 "$socket"  # the container's postgres user makes its socket here; $work is 0700
 docker run --detach --name "$container" --network none \
+  --volume "$socket:/var/run/postgresql" \
   --env POSTGRES_HOST_AUTH_METHOD=trust "postgres:$major" >/dev/null
 # TCP on 127.0.0.1 inside the container: the image's first-start server listens on its
 # socket only, so this waits for the real one.
@@ -49,7 +56,7 @@ for _ in $(seq 1 90); do
   sleep 1
 done
 
-export POSTGRES_HOST="${POSTGRES_HOST:-127.0.0.1}" POSTGRES_USER="${POSTGRES_USER:-postgres}"
+export POSTGRES_HOST="${POSTGRES_HOST:-$socket}" POSTGRES_USER="${POSTGRES_USER:-postgres}"
 export BACKUP_DIR="$work"  # where the S3 object is spooled while it is proven
 status=0
 "$agent" verify "$uri" --restore-test --json --container "$container" > "$report" || status=$?

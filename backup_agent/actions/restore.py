@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from backup_agent.keys.age_identities import decryption_keys
 from backup_agent.keys.trust import TrustedCatalog as Catalog
-from backup_agent.keys.trust import authenticity_warnings, is_trusted
+from backup_agent.keys.trust import authenticity_warnings, is_trusted, with_own_key
 from backup_agent.model.backup import BackupRef, Where
 from backup_agent.model.database_names import BUILDING, ROLLBACK, made_name
 from backup_agent.model.errors import (
@@ -176,14 +176,17 @@ def _build(settings: Settings, plan: RestorePlan, rebuild: Rebuild, proof: Proof
 def run_restore(settings: Settings, given: str, *, from_s3: bool = False,
                 target_db: str | None = None, dry_run: bool = False, no_verify: bool = False,
                 no_owner: bool = False, drop_previous: bool = False, verbose: bool = False,
+                allow_unsigned: bool = False,
                 confirm: Callable[[RestorePlan], bool] = lambda plan: True,
                 progress: Progress = NO_PROGRESS,
                 clock: Callable[[], datetime] = lambda: datetime.now(UTC)) -> RestoreResult:
     """Restore a backup; return what happened. Raise a BackupAgentError on any failure."""
     started = time.monotonic()
-    catalog = Catalog(settings)
+    settings = with_own_key(settings)
+    catalog = Catalog(settings, allow_unsigned=allow_unsigned)
     source = catalog.resolve(given, from_s3=from_s3)
-    warnings = [*catalog.warnings, *authenticity_warnings(settings, [source])]
+    warnings = [*catalog.warnings, *authenticity_warnings(settings, [source],
+                                                          allow_unsigned=allow_unsigned)]
     if no_verify:
         warnings.append("--no-verify: the backup's checksum is NOT required (its content, "
                         "closing line and statements still are)")

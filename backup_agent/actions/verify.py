@@ -16,7 +16,12 @@ from typing import TYPE_CHECKING, Any
 
 from backup_agent.keys.age_identities import decryption_keys
 from backup_agent.keys.trust import TrustedCatalog as Catalog
-from backup_agent.keys.trust import authenticity_warnings, is_trusted, untrusted_reason
+from backup_agent.keys.trust import (
+    authenticity_warnings,
+    is_trusted,
+    untrusted_reason,
+    with_own_key,
+)
 from backup_agent.model.backup import BackupRef
 from backup_agent.model.database_names import SCRATCH, made_name
 from backup_agent.model.errors import (
@@ -169,8 +174,9 @@ def _compare(settings: Settings, backup: BackupRef, scratch: str, rebuild: Rebui
 
 
 def verify_one(settings: Settings, backup: BackupRef, *, restore_test: bool,
-               moment: datetime, progress: Progress = NO_PROGRESS) -> VerifiedBackup:
-    untrusted = untrusted_reason(settings, backup)
+               moment: datetime, progress: Progress = NO_PROGRESS,
+               allow_unsigned: bool = False) -> VerifiedBackup:
+    untrusted = untrusted_reason(settings, backup, allow_unsigned=allow_unsigned)
     if untrusted is not None:  # not read at all: nothing of it is believed
         return VerifiedBackup(name=backup.name, location=backup.location, ok=False,
                               checksum="untrusted", gzip_complete=None, dump_complete=None,
@@ -210,22 +216,23 @@ def verify_one(settings: Settings, backup: BackupRef, *, restore_test: bool,
 
 def run_verify(settings: Settings, given: str | None, *, from_s3: bool = False,
                all_backups: bool = False, restore_test: bool = False,
-               progress: Progress = NO_PROGRESS) -> VerifyResult:
+               allow_unsigned: bool = False, progress: Progress = NO_PROGRESS) -> VerifyResult:
     """Verify one backup (default: latest) or all; the result says which failed."""
     started = time.monotonic()
     if all_backups and given:
         raise ConfigurationError("give either a SOURCE or --all, not both")
-    catalog = Catalog(settings)
+    settings = with_own_key(settings)
+    catalog = Catalog(settings, allow_unsigned=allow_unsigned)
     backups = (catalog.all(from_s3=from_s3) if all_backups
                else [catalog.resolve(given or "latest", from_s3=from_s3)])
     if not backups:
         raise SourceNotFoundError(f"no backups to verify ({'s3' if from_s3 else 'local'}): "
                                   "`backup-agent list` shows what there is")
-    warnings = [*catalog.warnings, *authenticity_warnings(settings, backups,
-                                                          refuse=not all_backups)]
+    warnings = [*catalog.warnings, *authenticity_warnings(
+        settings, backups, refuse=not all_backups, allow_unsigned=allow_unsigned)]
     moment = datetime.now(UTC)
     verified = [verify_one(settings, backup, restore_test=restore_test, moment=moment,
-                           progress=progress)
+                           progress=progress, allow_unsigned=allow_unsigned)
                 for backup in backups]
     warnings += sorted({note for item in verified if item.restore_test
                         for note in item.restore_test.left_out})

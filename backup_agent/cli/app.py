@@ -26,6 +26,7 @@ from backup_agent.cli.boundary import (
 from backup_agent.cli.help import ENVIRONMENT_HELP, TidyCommand, TidyHelpGroup
 from backup_agent.cli.options import (
     AllBackupsOption,
+    AllowUnsignedOption,
     AppContainersOption,
     BackupDirectoryOption,
     BinDirectoryOption,
@@ -189,7 +190,8 @@ def restore(
     from_where: SourceFromOption = Place.LOCAL,
     target_db: TargetDatabaseOption = None, dry_run: RestoreDryRunOption = False,
     yes: YesOption = False, no_verify: NoVerifyOption = False, no_owner: NoOwnerOption = False,
-    drop_previous: DropPreviousOption = False, verbose: VerboseOption = False,
+    drop_previous: DropPreviousOption = False, allow_unsigned: AllowUnsignedOption = False,
+    verbose: VerboseOption = False,
     env_file: EnvFileOption = None, host: HostOption = None, port: PortOption = None,
     user: UserOption = None, db: DatabaseOption = None, container: ContainerOption = None,
     pg_bindir: BinDirectoryOption = None, app_containers: AppContainersOption = None,
@@ -213,7 +215,7 @@ def restore(
             result = run_restore(
                 settings, source, from_s3=from_s3, target_db=target_db, dry_run=dry_run,
                 no_verify=no_verify, no_owner=no_owner, drop_previous=drop_previous,
-                verbose=verbose, progress=progress,
+                allow_unsigned=allow_unsigned, verbose=verbose, progress=progress,
                 confirm=lambda plan: confirm_restore(plan, yes=yes))
         say(render.restore_summary(result))
         markdown.append_step_summary(mask(markdown.restore_markdown(result)))
@@ -225,7 +227,8 @@ def verify(
     ctx: typer.Context, source: VerifySourceArgument = None,
     from_where: SourceFromOption = Place.LOCAL,
     all_backups: AllBackupsOption = False, restore_test: RestoreTestOption = False,
-    env_file: EnvFileOption = None, host: HostOption = None, port: PortOption = None,
+    allow_unsigned: AllowUnsignedOption = False, env_file: EnvFileOption = None,
+    host: HostOption = None, port: PortOption = None,
     user: UserOption = None, db: DatabaseOption = None, container: ContainerOption = None,
     pg_bindir: BinDirectoryOption = None, backup_dir: BackupDirectoryOption = None,
     s3_bucket: BucketOption = None, s3_prefix: PrefixOption = None,
@@ -244,7 +247,8 @@ def verify(
         with notified(settings, "verify"):
             with progress_display() as progress:
                 result = run_verify(settings, source, from_s3=from_s3, all_backups=all_backups,
-                                    restore_test=restore_test, progress=progress)
+                                    restore_test=restore_test, allow_unsigned=allow_unsigned,
+                                    progress=progress)
             say(render.verify_summary(result))
             markdown.append_step_summary(mask(markdown.verify_markdown(result)))
             finish("verify", result, as_json=as_json)

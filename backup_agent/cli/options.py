@@ -138,6 +138,9 @@ YesOption = Annotated[bool, typer.Option(
     "--yes", help="Do not ask (required without a terminal).")]
 NoVerifyOption = Annotated[bool, typer.Option(
     "--no-verify", help="Restore even if checksum/completeness cannot be proven. Dangerous.")]
+AllowUnsignedOption = Annotated[bool, typer.Option(
+    "--allow-unsigned", help="Accept a backup no trusted key signed (TRUSTED_SIGNING_KEYS, or "
+    "this server's own SIGNING_KEY_FILE). Its code still runs only as a powerless role.")]
 NoOwnerOption = Annotated[bool, typer.Option(
     "--no-owner", help="Skip ALTER ... OWNER TO (when the dump's roles do not exist here).")]
 DropPreviousOption = Annotated[bool, typer.Option(

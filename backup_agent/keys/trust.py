@@ -11,14 +11,35 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import replace
+from datetime import datetime
 
 from backup_agent.catalog import Catalog
 from backup_agent.model.backup import BackupRef
-from backup_agent.model.errors import VerificationError
+from backup_agent.model.errors import BackupAgentError, VerificationError
 from backup_agent.model.settings import Settings
 
-UNCHECKED = ("authenticity was not checked (set TRUSTED_SIGNING_KEYS to require the "
-             "server's signature on every backup restored or verified)")
+UNCHECKED = ("authenticity was not checked (--allow-unsigned): code in the backup still runs "
+             "only as a powerless role while it is restored, but what it holds is in your "
+             "database afterwards")
+NO_KEY = ("no trusted signing key here (TRUSTED_SIGNING_KEYS, or this server's own "
+          "SIGNING_KEY_FILE), so no backup can be proven to be your server's")
+ALLOW = "set TRUSTED_SIGNING_KEYS to your server's public key, or pass --allow-unsigned"
+
+
+def with_own_key(settings: Settings) -> Settings:
+    """`settings` trusting also the public half of SIGNING_KEY_FILE: on the server that signs
+    its backups, restoring and verifying them needs no further setting."""
+    if settings.signing_key_file is None or not settings.signing_key_file.is_file():
+        return settings
+    from backup_agent.keys.signing import load_signing_key, public_key_text
+
+    try:
+        public = public_key_text(load_signing_key(settings.signing_key_file))
+    except (OSError, ValueError, BackupAgentError):
+        return settings  # a backup run says what is wrong with it; a restore goes on without
+    if public in settings.trusted_signing_keys:
+        return settings
+    return replace(settings, trusted_signing_keys=(*settings.trusted_signing_keys, public))
 
 
 def why_untrusted(backup: BackupRef, trusted: Sequence[str]) -> str | None:
@@ -39,25 +60,35 @@ def why_untrusted(backup: BackupRef, trusted: Sequence[str]) -> str | None:
     return None
 
 
-def untrusted_reason(settings: Settings, backup: BackupRef) -> str | None:
-    """Why `backup` is not trusted under TRUSTED_SIGNING_KEYS; None if trusted or unchecked."""
-    if not settings.trusted_signing_keys:
+def untrusted_reason(settings: Settings, backup: BackupRef, *,
+                     allow_unsigned: bool = False) -> str | None:
+    """Why `backup` may not be read; None if a trusted key signed it, or (unchecked) with
+    `allow_unsigned`."""
+    if allow_unsigned:
         return None
-    return why_untrusted(backup, settings.trusted_signing_keys)
+    if not settings.trusted_signing_keys:
+        return f"{NO_KEY}: {ALLOW}"
+    problem = why_untrusted(backup, settings.trusted_signing_keys)
+    return None if problem is None else f"{problem}: {ALLOW}"
 
 
 def trust(settings: Settings, backup: BackupRef) -> tuple[BackupRef, str | None]:
     """Return `backup` (marked as vouched for when a trusted key signed it) and why it is
-    not trusted, or None when it is (or when no key is trusted: nothing is checked)."""
-    problem = untrusted_reason(settings, backup)
-    if problem is None and settings.trusted_signing_keys:
+    not trusted, or None when it is (or when no key is trusted: nothing can be checked, and
+    `authenticity_warnings` decides)."""
+    if not settings.trusted_signing_keys:
+        return backup, None
+    problem = why_untrusted(backup, settings.trusted_signing_keys)
+    if problem is None:
         backup = replace(backup, authenticated=True)
     return backup, problem
 
 
 def is_trusted(settings: Settings, backup: BackupRef) -> bool:
-    """A trusted key signed `backup` (code in it may then run as the objects' owners)."""
-    return bool(settings.trusted_signing_keys) and untrusted_reason(settings, backup) is None
+    """A trusted key signed `backup` (code in it may then run as the objects' owners);
+    never because of --allow-unsigned."""
+    return (bool(settings.trusted_signing_keys)
+            and why_untrusted(backup, settings.trusted_signing_keys) is None)
 
 
 def authenticate(backup: BackupRef, trusted: Sequence[str]) -> None:
@@ -65,18 +96,28 @@ def authenticate(backup: BackupRef, trusted: Sequence[str]) -> None:
     problem = why_untrusted(backup, trusted)
     if problem is not None:
         raise VerificationError(f"refusing {backup.location}: {problem}; nothing was restored "
-                                "and none of it ran (restore a backup your server signed)")
+                                "and none of it ran (restore a backup your server signed, or "
+                                "pass --allow-unsigned)")
 
 
 def authenticity_warnings(settings: Settings, backups: list[BackupRef], *,
-                          refuse: bool = True) -> list[str]:
-    """Refuse (exit 8) an untrusted backup when keys are trusted; else warn once that
-    authenticity was not checked."""
-    if not settings.trusted_signing_keys:
+                          refuse: bool = True, allow_unsigned: bool = False) -> list[str]:
+    """Refuse (exit 8) a backup no trusted key signed, or one when no key is trusted at all,
+    unless `allow_unsigned`: then warn once that authenticity was not checked."""
+    untrusted = [backup for backup in backups
+                 if not settings.trusted_signing_keys
+                 or why_untrusted(backup, settings.trusted_signing_keys) is not None]
+    if not untrusted:
+        return []
+    if allow_unsigned:
         return [UNCHECKED]
-    if refuse:
-        for backup in backups:
-            authenticate(backup, settings.trusted_signing_keys)
+    if not refuse:
+        return []
+    if not settings.trusted_signing_keys:
+        raise VerificationError(f"refusing {untrusted[0].location}: {NO_KEY}; nothing was "
+                                f"restored and none of it ran ({ALLOW})")
+    for backup in untrusted:
+        authenticate(backup, settings.trusted_signing_keys)
     return []
 
 
@@ -84,5 +125,11 @@ class TrustedCatalog(Catalog):
     """The catalog as restore, verify and the runner checks see it: with TRUSTED_SIGNING_KEYS,
     `latest` passes over every backup no trusted key signed (a planted backup is never it)."""
 
+    def __init__(self, settings: Settings, *, now: datetime | None = None,
+                 allow_unsigned: bool = False) -> None:
+        super().__init__(settings, now=now)
+        self._allow_unsigned = allow_unsigned
+
     def vouch(self, backup: BackupRef) -> tuple[BackupRef, str | None]:
-        return trust(self._settings, backup)
+        vouched, problem = trust(self._settings, backup)
+        return vouched, None if self._allow_unsigned else problem

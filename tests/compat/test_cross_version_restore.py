@@ -96,7 +96,7 @@ def test_a_server_without_standard_strings_cannot_make_psql_split_the_dump_diffe
     sloppy = {**environment, "POSTGRES_USER": "sloppy", "POSTGRES_PASSWORD": "sloppy-pw",
               "TRUSTED_SIGNING_KEYS": ""}  # rewritten: no longer the server's signed backup
     result = run_agent(["restore", str(backup_dir / rewritten), "--target-db",
-                        f"{database}_copy", "--yes"], sloppy)
+                        f"{database}_copy", "--yes", "--allow-unsigned"], sloppy)
     assert not marker.exists(), result.stderr
     assert result.returncode == 0, result.stderr
     pg16_server.drop_database(f"{database}_copy")

@@ -79,10 +79,11 @@ def test_backup_writes_name_sidecar_and_manifest_as_specified(
     assert manifest["globals"]["sha256"] == hashlib.sha256(
         (backup_dir / f"{backup.name}.globals").read_bytes()).hexdigest()
     assert manifest["globals"]["passwords_included"] is True  # the test user is a superuser
-    # Nothing but the backup, its three sidecars and the lock file.
+    # Nothing but the backup, its four sidecars (the signature: SIGNING_KEY_FILE is set, as
+    # on every installed server) and the lock file.
     assert sorted(path.name for path in backup_dir.iterdir()) == sorted(
         [backup.name, sidecar.name, f"{backup.name}.manifest.json", f"{backup.name}.globals",
-         ".backup-agent.lock"])
+         f"{backup.name}.sig", ".backup-agent.lock"])
 
 
 def test_backup_uploads_encrypted_objects_with_metadata_under_year_month_keys(
@@ -100,7 +101,8 @@ def test_backup_uploads_encrypted_objects_with_metadata_under_year_month_keys(
     client = s3_endpoint.client()
     keys = sorted(item["Key"] for item in client.list_objects_v2(Bucket=bucket)["Contents"])
     assert keys == sorted([expected_key, f"{expected_key}.sha256",
-                           f"{expected_key}.manifest.json", f"{expected_key}.globals"])
+                           f"{expected_key}.manifest.json", f"{expected_key}.globals",
+                           f"{expected_key}.sig"])
     for key in keys:
         head = client.head_object(Bucket=bucket, Key=key)
         assert head["ServerSideEncryption"] == "AES256"

@@ -59,9 +59,9 @@ def new_cluster() -> Iterator[PostgresServer]:
         yield server
 
 
-def restore_test(agent_env: dict[str, str], backup_dir: Path,
-                 name: str) -> tuple[int, dict[str, Any]]:
-    result = run_agent(["verify", str(backup_dir / name), "--restore-test", "--json"],
+def restore_test(agent_env: dict[str, str], backup_dir: Path, name: str,
+                 *flags: str) -> tuple[int, dict[str, Any]]:
+    result = run_agent(["verify", str(backup_dir / name), "--restore-test", "--json", *flags],
                        agent_env)
     return result.returncode, json.loads(result.stdout)
 
@@ -87,7 +87,7 @@ def test_the_restore_test_catches_a_consistent_backup_that_lost_an_object(
         return b"\n".join(kept)
 
     lost = rewrite_backup(backup_dir, backed_up, without)
-    code, report = restore_test(agent_env, backup_dir, lost)
+    code, report = restore_test(agent_env, backup_dir, lost, "--allow-unsigned")
     assert code == 8
     problems = report["backups"][0]["problems"]
     assert any(problem.startswith(named) for problem in problems), problems
@@ -100,7 +100,7 @@ def test_the_restore_test_catches_a_backup_that_lost_a_role(
         return document
 
     lost = rewrite_backup(backup_dir, backed_up, lambda sql: sql, change_globals=without_gl_ro)
-    code, report = restore_test(agent_env, backup_dir, lost)
+    code, report = restore_test(agent_env, backup_dir, lost, "--allow-unsigned")
     assert code == 8
     assert "role gl_ro: the restored database uses it but the backup does not carry it" in \
         " ".join(report["backups"][0]["problems"])
@@ -187,7 +187,8 @@ def test_a_planted_globals_file_cannot_make_a_superuser_or_load_a_library(
 
     planted = rewrite_backup(backup_dir, backed_up, lambda sql: sql, change_globals=escalate)
     env = on(new_cluster, agent_env, database)
-    result = run_agent(["restore", str(backup_dir / planted), "--yes", "--json"], env)
+    result = run_agent(["restore", str(backup_dir / planted), "--yes", "--json",
+                        "--allow-unsigned"], env)
     assert result.returncode == 0, result.stderr
     warnings = " ".join(json.loads(result.stdout)["warnings"])
     assert "created role gl_ro without SUPERUSER and REPLICATION" in warnings
@@ -214,11 +215,12 @@ def test_a_backup_made_before_globals_files_still_restores(
     manifest = json.loads(manifest_path.read_text())
     del manifest["globals"]
     manifest_path.write_text(json.dumps(manifest))
-    result = run_agent(["restore", str(backup_dir / old), "--yes", "--json"], agent_env)
+    result = run_agent(["restore", str(backup_dir / old), "--yes", "--json",
+                        "--allow-unsigned"], agent_env)
     assert result.returncode == 0, result.stderr
     assert any("made before backups carried their roles" in warning
                for warning in json.loads(result.stdout)["warnings"])
-    code, report = restore_test(agent_env, backup_dir, old)
+    code, report = restore_test(agent_env, backup_dir, old, "--allow-unsigned")
     assert code == 0, report
 
 
@@ -263,7 +265,7 @@ def test_the_old_superuser_s_name_must_exist_before_anything_is_created(
         return document
 
     moved = rewrite_backup(backup_dir, backed_up, lambda sql: sql, change_globals=renamed)
-    result = run_agent(["restore", str(backup_dir / moved), "--yes"],
+    result = run_agent(["restore", str(backup_dir / moved), "--yes", "--allow-unsigned"],
                        on(new_cluster, agent_env, database))
     assert result.returncode != 0
     assert 'this server has no such role: CREATE ROLE "old_admin" SUPERUSER;' in result.stderr

@@ -75,10 +75,11 @@ def test_each_warning_result_and_notice_is_said_once(agent_env: dict[str, str],
         # The note about other tools' backups is prune's to say, not every backup's.
         assert "without a backup-agent manifest" not in output
 
-    verified = run_agent(["verify", "--all"], agent_env)
+    verified = run_agent(["verify", "--all", "--allow-unsigned"], agent_env)  # the old one
     assert verified.returncode == 0, verified.stderr
     results = [line for line in verified.stderr.splitlines() if line.startswith("ok: ")]
     assert len(results) == 3 and len(set(results)) == 3, verified.stderr  # two ours, one old
+    assert verified.stderr.count("authenticity was not checked") == 1, verified.stderr
 
     pruned = run_agent(["prune"], agent_env)
     assert pruned.stderr.count("left 1 backup(s) without a backup-agent manifest alone") == 1

@@ -111,7 +111,13 @@ def test_restore_refuses_a_damaged_backup_and_touches_nothing(
     else:
         sidecar.unlink()
     before = (databases(pg_server), fingerprint(pg_server, database))
-    result = run_agent(["restore", str(path), "--yes"], agent_env)
+    unsigned: tuple[str, ...] = ()
+    if damage.endswith("sha256"):  # the signature catches a changed checksum file first
+        signed = run_agent(["restore", str(path), "--yes"], agent_env)
+        refused_and_untouched(signed, pg_server, database, before, code=8,
+                              fragment="differs from the SHA-256 in its signed manifest")
+        unsigned = ("--allow-unsigned",)  # and without it, the checksum wall
+    result = run_agent(["restore", str(path), "--yes", *unsigned], agent_env)
     expect(result, "bit flip, truncation, wrong or missing .sha256, replaced S3 object")
     refused_and_untouched(result, pg_server, database, before, code=code, fragment=fragment)
 
@@ -145,7 +151,8 @@ def test_restore_whose_sql_fails_midway_keeps_the_original_and_no_half_built_dat
 
     broken = rewrite_backup(backup_dir, str(report["name"]), break_midway)
     before = (databases(pg_server), fingerprint(pg_server, database))
-    result = run_agent(["restore", str(backup_dir / broken), "--yes"], agent_env)
+    result = run_agent(["restore", str(backup_dir / broken), "--yes", "--allow-unsigned"],
+                       agent_env)
     expect(result, "psql fails halfway through the SQL")
     refused_and_untouched(result, pg_server, database, before, code=10,
                           fragment="no_such_table")

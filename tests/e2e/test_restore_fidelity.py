@@ -58,13 +58,17 @@ def test_a_superuser_setting_comes_back_only_from_a_signed_backup(
         agent_env: dict[str, str], pg_server: PostgresServer, database: str,
         backup_dir: Path) -> None:
     pg_server.psql(database, f'ALTER DATABASE "{database}" SET lc_messages = \'C\';')
-    for environment, kept in ((signed(agent_env), True), (agent_env, False)):
+    unsigned = {name: value for name, value in agent_env.items() if name != "SIGNING_KEY_FILE"}
+    # Signed and trusted; then unsigned, restored with --allow-unsigned on the server whose
+    # own key is trusted (the flag lets it in, it does not make it trusted).
+    for writer, kept, flags in ((signed(agent_env), True, ()),
+                                (unsigned, False, ("--allow-unsigned",))):
         for path in backup_dir.iterdir():
             path.unlink()
-        make_backup(environment)
+        make_backup(writer)
         copy = f"{database}_copy"
-        result = run_agent(["restore", "latest", "--target-db", copy, "--yes", "--json"],
-                           environment)
+        result = run_agent(["restore", "latest", "--target-db", copy, "--yes", "--json",
+                            *flags], agent_env)
         assert result.returncode == 0, result.stderr
         settings = pg_server.psql("postgres", "SELECT array_to_string(setconfig, ',') FROM "
                                               "pg_db_role_setting s JOIN pg_database d ON "

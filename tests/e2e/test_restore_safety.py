@@ -71,7 +71,12 @@ def test_a_consistently_rewritten_local_backup_is_refused_with_nothing_run(
     rewritten = rewrite_backup(backup_dir, str(report["name"]),
                                splice(attacks(marker, database)[attack]))
     before = state(pg_server, database)
-    result = run_agent(["restore", str(backup_dir / rewritten), "--yes"], agent_env)
+    unsigned = run_agent(["restore", str(backup_dir / rewritten), "--yes"], agent_env)
+    assert unsigned.returncode == 8 and "it is not signed" in unsigned.stderr, unsigned.stderr
+    assert not marker.exists() and state(pg_server, database) == before
+    # Past the signature (--allow-unsigned), the engine's own walls still refuse it.
+    result = run_agent(["restore", str(backup_dir / rewritten), "--yes", "--allow-unsigned"],
+                       agent_env)
     untouched(result, pg_server, database, before, marker)
     assert "pg_dump never writes" in result.stderr
 
@@ -136,7 +141,8 @@ def test_a_consistent_rewrite_in_s3_is_refused_at_every_entry_point(
         "docker": ["restore", "latest", "--from", "s3", "--yes"],
     }[entry]
     before = state(pg_server, database)
-    result = run_agent(arguments, environment)
+    # Its signature no longer matches; past that (--allow-unsigned), the engine refuses it.
+    result = run_agent([*arguments, "--allow-unsigned"], environment)
     untouched(result, pg_server, database, before, marker)
 
 

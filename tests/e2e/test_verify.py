@@ -62,7 +62,8 @@ def test_restore_test_fails_when_the_manifest_counts_do_not_match(
     manifest["row_counts"]["shop.orders"] += 1
     manifest_path.write_text(json.dumps(manifest))
     before = pg_server.database_names()
-    result = run_agent(["verify", "--restore-test", "--json"], agent_env)
+    # The changed manifest fails its signature; past that (--allow-unsigned), the comparison.
+    result = run_agent(["verify", "--restore-test", "--json", "--allow-unsigned"], agent_env)
     assert result.returncode == 8
     mismatches = json.loads(result.stdout)["backups"][0]["restore_test"]["mismatches"]
     assert mismatches == ["shop.orders: 300000 rows restored, manifest says 300001"]

@@ -80,8 +80,9 @@ TABLE = {row.scenario: row for row in (
     Behaviour("a backup holding what pg_dump never writes (psql meta-commands, COPY TO "
               "PROGRAM, DROP DATABASE, roles), damaged or consistently rewritten",
               "refused, naming the line, before any of it runs; database untouched", 8),
-    Behaviour("a backup no trusted key signed (TRUSTED_SIGNING_KEYS set)",
-              "refused before it is read; `latest` passes over it", 8),
+    Behaviour("a backup no trusted key signed (TRUSTED_SIGNING_KEYS, the server's own "
+              "SIGNING_KEY_FILE), or any backup where no key is trusted",
+              "refused before it is read, naming --allow-unsigned; `latest` passes over it", 8),
     Behaviour("--no-verify on bytes that are not a whole dump",
               "refused before anything is swapped in; database untouched", 8),
     Behaviour("a backup name dated in the future (planted)",

@@ -92,7 +92,7 @@ def test_bad_files_are_refused_with_one_line_and_touch_nothing(
         database: str) -> None:
     path = write_backup_file(backup_dir, "db_backup_20260301_020000.sql.gz", BAD_CONTENT[kind])
     before = state(pg_server, database)
-    result = run_agent(["restore", str(path), "--yes"], agent_env)
+    result = run_agent(["restore", str(path), "--yes", "--allow-unsigned"], agent_env)
     expect(result, "not gzip, gzip but not a dump, empty file, one huge line")
     errors = [line for line in result.stderr.splitlines() if "error:" in line]
     assert len(errors) == 1 and "refusing the backup" in errors[0], result.stderr

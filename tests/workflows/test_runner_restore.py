@@ -52,8 +52,10 @@ def server_backup(agent_env: dict[str, str], keys: dict[str, str]) -> dict[str, 
 def runner_environment(agent_env: dict[str, str], docker_shim: dict[str, str],
                        pg_server: PostgresServer, keys: dict[str, str],
                        tmp_path: Path) -> dict[str, str]:
+    # The runner holds no signing key: only the public keys of GitHub's secret.
     environment = {name: value for name, value in agent_env.items()
-                   if not name.startswith(("POSTGRES_", "PG_BINDIR", "BACKUP_DIR"))}
+                   if not name.startswith(("POSTGRES_", "PG_BINDIR", "BACKUP_DIR",
+                                           "SIGNING_KEY_FILE"))}
     return {
         **environment, **docker_shim,
         "DOCKER_SHIM_CONTAINER": CONTAINER,
@@ -63,7 +65,8 @@ def runner_environment(agent_env: dict[str, str], docker_shim: dict[str, str],
         "GITHUB_STEP_SUMMARY": str(tmp_path / "summary.md"),
         # Only because the "container" is the test server on loopback (the real one is
         # 127.0.0.1:5432 inside the container, with trust authentication):
-        "POSTGRES_PORT": str(pg_server.port), "POSTGRES_USER": pg_server.user,
+        "POSTGRES_HOST": pg_server.host, "POSTGRES_PORT": str(pg_server.port),
+        "POSTGRES_USER": pg_server.user,
         "POSTGRES_PASSWORD": pg_server.password,
     }
 
@@ -95,8 +98,11 @@ def test_the_runner_restores_the_newest_s3_backup_in_a_container_of_its_major(
 
     major = pg_server.psql("postgres", "SHOW server_version_num;").strip()[:-4]
     calls = docker_calls(environment)
+    socket = calls[0][calls[0].index("--volume") + 1]
+    assert socket.endswith("/socket:/var/run/postgresql")
     assert calls[0] == ["run", "--detach", "--name", CONTAINER, "--network", "none",
-                        "--env", "POSTGRES_HOST_AUTH_METHOD=trust", f"postgres:{major}"]
+                        "--volume", socket, "--env", "POSTGRES_HOST_AUTH_METHOD=trust",
+                        f"postgres:{major}"]
     assert any(call[:2] == ["exec", "-i"] and "psql" in call for call in calls)
     assert calls[-1] == ["rm", "--force", CONTAINER]
     # The key stays in the agent on the runner: never in an argv, never near ssh.
@@ -120,6 +126,21 @@ def test_a_replaced_s3_object_fails_the_runner_restore_test_and_the_container_go
     assert result.returncode == 8, result.stdout + result.stderr
     assert report["status"] == "failure"
     assert "::error::restore test failed" in result.stdout
+    assert docker_calls(environment)[-1] == ["rm", "--force", CONTAINER]
+
+
+def test_without_the_trusted_keys_secret_the_runner_restore_test_refuses(
+        agent_env: dict[str, str], docker_shim: dict[str, str], pg_server: PostgresServer,
+        keys: dict[str, str], server_backup: dict[str, Any], tmp_path: Path) -> None:
+    environment = runner_environment(agent_env, docker_shim, pg_server, keys, tmp_path)
+    del environment["TRUSTED_SIGNING_KEYS"]  # BACKUP_TRUSTED_SIGNING_KEYS not set
+    before = pg_server.database_names()
+    result, report = restore_test(environment, tmp_path)
+    assert result.returncode == 8, result.stdout + result.stderr
+    assert report["status"] == "failure"
+    assert "TRUSTED_SIGNING_KEYS" in report["error"], report
+    assert "::error::restore test failed" in result.stdout
+    assert pg_server.database_names() == before  # nothing restored, no scratch database
     assert docker_calls(environment)[-1] == ["rm", "--force", CONTAINER]
 
 

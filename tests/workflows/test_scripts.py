@@ -18,7 +18,7 @@ from pyrage import x25519
 
 from testbed.postgres import PostgresServer
 from testbed.s3 import S3Endpoint
-from tests.conftest import AGENT, SHIMS, clean_environment, run_agent
+from tests.conftest import AGENT, SHIMS, clean_environment, run_agent, signed
 
 REPOSITORY = Path(__file__).resolve().parents[2]
 SCRIPTS = REPOSITORY / "scripts"
@@ -30,6 +30,8 @@ def runner_env(pg_server: PostgresServer, database: str, s3_endpoint: S3Endpoint
     """The runner's environment, and the server's env file the agent reads there."""
     server_env_file = tmp_path / ".env.production"
     server_settings = {**pg_server.environment(database), "BACKUP_DIR": str(backup_dir),
+                       # The server signs its backups (and trusts its own key):
+                       "SIGNING_KEY_FILE": signed({})["SIGNING_KEY_FILE"],
                        # Only because the "AWS" here is moto on loopback:
                        "AWS_ENDPOINT_URL_S3": s3_endpoint.url}
     server_env_file.write_text("".join(f"{key}={value}\n"
@@ -194,21 +196,30 @@ def test_freshness_check_passes_on_a_fresh_backup_and_fails_on_an_old_one(
     assert fresh.returncode == 0, fresh.stdout + fresh.stderr
 
 
-def test_the_restore_test_trusts_only_the_keys_github_holds(
-        runner_env: dict[str, str], tmp_path: Path) -> None:
-    key = tmp_path / "signing.pem"
-    made = run_agent(["keygen", "--signing", str(key)], runner_env)
-    public = made.stdout.strip().splitlines()[-1]
-    env_file = Path(runner_env["BACKUP_ENV_FILE"])
-    env_file.write_text(env_file.read_text() + f"SIGNING_KEY_FILE={key}\n")
+def test_the_restore_test_trusts_only_the_keys_github_holds_and_the_server_s_own(
+        runner_env: dict[str, str], backup_dir: Path, tmp_path: Path) -> None:
+    public = signed({})["TRUSTED_SIGNING_KEYS"]  # the server's key, GitHub's secret
+    other = tmp_path / "other.pem"
+    run_agent(["keygen", "--signing", str(other)], runner_env)
+    # Planted with the writer's key, signed by a key that is neither GitHub's nor the
+    # server's own: passed over, whatever GitHub sends.
+    server = dict(line.split("=", 1) for line in
+                  Path(runner_env["BACKUP_ENV_FILE"]).read_text().splitlines())
+    planted = run_agent(["backup"], {**clean_environment(), **server,
+                                     "SIGNING_KEY_FILE": str(other)})
+    assert planted.returncode == 0, planted.stderr
+    for trusted in ({"TRUSTED_SIGNING_KEYS": public}, {}):
+        foreign = remote({**runner_env, **trusted}, "run-agent.sh", "verify", "latest",
+                         "--restore-test")
+        assert foreign.returncode == 9 and "passed over" in foreign.stderr, foreign.stderr
+    for path in backup_dir.glob("db_backup_*"):
+        path.unlink()
+    # The server's own backup: tested with GitHub's key, and with its own key alone.
     assert remote(runner_env, "run-agent.sh", "backup").returncode == 0
-    signed = remote({**runner_env, "TRUSTED_SIGNING_KEYS": public}, "run-agent.sh", "verify",
-                    "latest", "--restore-test", "--json")
-    assert signed.returncode == 0, signed.stderr
-    other = run_agent(["keygen", "--signing", str(tmp_path / "other.pem")], runner_env)
-    foreign = remote({**runner_env, "TRUSTED_SIGNING_KEYS": other.stdout.split()[-1]},
-                     "run-agent.sh", "verify", "latest", "--restore-test")
-    assert foreign.returncode == 9 and "passed over" in foreign.stderr, foreign.stderr
+    for trusted in ({"TRUSTED_SIGNING_KEYS": public}, {}):
+        tested = remote({**runner_env, **trusted}, "run-agent.sh", "verify", "latest",
+                        "--restore-test", "--json")
+        assert tested.returncode == 0, tested.stderr
 
 
 def test_annotations_cannot_be_spoofed_by_text_from_s3() -> None:
