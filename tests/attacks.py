@@ -10,11 +10,14 @@ and their content.
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import itertools
 import json
 import shutil
 import subprocess
-from collections.abc import Callable, Iterable
+import tempfile
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
@@ -22,8 +25,8 @@ from typing import Any
 
 from testbed.postgres import PostgresServer
 from testbed.s3 import S3Endpoint
-from testbed.sample_data import fingerprint
-from tests.conftest import DOCKER_CONTAINER, run_agent
+from testbed.sample_data import fingerprint, load_sample_data
+from tests.conftest import DOCKER_CONTAINER, clean_environment, make_backup, run_agent
 from tests.fabricate import rewrite_backup
 
 EVIL_ROLE = "atk_evil"
@@ -282,3 +285,63 @@ def clean_up(server: PostgresServer, baseline: Outside, known_databases: Iterabl
         server.psql("postgres", f'DROP ROLE "{role}";', check=False)
     if now.auto_conf != baseline.auto_conf:
         server.psql("postgres", "ALTER SYSTEM RESET ALL;", check=False)
+
+
+# The beds the attack modules share
+
+_markers = itertools.count(1)
+
+
+@contextlib.contextmanager
+def markers_directory(prefix: str) -> Iterator[Path]:
+    """World-writable: a program the server starts runs as its own system user."""
+    root = Path(tempfile.mkdtemp(prefix=prefix))
+    root.chmod(0o777)
+    yield root
+    shutil.rmtree(root, ignore_errors=True)
+
+
+def new_markers(root: Path) -> Path:
+    """A fresh world-writable directory under `root` for one test's markers."""
+    directory = root / f"t{next(_markers)}"
+    directory.mkdir()
+    directory.chmod(0o777)
+    return directory
+
+
+@contextlib.contextmanager
+def laid_out(server: PostgresServer, s3: S3Endpoint, directory: Path, *, seed: str,
+             production: str, bystander: str, rows: int, bucket: str,
+             extra: dict[str, str] | None = None) -> Iterator[Bed]:
+    """Seed, production and bystander databases and one genuine backup of production
+    (local in `directory` and in `bucket`); afterwards, whatever the module made is gone."""
+    names = (production, bystander, seed)
+    for name in names:
+        server.drop_database(name)
+    server.create_database(seed)
+    load_sample_data(server, seed, order_rows=rows)
+    server.create_database(production, template=seed)
+    server.create_database(bystander, template=seed)
+    s3.create_bucket(bucket)
+    environment = {**clean_environment(), **server.environment(production),
+                   **s3.environment(), **(extra or {}), "BACKUP_DIR": str(directory),
+                   "S3_BUCKET": bucket, "AWS_MAX_ATTEMPTS": "2"}
+    report = make_backup(environment)
+    baseline = outside(server, ())
+    bed = Bed(server=server, s3=s3, production=production, bystander=bystander, seed=seed,
+              genuine_directory=directory, genuine=str(report["name"]),
+              genuine_key=str(report["s3"]["key"]), environment=environment,
+              databases=server.database_names(), roles=set(baseline.roles))
+    yield bed
+    clean_up(server, baseline, bed.databases - set(names), {})
+    for name in names:
+        server.drop_database(name)
+
+
+@contextlib.contextmanager
+def watched(bed: Bed) -> Iterator[Outside]:
+    """What must not change; afterwards, whatever an attack that worked left is undone."""
+    before = outside(bed.server, (bed.production, bed.bystander))
+    yield before
+    clean_up(bed.server, before, bed.databases - {bed.production, bed.bystander},
+             {bed.production: bed.seed, bed.bystander: bed.seed})

@@ -144,11 +144,7 @@ class Executor:
                               f"(it came in {since})")
             return
         for session in (self._admin, self._builder):
-            self._run_accepting(session, text, line, _WATCHED_BY_SETTING.get(name, ()))
-
-    def _run_accepting(self, session: BuildSession, text: bytes, line: int,
-                       accepted: tuple[str, ...]) -> None:
-        run_accepting(session, text, line, accepted)
+            run_accepting(session, text, line, _WATCHED_BY_SETTING.get(name, ()))
 
     def _authorization(self, text: bytes, parts: list[str], line: int) -> None:
         if self._rules.no_owner:
@@ -157,7 +153,7 @@ class Executor:
         if self._rules.trusted:  # after the grants it may rely on, which may come at the end
             self.deferred.privileges.append((line, text))
             return
-        self._run_accepting(self._admin, text, line, AUTHORIZATION)
+        run_accepting(self._admin, text, line, AUTHORIZATION)
 
     def _event_trigger(self, text: bytes, parts: list[str], line: int) -> None:
         if not self._rules.trusted:

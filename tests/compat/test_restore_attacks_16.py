@@ -8,9 +8,6 @@ older than 17: a literal closed at its start swallowed the next lines for psql.
 
 from __future__ import annotations
 
-import itertools
-import shutil
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -18,78 +15,53 @@ import pytest
 
 from testbed.postgres import PostgresServer
 from testbed.s3 import S3Endpoint
-from testbed.sample_data import load_sample_data
 from tests.attacks import (
     PUBLIC_COMMENT,
     Bed,
     Outside,
     assert_nothing_outside_changed,
     before_first_schema,
-    clean_up,
     escalating_body,
     harmful_sql,
     invocation,
-    outside,
+    laid_out,
+    markers_directory,
+    new_markers,
+    watched,
 )
-from tests.conftest import clean_environment, make_backup, run_agent
+from tests.conftest import run_agent
 
 SEED = "atk16_seed"
 PRODUCTION = "atk16_prod"
 BYSTANDER = "atk16_bystander"
-_numbers = itertools.count(1)
 
 
 @pytest.fixture(scope="module")
 def markers_root() -> Iterator[Path]:
-    root = Path(tempfile.mkdtemp(prefix="restore-attacks-16-"))
-    root.chmod(0o777)  # COPY ... TO PROGRAM runs as the server's system user
-    yield root
-    shutil.rmtree(root, ignore_errors=True)
+    with markers_directory("restore-attacks-16-") as root:
+        yield root
 
 
 @pytest.fixture
 def markers(markers_root: Path) -> Path:
-    directory = markers_root / f"t{next(_numbers)}"
-    directory.mkdir()
-    directory.chmod(0o777)
-    return directory
+    return new_markers(markers_root)
 
 
 @pytest.fixture(scope="module")
 def bed16(pg16_server: PostgresServer, s3_endpoint: S3Endpoint,
           tmp_path_factory: pytest.TempPathFactory) -> Iterator[Bed]:
     """A genuine backup of a PostgreSQL 16 database by its own pg_dump 16."""
-    server = pg16_server
-    for name in (PRODUCTION, BYSTANDER, SEED):
-        server.drop_database(name)
-    server.create_database(SEED)
-    load_sample_data(server, SEED, order_rows=500)
-    server.create_database(PRODUCTION, template=SEED)
-    server.create_database(BYSTANDER, template=SEED)
-    directory = tmp_path_factory.mktemp("genuine16")
-    bucket = "atk16-genuine"
-    s3_endpoint.create_bucket(bucket)
-    environment = {**clean_environment(), **server.environment(PRODUCTION),
-                   **s3_endpoint.environment(), "PG_BINDIR": str(server.bin_directory),
-                   "BACKUP_DIR": str(directory), "S3_BUCKET": bucket, "AWS_MAX_ATTEMPTS": "2"}
-    report = make_backup(environment)
-    baseline = outside(server, ())
-    bed = Bed(server=server, s3=s3_endpoint, production=PRODUCTION, bystander=BYSTANDER,
-              seed=SEED, genuine_directory=directory, genuine=str(report["name"]),
-              genuine_key=str(report["s3"]["key"]), environment=environment,
-              databases=set(baseline.databases), roles=set(baseline.roles))
-    yield bed
-    clean_up(server, baseline, bed.databases - {PRODUCTION, BYSTANDER, SEED}, {})
-    for name in (PRODUCTION, BYSTANDER, SEED):
-        server.drop_database(name)
+    with laid_out(pg16_server, s3_endpoint, tmp_path_factory.mktemp("genuine16"),
+                  seed=SEED, production=PRODUCTION, bystander=BYSTANDER, rows=500,
+                  bucket="atk16-genuine",
+                  extra={"PG_BINDIR": str(pg16_server.bin_directory)}) as laid:
+        yield laid
 
 
 @pytest.fixture
 def world16(bed16: Bed) -> Iterator[Outside]:
-    before = outside(bed16.server, (PRODUCTION, BYSTANDER))
-    yield before
-    clean_up(bed16.server, before, bed16.databases - {PRODUCTION, BYSTANDER},
-             {PRODUCTION: SEED, BYSTANDER: SEED})
+    with watched(bed16) as before:
+        yield before
 
 
 def harmful16(bed: Bed, markers: Path) -> bytes:

@@ -25,9 +25,6 @@ function swallows its own permission error and ran without superuser rights.
 from __future__ import annotations
 
 import hashlib
-import itertools
-import shutil
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -36,7 +33,6 @@ import pytest
 
 from testbed.postgres import PostgresServer
 from testbed.s3 import S3Endpoint
-from testbed.sample_data import load_sample_data
 from tests.attacks import (
     EVIL_ROLE,
     PUBLIC_COMMENT,
@@ -48,7 +44,11 @@ from tests.attacks import (
     escalating_body,
     harmful_sql,
     invocation,
+    laid_out,
+    markers_directory,
+    new_markers,
     outside,
+    watched,
 )
 from tests.conftest import clean_environment, make_backup, run_agent
 
@@ -56,63 +56,35 @@ SEED = "atk_seed"
 PRODUCTION = "atk_prod"
 BYSTANDER = "atk_bystander"
 INSIDER_ROLE = "atk_insider"
-_numbers = itertools.count(1)
 
 
 @pytest.fixture(scope="module")
 def markers_root() -> Iterator[Path]:
-    """World-writable: COPY ... TO PROGRAM runs as the server's system user."""
-    root = Path(tempfile.mkdtemp(prefix="restore-attacks-"))
-    root.chmod(0o777)
-    yield root
-    shutil.rmtree(root, ignore_errors=True)
+    with markers_directory("restore-attacks-") as root:
+        yield root
 
 
 @pytest.fixture
 def markers(markers_root: Path) -> Path:
-    directory = markers_root / f"t{next(_numbers)}"
-    directory.mkdir()
-    directory.chmod(0o777)
-    return directory
+    return new_markers(markers_root)
 
 
 @pytest.fixture(scope="module")
 def bed(pg_server: PostgresServer, s3_endpoint: S3Endpoint,
         tmp_path_factory: pytest.TempPathFactory) -> Iterator[Bed]:
-    for name in (PRODUCTION, BYSTANDER, SEED):
-        pg_server.drop_database(name)
-    pg_server.create_database(SEED)
-    load_sample_data(pg_server, SEED, order_rows=1_000)
-    pg_server.create_database(PRODUCTION, template=SEED)
-    pg_server.create_database(BYSTANDER, template=SEED)
     pg_server.psql("postgres", f"""
         DO $$ BEGIN CREATE ROLE {INSIDER_ROLE} NOLOGIN;
         EXCEPTION WHEN duplicate_object THEN NULL; END $$;""")
-    directory = tmp_path_factory.mktemp("genuine")
-    bucket = "atk-genuine"
-    s3_endpoint.create_bucket(bucket)
-    environment = {**clean_environment(), **pg_server.environment(PRODUCTION),
-                   **s3_endpoint.environment(), "BACKUP_DIR": str(directory),
-                   "S3_BUCKET": bucket, "AWS_MAX_ATTEMPTS": "2"}
-    report = make_backup(environment)
-    baseline = outside(pg_server, ())
-    bed = Bed(server=pg_server, s3=s3_endpoint, production=PRODUCTION, bystander=BYSTANDER,
-              seed=SEED, genuine_directory=directory, genuine=str(report["name"]),
-              genuine_key=str(report["s3"]["key"]), environment=environment,
-              databases=pg_server.database_names(), roles=set(baseline.roles))
-    yield bed
-    clean_up(pg_server, baseline, bed.databases - {PRODUCTION, BYSTANDER, SEED}, {})
-    for name in (PRODUCTION, BYSTANDER, SEED):
-        pg_server.drop_database(name)
+    with laid_out(pg_server, s3_endpoint, tmp_path_factory.mktemp("genuine"), seed=SEED,
+                  production=PRODUCTION, bystander=BYSTANDER, rows=1_000,
+                  bucket="atk-genuine") as laid:
+        yield laid
 
 
 @pytest.fixture
 def world(bed: Bed) -> Iterator[Outside]:
-    """What must not change; afterwards, whatever an attack that worked left is undone."""
-    before = outside(bed.server, (PRODUCTION, BYSTANDER))
-    yield before
-    clean_up(bed.server, before, bed.databases - {PRODUCTION, BYSTANDER},
-             {PRODUCTION: SEED, BYSTANDER: SEED})
+    with watched(bed) as before:
+        yield before
 
 
 def harmful(bed: Bed, markers: Path) -> bytes:

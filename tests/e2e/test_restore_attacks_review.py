@@ -25,9 +25,6 @@ Nothing outside the database may change, no program may start: exit 8 (refused) 
 
 from __future__ import annotations
 
-import itertools
-import shutil
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -35,77 +32,52 @@ import pytest
 
 from testbed.postgres import PostgresServer
 from testbed.s3 import S3Endpoint
-from testbed.sample_data import load_sample_data
 from tests.attacks import (
     Bed,
     Outside,
     assert_nothing_outside_changed,
     before_first_schema,
-    clean_up,
     escalating_body,
     invocation,
-    outside,
+    laid_out,
+    markers_directory,
+    new_markers,
+    watched,
 )
-from tests.conftest import clean_environment, make_backup, run_agent
+from tests.conftest import run_agent
 
 SEED = "atkr_seed"
 PRODUCTION = "atkr_prod"
 BYSTANDER = "atkr_bystander"
 COPY_NAME = f"{PRODUCTION}_copy"
-_numbers = itertools.count(1)
 
 
 @pytest.fixture(scope="module")
 def markers_root() -> Iterator[Path]:
-    """World-writable: programs the server starts run as its own system user."""
-    root = Path(tempfile.mkdtemp(prefix="restore-attacks-review-"))
-    root.chmod(0o777)
-    yield root
-    shutil.rmtree(root, ignore_errors=True)
+    with markers_directory("restore-attacks-review-") as root:
+        yield root
 
 
 @pytest.fixture
 def markers(markers_root: Path) -> Path:
-    directory = markers_root / f"t{next(_numbers)}"
-    directory.mkdir()
-    directory.chmod(0o777)
-    return directory
+    return new_markers(markers_root)
 
 
 @pytest.fixture(scope="module")
 def bed(pg_server: PostgresServer, s3_endpoint: S3Endpoint,
         tmp_path_factory: pytest.TempPathFactory) -> Iterator[Bed]:
-    for name in (PRODUCTION, BYSTANDER, SEED):
-        pg_server.drop_database(name)
-    pg_server.create_database(SEED)
-    load_sample_data(pg_server, SEED, order_rows=200)
-    pg_server.create_database(PRODUCTION, template=SEED)
-    pg_server.create_database(BYSTANDER, template=SEED)
-    directory = tmp_path_factory.mktemp("genuine-review")
-    bucket = "atkr-genuine"
-    s3_endpoint.create_bucket(bucket)
-    environment = {**clean_environment(), **pg_server.environment(PRODUCTION),
-                   **s3_endpoint.environment(), "BACKUP_DIR": str(directory),
-                   "S3_BUCKET": bucket, "AWS_MAX_ATTEMPTS": "2"}
-    report = make_backup(environment)
-    baseline = outside(pg_server, ())
-    bed = Bed(server=pg_server, s3=s3_endpoint, production=PRODUCTION, bystander=BYSTANDER,
-              seed=SEED, genuine_directory=directory, genuine=str(report["name"]),
-              genuine_key=str(report["s3"]["key"]), environment=environment,
-              databases=pg_server.database_names(), roles=set(baseline.roles))
-    yield bed
-    clean_up(pg_server, baseline, bed.databases - {PRODUCTION, BYSTANDER, SEED}, {})
-    for name in (PRODUCTION, BYSTANDER, SEED, COPY_NAME):
-        pg_server.drop_database(name)
+    with laid_out(pg_server, s3_endpoint, tmp_path_factory.mktemp("genuine-review"),
+                  seed=SEED, production=PRODUCTION, bystander=BYSTANDER, rows=200,
+                  bucket="atkr-genuine") as laid:
+        yield laid
+    pg_server.drop_database(COPY_NAME)
 
 
 @pytest.fixture
 def world(bed: Bed) -> Iterator[Outside]:
-    before = outside(bed.server, (PRODUCTION, BYSTANDER))
-    yield before
-    bed.server.drop_database(COPY_NAME)
-    clean_up(bed.server, before, bed.databases - {PRODUCTION, BYSTANDER},
-             {PRODUCTION: SEED, BYSTANDER: SEED})
+    with watched(bed) as before:
+        yield before
+        bed.server.drop_database(COPY_NAME)
 
 
 def functions(body: str, superuser: str) -> str:
