@@ -1,11 +1,13 @@
 """`backup-agent doctor`: check everything a backup needs, one line per check, with the fix.
 
 The guide's troubleshooting table, as code: PostgreSQL reachable with these credentials,
-pg_dump present and not older than the server (inside the container in docker mode), the
-backup directory writable with room for the next backup, S3 reachable, the bucket
-encrypted, private, with a lifecycle rule, versioning and a policy that denies writing over
-a backup, and the key able to create, read and list under the prefix (and S3 refusing to
-write over what it created). With ENCRYPT_TO, that the private key is not configured here.
+pg_dump present and not older than the server (inside the container in docker mode), a
+restore able to connect itself (as the restoring user, and as a role of its own with a
+password: pg_hba.conf), the signing key present and private, the backup directory writable
+with room for the next backup, S3 reachable, the bucket encrypted, private, with a
+lifecycle rule, versioning and a policy that denies writing over a backup, and the key able
+to create, read and list under the prefix (and S3 refusing to write over what it created).
+With ENCRYPT_TO, that the private key is not configured here.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from typing import Any
 
 from backup_agent.model.errors import (
     BackupAgentError,
+    ConfigurationError,
     DoctorFailedError,
     LocalStorageError,
     ObjectExistsError,
@@ -26,6 +29,7 @@ from backup_agent.model.errors import (
 from backup_agent.model.settings import NO_BUCKET, Settings
 from backup_agent.postgres.clients import check_client_not_older
 from backup_agent.postgres.session import ServerFacts, SqlSession
+from backup_agent.restoring.login_probe import probe_restore_login
 from backup_agent.storage import local
 from backup_agent.storage.s3 import S3Store
 from backup_agent.storage.s3_bucket import ENCRYPTED_AT_REST, BucketConfiguration
@@ -93,6 +97,8 @@ def run_doctor(settings: Settings) -> DoctorResult:
     reachable = _run(result, "postgres", postgres)
     if reachable:
         _run(result, "pg_dump", lambda: _pg_dump(settings, facts[0]))
+        _run(result, "restore-login", lambda: probe_restore_login(settings.postgres))
+    _run(result, "signing-key", lambda: _signing_key(settings))
     _run(result, "backup-dir", lambda: _backup_directory(
         settings, database_size[0] if database_size else 0))
     if settings.s3.configured:
@@ -116,6 +122,24 @@ def _pg_dump(settings: Settings, server: ServerFacts) -> str:
                 "session settings the server lacks, such as transaction_timeout, and says "
                 "so) and into any newer one")
     return f"pg_dump {version}{where} is not older than the server"
+
+
+def _signing_key(settings: Settings) -> str:
+    """Unsigned backups are refused by restore and verify; the key must be private."""
+    from backup_agent.keys.signing import load_signing_key, public_key_text
+
+    path = settings.signing_key_file
+    if path is None:
+        raise ConfigurationError(
+            "SIGNING_KEY_FILE is not set: backups are unsigned and restore and verify refuse "
+            "them without --allow-unsigned; create a key with `backup-agent keygen --signing "
+            "FILE` (the server install makes one: signing-key.pem in its prefix)")
+    key = load_signing_key(path)
+    if path.stat().st_mode & 0o077:
+        raise ConfigurationError(f"SIGNING_KEY_FILE {path} can be read by other users: "
+                                 f"chmod 600 {path}")
+    return (f"backups are signed with {path}; its public key {public_key_text(key)} belongs "
+            "in TRUSTED_SIGNING_KEYS (and the BACKUP_TRUSTED_SIGNING_KEYS secret)")
 
 
 def _client_side_encryption(settings: Settings) -> str:

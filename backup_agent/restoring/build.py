@@ -183,15 +183,21 @@ def _hand_over(settings: PostgresSettings, request: Request, builder: str,
 def _create_builder(admin: BuildSession, builder: str, password: str) -> None:
     """The builder: may log in (once) and create in the schemas of this database; has no
     attribute and no membership, so code running as it reaches nothing else."""
-    verifier = admin.encrypt_password(password, builder)
-    role = quote_identifier(builder)
-    for statement in (
-            f"CREATE ROLE {role} LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOINHERIT "
-            f"NOREPLICATION NOBYPASSRLS CONNECTION LIMIT 1 PASSWORD {quote_literal(verifier)} "
-            # It logs in once, at once; a role it cannot drop later can never log in again.
-            f"VALID UNTIL {quote_literal(_soon())};",
-            f"GRANT CREATE, USAGE ON SCHEMA public TO {role};"):
-        admin.run(statement.encode(), 0)
+    create_login_role(admin, builder, password, BUILDER_LOGIN_WINDOW)
+    admin.run(f"GRANT CREATE, USAGE ON SCHEMA public TO {quote_identifier(builder)};".encode(),
+              0)
+
+
+def create_login_role(admin: BuildSession, name: str, password: str,
+                      window: timedelta) -> None:
+    """A role that may log in with `password` (sent as a SCRAM verifier, so neither reaches
+    the server's log) for `window`, once at a time, with no attribute and no membership."""
+    verifier = admin.encrypt_password(password, name)
+    # It logs in once, at once; a role it cannot drop later can never log in again.
+    until = (datetime.now(UTC) + window).isoformat()
+    admin.run((f"CREATE ROLE {quote_identifier(name)} LOGIN NOSUPERUSER NOCREATEDB "
+               f"NOCREATEROLE NOINHERIT NOREPLICATION NOBYPASSRLS CONNECTION LIMIT 1 PASSWORD "
+               f"{quote_literal(verifier)} VALID UNTIL {quote_literal(until)};").encode(), 0)
 
 
 def _drop_builder(admin: DatabaseAdmin, builder: str) -> None:
@@ -206,10 +212,6 @@ def _drop_builder(admin: DatabaseAdmin, builder: str) -> None:
         log.warning("could not drop the restore's role %s (%s): it cannot log in; drop it "
                     "by hand (DROP OWNED BY %s; DROP ROLE %s; in each database)", builder,
                     error, role, role)
-
-
-def _soon() -> str:
-    return (datetime.now(UTC) + BUILDER_LOGIN_WINDOW).isoformat()
 
 
 def _refusal(line: int, reason: str) -> VerificationError:

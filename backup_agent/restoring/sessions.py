@@ -89,7 +89,8 @@ def _unreachable(settings: PostgresSettings, database: str, login: Login,
                  message: str) -> BackupAgentError:
     from backup_agent.postgres.diagnosis import describe_server, diagnose
 
-    refused = any(sign in message for sign in ("authentication failed", "no pg_hba.conf entry"))
+    refused = any(sign in message for sign in ("authentication failed", "no pg_hba.conf entry",
+                                               "pg_hba.conf rejects"))
     if login.user == settings.user or not refused:
         if not refused and "server closed the connection" in message:
             return RestoreError(f"lost the server while restoring into {database} "

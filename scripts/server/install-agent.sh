@@ -7,6 +7,10 @@
 # SHA-256 hashes (pip --require-hashes, wheels only: no setup.py of a dependency runs), and
 # the wheel itself goes in with --no-deps, so nothing unpinned is ever fetched. Idempotent:
 # the same wheel and lock installed twice change nothing the second time.
+#
+# The first install also makes the server's signing key, PREFIX/signing-key.pem (mode 0600,
+# never replaced): run-agent.sh signs every backup with it, and restore and verify trust it
+# on this server. Its public key is printed each time: the BACKUP_TRUSTED_SIGNING_KEYS secret.
 set -euo pipefail
 
 wheel="$1"
@@ -42,4 +46,13 @@ for script in "$scripts"/*.sh; do
     echo "install-agent: updated $target"
   fi
 done
+signing_key="$prefix/signing-key.pem"
+if [ ! -f "$signing_key" ]; then
+  (umask 077 && "$prefix/bin/backup-agent" keygen --signing "$signing_key" 2>/dev/null \
+     | tail -n 1 > "$prefix/signing-key.pub")
+  echo "install-agent: created the signing key $signing_key"
+fi
+echo "install-agent: backups are signed with $signing_key; its public key, for the" \
+     "BACKUP_TRUSTED_SIGNING_KEYS secret: $(cat "$prefix/signing-key.pub" 2>/dev/null \
+     || echo "(not at hand: backup-agent doctor prints it)")"
 "$prefix/bin/backup-agent" --version

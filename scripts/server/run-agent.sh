@@ -6,10 +6,14 @@
 # Database credentials come from the server's own env file. Only known names are accepted;
 # an age private key is refused outright: it never belongs on the server (the restore test
 # of encrypted backups runs on the GitHub runner, from S3).
+#
+# The signing key install-agent.sh made (PREFIX/signing-key.pem, beside this script's
+# directory) signs the backups unless the env file names another SIGNING_KEY_FILE.
 set -euo pipefail
 
 agent="${BACKUP_AGENT:-/opt/dorami/backup-agent/bin/backup-agent}"
 env_file="${BACKUP_ENV_FILE:-/opt/dorami/.env.production}"
+installed_key="$(cd "$(dirname "$0")/.." && pwd)/signing-key.pem"
 
 if [ "$#" -eq 0 ]; then
   echo "usage: run-agent.sh COMMAND [ARGS...] (secrets as KEY=VALUE lines on stdin)" >&2
@@ -36,6 +40,11 @@ if [ ! -t 0 ]; then
       *) echo "run-agent.sh: ignoring unexpected variable '$name'" >&2 ;;
     esac
   done
+fi
+
+if [ -z "${SIGNING_KEY_FILE:-}" ] && [ -f "$installed_key" ] \
+    && ! grep -Eqs '^[[:space:]]*(export[[:space:]]+)?SIGNING_KEY_FILE=' "$env_file"; then
+  export SIGNING_KEY_FILE="$installed_key"
 fi
 
 exec "$agent" "$@" --env-file "$env_file"

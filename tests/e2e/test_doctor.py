@@ -7,8 +7,9 @@ from pathlib import Path
 
 from pyrage import x25519
 
+from testbed.postgres import PostgresServer, running_server
 from testbed.s3 import S3Endpoint
-from tests.conftest import DOCKER_CONTAINER, run_agent
+from tests.conftest import DOCKER_CONTAINER, run_agent, signed
 from tests.infra.harness import bucket_policy_for_moto
 
 
@@ -37,7 +38,8 @@ def test_doctor_passes_on_a_good_setup(agent_env: dict[str, str], s3_endpoint: S
     result = run_agent(["doctor", "--json"], agent_env)
     assert result.returncode == 0, result.stdout + result.stderr
     assert checks(result.stdout) == dict.fromkeys(
-        ["postgres", "pg_dump", "backup-dir", "s3", "bucket-encryption",
+        ["postgres", "pg_dump", "restore-login", "signing-key", "backup-dir", "s3",
+         "bucket-encryption",
          "bucket-public-access", "bucket-lifecycle", "bucket-versioning",
          "bucket-create-only", "s3-permissions"],
         True)
@@ -114,3 +116,44 @@ def test_doctor_fails_when_the_key_that_opens_the_backups_is_on_the_server(
     assert "FAIL  client-encryption" in leaked.stdout
     assert "keep it off the server" in leaked.stdout
     assert str(identity) not in leaked.stdout + leaked.stderr
+
+
+def test_doctor_finds_a_pg_hba_that_keeps_the_restore_role_out(
+        agent_env: dict[str, str]) -> None:
+    """A restore logs in as a role of its own with a password; doctor tries that, and
+    leaves no role behind."""
+    with running_server() as server:
+        server.create_database("app")
+        hba = server.data_directory / "pg_hba.conf"
+        hba.write_text("host all /^backup_agent_builder_ 127.0.0.1/32 reject\n"
+                       + hba.read_text())
+        server.psql("postgres", "SELECT pg_reload_conf();")
+        environment = {**agent_env, **server.environment("app"), "S3_BUCKET": ""}
+        result = run_agent(["doctor"], environment)
+        assert result.returncode == 12
+        assert "FAIL  restore-login" in result.stdout
+        assert "pg_hba.conf must let it log in with a password" in result.stdout, result.stdout
+        assert "PASS  postgres" in result.stdout
+        assert _builder_roles(server) == []
+
+
+def test_doctor_wants_a_private_signing_key(agent_env: dict[str, str],
+                                            tmp_path: Path) -> None:
+    local = {**agent_env, "S3_BUCKET": ""}
+    unset = run_agent(["doctor"], {**local, "SIGNING_KEY_FILE": ""})
+    assert unset.returncode == 12
+    assert "FAIL  signing-key" in unset.stdout and "keygen --signing" in unset.stdout
+    key = tmp_path / "shared.pem"
+    key.write_bytes(Path(agent_env["SIGNING_KEY_FILE"]).read_bytes())
+    key.chmod(0o644)
+    readable = run_agent(["doctor"], {**local, "SIGNING_KEY_FILE": str(key)})
+    assert readable.returncode == 12 and f"chmod 600 {key}" in readable.stdout
+    key.chmod(0o600)
+    good = run_agent(["doctor"], {**local, "SIGNING_KEY_FILE": str(key)})
+    assert "PASS  signing-key" in good.stdout
+    assert signed({})["TRUSTED_SIGNING_KEYS"] in good.stdout  # its public half, to publish
+
+
+def _builder_roles(server: PostgresServer) -> list[str]:
+    return server.psql("postgres", "SELECT rolname FROM pg_roles "
+                                   "WHERE rolname LIKE 'backup_agent_builder_%';").split()

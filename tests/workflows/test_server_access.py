@@ -116,12 +116,22 @@ def test_install_stages_privately_and_installs_hash_checked_and_idempotently(
     prefix = Path(environment["INSTALL_PREFIX"])
     assert (prefix / "scripts" / "run-agent.sh").stat().st_mode & 0o111
     assert said[-1].startswith("backup-agent ")
+    # The first install made the server's signing key, private, and printed its public half.
+    key = prefix / "signing-key.pem"
+    assert key.stat().st_mode & 0o777 == 0o600
+    public = (prefix / "signing-key.pub").read_text().strip()
+    assert public.startswith("ed25519:")
+    assert any(line.endswith(f"BACKUP_TRUSTED_SIGNING_KEYS secret: {public}") for line in said)
+    pem = key.read_bytes()
+    assert pem.decode() not in first.stdout + first.stderr
     assert not first.stdout.strip()
 
     second = install(environment)
     assert second.returncode == 0, second.stderr
     said_again = "\n".join(server_lines(second.stderr))
     assert "nothing changed" in said_again and "updated" not in said_again
+    assert key.read_bytes() == pem and public in said_again  # the key is never replaced
+    assert "created the signing key" not in said_again
 
     assert not (tmp_path / "PWNED").exists()
     # The staging directories (the server's and the runner's) are gone; the plant is untouched.
@@ -156,3 +166,37 @@ def test_install_refuses_dependencies_whose_hash_does_not_match(tmp_path: Path) 
     assert result.returncode != 0
     assert "DO NOT MATCH THE HASHES" in result.stderr, result.stderr
     assert not (prefix / ".installed-wheel.sha256").exists()
+
+
+SHOW_SIGNING_KEY = """#!/bin/sh
+echo "SIGNING_KEY_FILE=${SIGNING_KEY_FILE:-}"
+"""
+
+
+@pytest.mark.parametrize("env_file_line", ["", "SIGNING_KEY_FILE=/etc/other.pem\n",
+                                           "export SIGNING_KEY_FILE=/etc/other.pem\n"])
+def test_run_agent_signs_with_the_installed_key_unless_the_env_file_names_one(
+        tmp_path: Path, env_file_line: str) -> None:
+    prefix = tmp_path / "backup-agent"
+    (prefix / "scripts").mkdir(parents=True)
+    script = prefix / "scripts" / "run-agent.sh"
+    script.write_bytes((SCRIPTS / "server" / "run-agent.sh").read_bytes())
+    script.chmod(0o755)
+    shim = tmp_path / "agent"
+    shim.write_text(SHOW_SIGNING_KEY)
+    shim.chmod(0o755)
+    env_file = tmp_path / ".env.production"
+    env_file.write_text("POSTGRES_DB=app\n" + env_file_line)
+    environment = {**clean_environment(), "BACKUP_AGENT": str(shim),
+                   "BACKUP_ENV_FILE": str(env_file)}
+
+    def signing_key_seen() -> str:
+        result = subprocess.run([str(script), "status"], env=environment, input="",
+                                capture_output=True, text=True, timeout=60, check=False)
+        assert result.returncode == 0, result.stderr
+        return result.stdout.strip()
+
+    assert signing_key_seen() == "SIGNING_KEY_FILE="  # no key installed: nothing invented
+    (prefix / "signing-key.pem").write_text("a key\n")
+    expected = "" if env_file_line else str(prefix / "signing-key.pem")
+    assert signing_key_seen() == f"SIGNING_KEY_FILE={expected}"

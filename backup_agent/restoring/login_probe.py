@@ -1,0 +1,48 @@
+"""Can a restore run here? `doctor` asks before a disaster does.
+
+A restore connects itself (no psql runs): as the restoring user, then as a throwaway builder
+role that logs in with a password. So the checks are exactly those connections: the agent
+reaches the server (in docker mode through POSTGRES_HOST: a published port or the
+container's mounted socket directory), its user may create roles, and pg_hba.conf lets a
+new role log in with a password from here. The probe role lives for a minute at most and is
+dropped at once; it is never granted anything.
+"""
+
+from __future__ import annotations
+
+import secrets
+from datetime import timedelta
+
+from backup_agent.model.errors import DatabaseError
+from backup_agent.model.settings import PostgresSettings
+from backup_agent.postgres.admin import quote_identifier
+from backup_agent.postgres.diagnosis import describe_server
+from backup_agent.restoring.build import BUILDER_PREFIX, create_login_role, reachable
+from backup_agent.restoring.sessions import Login, StatementFailed, opened
+
+PROBE_WINDOW = timedelta(minutes=1)
+INSUFFICIENT_PRIVILEGE = "42501"
+
+
+def probe_restore_login(settings: PostgresSettings) -> str:
+    """Log in as the restoring user and as a new builder-like role; say how, or raise."""
+    reachable(settings)
+    role = f"{BUILDER_PREFIX}{secrets.token_hex(6)}"
+    password = secrets.token_urlsafe(32)
+    database = settings.database
+    with opened("admin", settings, database, Login(settings.user, settings.password)) as admin:
+        try:
+            create_login_role(admin, role, password, PROBE_WINDOW)
+        except StatementFailed as failed:
+            if failed.sqlstate == INSUFFICIENT_PRIVILEGE:
+                raise DatabaseError(f"{settings.user} may not create roles ({failed}): a "
+                                    "restore builds as a role of its own; restore as a "
+                                    "superuser (POSTGRES_USER)") from None
+            raise DatabaseError(f"could not create a probe role: {failed}") from None
+        try:
+            with opened("builder", settings, database, Login(role, password)):
+                pass
+        finally:
+            admin.run(f"DROP ROLE IF EXISTS {quote_identifier(role)};".encode(), 0)
+    return (f"a restore reaches {describe_server(settings)} as {settings.user}, and a role "
+            "of its own can log in there with a password")
