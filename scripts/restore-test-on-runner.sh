@@ -4,7 +4,8 @@
 #
 #  1. pick the newest complete backup in S3 (the same pick as `latest`: only
 #     a TRUSTED_SIGNING_KEYS signature counts) and its server's major version
-#     from its manifest (RESTORE_TEST_POSTGRES_MAJOR overrides it);
+#     from its signed manifest (RESTORE_TEST_POSTGRES_MAJOR overrides it); no trusted key,
+#     or no signed backup: exit 8 before any container starts;
 #  2. start a throwaway postgres:<major> container with no network at all;
 #  3. `backup-agent verify s3://… --restore-test` that exact object: prove it (checksum,
 #     signature, age, gzip, closing line, statements), restore it into a scratch database
@@ -27,7 +28,11 @@ container="${RESTORE_TEST_CONTAINER:-backup-restore-test}"
 work="$(mktemp -d)"
 trap 'docker rm --force "$container" >/dev/null 2>&1 || true; rm -rf "$work"' EXIT
 
-"$python" "$here/runner_checks.py" newest-backup > "$work/newest"
+# Its annotations (a backup passed over, a refusal) go to the job log; its answer stays here.
+pick=0
+"$python" "$here/runner_checks.py" newest-backup > "$work/newest" || pick=$?
+grep '^::' "$work/newest" || true
+[ "$pick" -eq 0 ] || exit "$pick"
 uri="$(sed -n 's/^uri=//p' "$work/newest")"
 major="${RESTORE_TEST_POSTGRES_MAJOR:-$(sed -n 's/^postgres-major=//p' "$work/newest")}"
 case "$major" in

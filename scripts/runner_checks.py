@@ -8,7 +8,8 @@
 
 The S3 checks use the bucket and keys from the environment (S3_BUCKET, AWS_*), that is the
 runner's own view of the bucket, independent of what the server says. Exit 1 on failure,
-with a GitHub `::error::` annotation; warnings become `::warning::` annotations.
+with a GitHub `::error::` annotation (`newest-backup`: exit 8 when no trusted key signed
+the newest backup); warnings become `::warning::` annotations.
 """
 
 from __future__ import annotations
@@ -24,11 +25,13 @@ from typing import Any
 
 from backup_agent.actions.backup import BackupResult
 from backup_agent.cli.markdown import append_step_summary, backup_markdown, failure_markdown
-from backup_agent.keys.trust import TrustedCatalog
+from backup_agent.keys.trust import TrustedCatalog, is_trusted, with_own_key
 from backup_agent.model.errors import SourceNotFoundError
 from backup_agent.model.naming import checksum_name
 from backup_agent.model.settings import resolve_settings
 from backup_agent.storage.s3 import S3Store
+
+REFUSED = 8  # the agent's "verification failed" code: a backup it will not believe
 
 
 def annotate(level: str, message: str) -> None:
@@ -116,7 +119,7 @@ def newest_backup(now: datetime) -> int:
     The same pick as `latest` (trusted signatures, no names dated ahead); the major version is
     the one of the server that made it, from its manifest, for the restore test's container.
     """
-    settings = resolve_settings({}, os.environ)
+    settings = with_own_key(resolve_settings({}, os.environ))
     catalog = TrustedCatalog(settings, now=now)
     try:
         newest = catalog.latest(from_s3=True)
@@ -125,6 +128,13 @@ def newest_backup(now: datetime) -> int:
         return 1
     for warning in catalog.warnings:
         annotate("warning", warning)
+    if not is_trusted(settings, newest):
+        # Its manifest names the container's image: only a signed one is believed, so a
+        # planted backup cannot pick an old psql, or any image, for the runner.
+        annotate("error", f"{newest.name} is not signed by a key of TRUSTED_SIGNING_KEYS "
+                          "(the BACKUP_TRUSTED_SIGNING_KEYS secret): nothing is restored; set "
+                          "the secret to the server's public key")
+        return REFUSED
     version = str((newest.manifest or {}).get("server_version", ""))
     major = re.match(r"\d+", version)
     if major is None:

@@ -11,6 +11,8 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import time
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -135,13 +137,43 @@ def test_without_the_trusted_keys_secret_the_runner_restore_test_refuses(
     environment = runner_environment(agent_env, docker_shim, pg_server, keys, tmp_path)
     del environment["TRUSTED_SIGNING_KEYS"]  # BACKUP_TRUSTED_SIGNING_KEYS not set
     before = pg_server.database_names()
-    result, report = restore_test(environment, tmp_path)
+    result, _ = restore_test(environment, tmp_path)
     assert result.returncode == 8, result.stdout + result.stderr
-    assert report["status"] == "failure"
-    assert "TRUSTED_SIGNING_KEYS" in report["error"], report
-    assert "::error::restore test failed" in result.stdout
+    assert "::error::" in result.stdout and "BACKUP_TRUSTED_SIGNING_KEYS" in result.stdout
     assert pg_server.database_names() == before  # nothing restored, no scratch database
-    assert docker_calls(environment)[-1] == ["rm", "--force", CONTAINER]
+    # The unsigned manifest's major was not believed: no container was even started.
+    assert not any(call[0] == "run" for call in docker_calls(environment))
+
+
+def test_a_planted_newer_backup_never_picks_the_runner_s_image(
+        agent_env: dict[str, str], docker_shim: dict[str, str], pg_server: PostgresServer,
+        keys: dict[str, str], server_backup: dict[str, Any], s3_endpoint: S3Endpoint,
+        bucket: str, tmp_path: Path) -> None:
+    """With only the writer's key: a newer backup whose manifest names PostgreSQL 9.6 (a
+    psql without \\restrict) and no signature. The runner tests the signed one, in its own
+    major's image."""
+    client = s3_endpoint.client()
+    key = server_backup["s3"]["key"]
+    made = datetime.strptime(server_backup["name"][10:25], "%Y%m%d_%H%M%S")
+    time.sleep(1.1)  # a second later, and not dated ahead
+    planted = key.replace(server_backup["name"][:25],
+                          f"db_backup_{made + timedelta(seconds=1):%Y%m%d_%H%M%S}")
+    body = client.get_object(Bucket=bucket, Key=key)["Body"].read()
+    manifest = json.loads(client.get_object(Bucket=bucket, Key=f"{key}.manifest.json")["Body"]
+                          .read())
+    name = planted.rsplit("/", 1)[1]
+    manifest.update(name=name, server_version="9.6.24")
+    for suffix, content in (("", body), (".sha256", f"{manifest['sha256']}  {name}\n".encode()),
+                            (".manifest.json", json.dumps(manifest).encode())):
+        client.put_object(Bucket=bucket, Key=planted + suffix, Body=content)
+    environment = runner_environment(agent_env, docker_shim, pg_server, keys, tmp_path)
+    result, report = restore_test(environment, tmp_path)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "passed over" in result.stdout  # a warning annotation names the planted one
+    [tested] = report["backups"]
+    assert tested["location"] == server_backup["s3"]["uri"]
+    run = next(call for call in docker_calls(environment) if call[0] == "run")
+    assert run[-1] != "postgres:9" and not run[-1].startswith("postgres:9.")
 
 
 def test_the_major_can_be_pinned_and_must_be_a_number(
