@@ -21,6 +21,8 @@ from backup_agent.postgres.commands import lock_wait_milliseconds
 if TYPE_CHECKING:
     import psycopg
 
+    from backup_agent.restoring.copy_in import CopyIn
+
 # Reported by the server on every change (GUC_REPORT); search_path only from PostgreSQL 18
 # (before, it is asked for after every statement). The date and interval styles and the
 # time zone change how COPY reads the data.
@@ -109,8 +111,7 @@ class BuildSession:
         self.name = name
         self._connection = connection
         self._expected = {parameter: self._reported(parameter) for parameter in WATCHED}
-        self._copy: contextlib.AbstractContextManager[Any] | None = None
-        self._writer: Any = None
+        self._copy: CopyIn | None = None
         self.notices: list[str] = []  # SQLSTATEs of the server's notices, for the caller
         connection.add_notice_handler(lambda diagnostic: self.notices.append(
             diagnostic.sqlstate or ""))
@@ -174,18 +175,19 @@ class BuildSession:
     def copy_start(self, text: bytes, line: int) -> None:
         import psycopg
 
-        manager = self._connection.cursor().copy(text)
+        from backup_agent.restoring.copy_in import CopyIn
+
         try:
-            self._writer = manager.__enter__()
+            self._copy = CopyIn(self._connection, text)
         except psycopg.Error as error:
             raise self._failed(error, line) from None
-        self._copy = manager
 
     def copy_write(self, data: bytes, line: int) -> None:
         import psycopg
 
+        assert self._copy is not None
         try:
-            self._writer.write(data)
+            self._copy.write(data)
         except psycopg.Error as error:
             self._abandon_copy()
             raise self._failed(error, line) from None
@@ -193,19 +195,19 @@ class BuildSession:
     def copy_finish(self, line: int) -> None:
         import psycopg
 
-        manager, self._copy, self._writer = self._copy, None, None
-        assert manager is not None
+        copy, self._copy = self._copy, None
+        assert copy is not None
         try:
-            manager.__exit__(None, None, None)
+            copy.finish()
         except psycopg.Error as error:
             raise self._failed(error, line) from None
         self.watch(line)
 
     def _abandon_copy(self) -> None:
-        manager, self._copy, self._writer = self._copy, None, None
-        if manager is not None:
+        copy, self._copy = self._copy, None
+        if copy is not None:
             with contextlib.suppress(Exception):
-                manager.__exit__(RuntimeError, RuntimeError("abandoned"), None)
+                copy.finish("abandoned")
 
     def _failed(self, error: Exception, line: int) -> StatementFailed:
         sqlstate = getattr(error, "sqlstate", None)
