@@ -6,6 +6,7 @@ import json
 
 import pulumi
 import pulumi_aws as aws
+from backup_lifecycle import lifecycle_rules
 from policy_documents import backup_bucket_policy
 from private_bucket import private_bucket
 from stack_settings import StackSettings
@@ -54,31 +55,3 @@ class BackupBucket(pulumi.ComponentResource):
                 opts=keep(self.versioning))
         self.register_outputs({"bucket_name": self.bucket.bucket, "bucket_arn": self.bucket.arn})
 
-
-def lifecycle_rules(
-        settings: StackSettings) -> list[aws.s3.BucketLifecycleConfigurationRuleArgsDict]:
-    """Return the lifecycle rules for the backup prefix.
-
-    S3 does not allow `days` and `expired_object_delete_marker` in one expiration, so the
-    delete-marker clean-up is a rule of its own.
-    """
-    prefix_filter: aws.s3.BucketLifecycleConfigurationRuleFilterArgsDict = {
-        "prefix": settings.backup_prefix}
-    return [
-        {
-            "id": "ExpireOldBackups",
-            "status": "Enabled",
-            "filter": prefix_filter,
-            "expiration": {"days": settings.retention_days},
-            "noncurrent_version_expiration": {
-                "noncurrent_days": settings.noncurrent_retention_days},
-            "abort_incomplete_multipart_upload": {
-                "days_after_initiation": settings.abort_multipart_days},
-        },
-        {
-            "id": "RemoveExpiredDeleteMarkers",
-            "status": "Enabled",
-            "filter": prefix_filter,
-            "expiration": {"expired_object_delete_marker": True},
-        },
-    ]

@@ -34,7 +34,13 @@ def bucket_arn(bucket_name: str) -> str:
 
 
 def writer_policy(bucket_name: str, prefix: str) -> PolicyDocument:
-    """Return the backup writer's policy: its objects under `prefix`, nothing else."""
+    """Return the backup writer's policy: its objects under `prefix`, nothing else.
+
+    `<prefix>*` is every kind of object the agent keeps there, on purpose one rule for all:
+    dumps and their sidecars (`YYYY/MM/`), WAL segments and timeline histories (`wal/`),
+    base backups (`base/`) and doctor's probes. The bucket policy's Denies cover the same
+    pattern, so each is create-only; nothing here deletes any of them.
+    """
     arn = bucket_arn(bucket_name)
     return {
         "Version": "2012-10-17",
@@ -80,6 +86,8 @@ def tls_only_policy(arn: str) -> PolicyDocument:
 
 def create_only_statement(arn: str, prefix: str) -> dict[str, Any]:
     """Deny writing over an object under `prefix`: a write must carry If-None-Match: *.
+
+    Every object under it, whatever its kind (dumps, `wal/`, `base/`: see writer_policy).
 
     AWS's documented pattern (userguide/conditional-writes-enforce.html): `s3:if-none-match`
     is absent (Null) on a write without the header, and `s3:ObjectCreationOperation` is false

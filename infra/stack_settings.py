@@ -14,6 +14,14 @@ ROLE_SESSION_SECONDS_RANGE = (3600, 43200)
 # Longer than the longest job's timeout (120 minutes): a backup's multipart upload completes
 # after the dump, and the runner then confirms it with the same credentials.
 DEFAULT_ROLE_SESSION_SECONDS = 7200
+# WAL is kept this many days longer than base backups. Restoring the oldest kept base backup
+# needs every WAL segment from its start on, and its start is older than the objects whose
+# age expires it: those are written when it ends, up to one base-backup interval (a day)
+# later, while the segments from its start were uploaded as they filled. Expiring both after
+# the same days would delete those segments first. One interval, plus a day of slack for a
+# base backup that runs late or long: 2. (S3 rounds every expiry up to the next midnight UTC,
+# the same rounding for both, so it keeps the order.)
+DEFAULT_WAL_RETENTION_MARGIN_DAYS = 2
 
 
 @dataclass(frozen=True)
@@ -36,6 +44,12 @@ class StackSettings:
     github_oidc_provider_arn: str | None = None
     github_role_name: str = "dorami-backup-github-actions"
     github_role_session_seconds: int = DEFAULT_ROLE_SESSION_SECONDS
+    wal_retention_margin_days: int = DEFAULT_WAL_RETENTION_MARGIN_DAYS
+
+    @property
+    def wal_retention_days(self) -> int:
+        """Days a WAL segment is kept: as long as the base backups, plus the margin."""
+        return self.retention_days + self.wal_retention_margin_days
 
     @property
     def github_subject(self) -> str:
@@ -50,6 +64,7 @@ def load_settings() -> StackSettings:
     manage_github_secrets = config.get_bool("manageGithubSecrets")
     retention_days = config.get_int("retentionDays") or 30
     session_seconds = config.get_int("githubRoleSessionSeconds")
+    wal_margin = config.get_int("walRetentionMarginDays")
     settings = StackSettings(
         bucket_name=config.require("bucketName"),
         retention_days=retention_days,
@@ -70,6 +85,8 @@ def load_settings() -> StackSettings:
         github_role_name=config.get("githubRoleName") or "dorami-backup-github-actions",
         github_role_session_seconds=DEFAULT_ROLE_SESSION_SECONDS if session_seconds is None
         else session_seconds,
+        wal_retention_margin_days=DEFAULT_WAL_RETENTION_MARGIN_DAYS if wal_margin is None
+        else wal_margin,
     )
     _check(settings)
     return settings
@@ -85,6 +102,9 @@ def _check(settings: StackSettings) -> None:
     if settings.object_lock_mode not in OBJECT_LOCK_MODES:
         raise pulumi.RunError(f"objectLockMode must be GOVERNANCE or COMPLIANCE, not "
                               f"{settings.object_lock_mode!r}")
+    if settings.wal_retention_margin_days < 1:
+        raise pulumi.RunError("walRetentionMarginDays must be at least 1: WAL must outlive "
+                              "the oldest base backup it serves")
     if settings.object_lock_days < 1:
         raise pulumi.RunError("objectLockDays must be at least 1")
     if settings.github_oidc and not (settings.github_repository and settings.github_owner):

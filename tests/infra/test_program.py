@@ -97,11 +97,18 @@ def test_bucket_policy_denies_requests_without_tls(default_run: ProgramRun) -> N
 def test_lifecycle_rules_and_their_numbers(default_run: ProgramRun) -> None:
     rules = default_run.one("aws:s3/bucketLifecycleConfiguration:"
                             "BucketLifecycleConfiguration").inputs["rules"]
+
+    def expiring(rule_id: str, prefix: str, days: float) -> dict[str, Any]:
+        return {"id": rule_id, "status": "Enabled", "filter": {"prefix": prefix},
+                "expiration": {"days": days},
+                "noncurrentVersionExpiration": {"noncurrentDays": 7.0},
+                "abortIncompleteMultipartUpload": {"daysAfterInitiation": 7.0}}
+
     assert rules == [
-        {"id": "ExpireOldBackups", "status": "Enabled", "filter": {"prefix": "backups/"},
-         "expiration": {"days": 30.0},
-         "noncurrentVersionExpiration": {"noncurrentDays": 7.0},
-         "abortIncompleteMultipartUpload": {"daysAfterInitiation": 7.0}},
+        expiring("ExpireOldDumps", "backups/20", 30.0),
+        expiring("ExpireOldBaseBackups", "backups/base/", 30.0),
+        expiring("ExpireOldWal", "backups/wal/", 32.0),
+        expiring("ExpireEverythingAtTheLatest", "backups/", 32.0),
         {"id": "RemoveExpiredDeleteMarkers", "status": "Enabled",
          "filter": {"prefix": "backups/"}, "expiration": {"expiredObjectDeleteMarker": True}},
     ]
@@ -202,7 +209,8 @@ def test_config_flows_into_the_resources() -> None:
                     "BucketLifecycleConfiguration").inputs["rules"]
     assert rules[0]["expiration"] == {"days": 14.0}
     assert rules[0]["noncurrentVersionExpiration"] == {"noncurrentDays": 3.0}
-    assert rules[0]["filter"] == {"prefix": "db/"}
+    assert rules[0]["filter"] == {"prefix": "db/20"}
+    assert {rule["filter"]["prefix"] for rule in rules} == {"db/20", "db/base/", "db/wal/", "db/"}
     assert writer_statements(run)[0]["Resource"] == ["arn:aws:s3:::other-backups/db/*"]
     assert run.one("aws:iam/user:User").inputs["name"] == "w"
     assert {resource.inputs["repository"] for resource in

@@ -11,6 +11,7 @@ import json
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import boto3
 import botocore.exceptions
@@ -22,11 +23,15 @@ from testbed.sample_data import fingerprint
 from tests.conftest import make_backup, run_agent
 from tests.infra.harness import INFRA, bucket_policy_for_moto
 
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
+
 sys.path.insert(0, str(INFRA))
 from policy_documents import writer_policy
 
 BUCKET = "dorami-db-backups-test"
 PREFIX = "backups/"
+SYSTEM = "7412345678901234567"  # the cluster's system identifier
 
 
 @pytest.fixture(scope="module")
@@ -91,6 +96,51 @@ def test_the_declared_policy_cannot_delete_or_reach_outside_the_prefix(
     with pytest.raises(botocore.exceptions.ClientError, match="AccessDenied"):
         client.delete_bucket(Bucket=BUCKET)
     assert client.head_object(Bucket=BUCKET, Key=report["s3"]["key"])["ContentLength"] > 0
+
+
+@pytest.mark.parametrize("key", [
+    f"{PREFIX}wal/{SYSTEM}/00000001/000000010000000000000003",
+    f"{PREFIX}wal/{SYSTEM}/00000002/00000002.history",
+    f"{PREFIX}base/{SYSTEM}/20260314_020000/backup.json",
+])
+def test_the_declared_policy_lets_the_writer_create_wal_and_base_backups_once(
+        enforcing_s3: tuple[S3Endpoint, dict[str, str]], key: str) -> None:
+    s3, writer = enforcing_s3
+    client = s3.client(**writer)
+    client.put_object(Bucket=BUCKET, Key=key, Body=b"first", IfNoneMatch="*")
+    with pytest.raises(botocore.exceptions.ClientError, match="PreconditionFailed"):
+        client.put_object(Bucket=BUCKET, Key=key, Body=b"second", IfNoneMatch="*")
+    assert client.get_object(Bucket=BUCKET, Key=key)["Body"].read() == b"first"
+    directory = key.rsplit("/", 1)[0] + "/"
+    listed = client.list_objects_v2(Bucket=BUCKET, Prefix=directory)
+    assert [entry["Key"] for entry in listed["Contents"]] == [key]
+    assert_cannot_delete(client, key)
+
+
+def test_the_declared_policy_lets_the_writer_upload_a_base_backup_in_parts(
+        enforcing_s3: tuple[S3Endpoint, dict[str, str]]) -> None:
+    s3, writer = enforcing_s3
+    client = s3.client(**writer)
+    key = f"{PREFIX}base/{SYSTEM}/20260314_020000/base.tar"
+    upload = client.create_multipart_upload(Bucket=BUCKET, Key=key)["UploadId"]
+    part = client.upload_part(Bucket=BUCKET, Key=key, UploadId=upload, PartNumber=1,
+                              Body=b"tar")
+    client.complete_multipart_upload(
+        Bucket=BUCKET, Key=key, UploadId=upload, IfNoneMatch="*",
+        MultipartUpload={"Parts": [{"PartNumber": 1, "ETag": part["ETag"]}]})
+    # A failed upload of the next one is cleaned up by the writer itself.
+    abandoned = client.create_multipart_upload(Bucket=BUCKET, Key=f"{key}.next")["UploadId"]
+    client.abort_multipart_upload(Bucket=BUCKET, Key=f"{key}.next", UploadId=abandoned)
+    assert client.get_object(Bucket=BUCKET, Key=key)["Body"].read() == b"tar"
+    assert_cannot_delete(client, key)
+
+
+def assert_cannot_delete(client: S3Client, key: str) -> None:
+    with pytest.raises(botocore.exceptions.ClientError, match="AccessDenied"):
+        client.delete_object(Bucket=BUCKET, Key=key)
+    answer = client.delete_objects(Bucket=BUCKET, Delete={"Objects": [{"Key": key}]})
+    assert [error["Code"] for error in answer.get("Errors", [])] == ["AccessDenied"]
+    assert client.head_object(Bucket=BUCKET, Key=key)["ContentLength"] > 0
 
 
 def test_policy_file_is_loaded_from_infra() -> None:
