@@ -74,12 +74,26 @@ def watch_children_environments(agent: psutil.Process) -> list[dict[str, str]]:
     agents_command = agent.cmdline()
     while agent.is_running() and agent.status() != psutil.STATUS_ZOMBIE:
         with contextlib.suppress(psutil.Error):
-            # A child caught between fork and exec still is the agent (same command line,
-            # same environment); what counts is what the program it runs receives.
-            seen += [child.environ() for child in agent.children(recursive=True)
-                     if child.cmdline() != agents_command]
+            seen += [environment for child in agent.children(recursive=True)
+                     if (environment := settled_environment(child, agents_command))]
         time.sleep(0.002)
     return seen
+
+
+def settled_environment(child: psutil.Process, agents_command: list[str]) -> dict[str, str]:
+    """The environment of the program `child` runs, or {} if it was caught mid-exec.
+
+    A child caught between fork and exec still is the agent (same command line, same
+    environment); what counts is what the program it runs receives. The command line is
+    read before and after the environment, so an exec between the reads is not mistaken
+    for the program's own environment."""
+    try:
+        before = child.cmdline()
+        environment = child.environ()
+        after = child.cmdline()
+    except psutil.Error:
+        return {}
+    return environment if before == after != agents_command else {}
 
 
 @pytest.mark.parametrize("mode", ["direct", "docker"])
