@@ -23,6 +23,11 @@ the server's signing key), then restored with the real CLI:
   6. a foreign partition's bound, evaluated while the admin creates the table (the first
      review's hole 1), still runs as the superuser when the backup is signed.
 
+And one with only the bucket writer's key (unsigned, restored with --allow-unsigned):
+
+  7. CREATE TEXT SEARCH TEMPLATE, the admin's, wires one dictionary's init to another's
+     lexize: the builder's CHECK crashes the server, ending every session of every database.
+
 Nothing outside the database may change, no program may start.
 """
 
@@ -42,6 +47,7 @@ from tests.attacks import (
     assert_nothing_outside_changed,
     before_first_schema,
     escalating_body,
+    invocation,
     laid_out,
     markers_directory,
     new_markers,
@@ -303,3 +309,52 @@ def test_a_signed_foreign_partitions_bound_runs_no_code_as_the_restoring_superus
     assert_signed(result.stderr + result.stdout)
     assert_nothing_outside_changed(bed.server, world, result, markers, codes={8, 10},
                                    may_create_databases={COPY_NAME})
+
+
+# 7. Unsigned: a text search template wires two built-ins that do not belong together
+
+def test_an_unsigned_text_search_template_never_crashes_the_server(
+        bed: Bed, world: Outside, markers: Path, tmp_path: Path) -> None:
+    """CREATE TEXT SEARCH TEMPLATE is the admin's, even from an unsigned backup (its grammar
+    holds no expression): any two built-ins of the right signatures will do, so one
+    dictionary's init and another's lexize. The builder's CHECK then calls the lexize on
+    the wrong state: the server's process crashes, and the postmaster ends every session
+    of every database to recover (another crash could be worse than a restart)."""
+    import psycopg
+
+    attack = ("CREATE TEXT SEARCH TEMPLATE public.atk_template (INIT = dsimple_init,\n"
+              "    LEXIZE = thesaurus_lexize);\n"
+              "CREATE TEXT SEARCH DICTIONARY public.atk_dictionary\n"
+              "    (TEMPLATE = public.atk_template);\n"
+              "CREATE TABLE public.atk_t (x text CHECK (pg_catalog.ts_lexize(\n"
+              "    'public.atk_dictionary'::pg_catalog.regdictionary, x) IS NULL));\n"
+              "COPY public.atk_t (x) FROM stdin;\nword\n\\.\n\n")
+    planted = bed.plant(tmp_path, before_first_schema(attack.encode()))
+    arguments, environment = invocation("target-db", bed, planted, None)
+    server = bed.server
+    with psycopg.connect(host=server.host, port=server.port, user=server.user,
+                         password=server.password, dbname=BYSTANDER) as bystander:
+        result = run_agent(arguments, environment)
+        try:
+            bystander.execute("SELECT 1")
+        except psycopg.OperationalError as error:
+            recovered(server)
+            pytest.fail(f"a session of another database was ended ({error}): the server "
+                        f"crashed\nexit {result.returncode}: {result.stderr[-2000:]}")
+    assert_nothing_outside_changed(server, world, result, markers, codes={8, 10},
+                                   may_create_databases={COPY_NAME})
+
+
+def recovered(server: PostgresServer) -> None:
+    """Wait for the server's crash recovery, so that the tests after this one can run."""
+    import time
+
+    import psycopg
+
+    for _ in range(120):
+        try:
+            psycopg.connect(host=server.host, port=server.port, user=server.user,
+                            password=server.password, dbname="postgres").close()
+            return
+        except psycopg.OperationalError:
+            time.sleep(0.5)
