@@ -358,3 +358,38 @@ def recovered(server: PostgresServer) -> None:
             return
         except psycopg.OperationalError:
             time.sleep(0.5)
+
+
+# 8. Signed: a C function is any library's code, callable by the builder (held)
+
+def test_a_signed_c_function_never_gives_the_build_a_superuser_connection(
+        bed: Bed, world: Outside, markers: Path, tmp_path: Path,
+        signing_key: tuple[Path, str]) -> None:
+    """dblink's C code under new names: dblink_connect_u differs from dblink_connect only by
+    SECURITY DEFINER (owned by a superuser), so the alias, the builder's while it builds,
+    checks the builder and wants a password. (An alias of C code guarded by privileges
+    alone, as LANGUAGE internal's be_lo_export above, is not refused for LANGUAGE c.)"""
+    sockets = bed.server.data_directory.parent / "socket"
+    connection = (f"host={sockets} port={bed.server.port} user={bed.server.user} "
+                  "dbname=postgres")
+    body = (f"BEGIN PERFORM public.atk_connect('atk', '{connection}'); "
+            f"PERFORM public.atk_exec('atk', 'CREATE ROLE atk_evil SUPERUSER LOGIN'); END")
+    attack = ("CREATE FUNCTION public.atk_connect(pg_catalog.text, pg_catalog.text)\n"
+              "    RETURNS pg_catalog.text LANGUAGE c STRICT\n"
+              "    AS '$libdir/dblink', 'dblink_connect_u';\n"
+              "CREATE FUNCTION public.atk_exec(pg_catalog.text, pg_catalog.text)\n"
+              "    RETURNS pg_catalog.text LANGUAGE c STRICT\n"
+              "    AS '$libdir/dblink', 'dblink_exec';\n"
+              f"ALTER FUNCTION public.atk_connect(pg_catalog.text, pg_catalog.text) OWNER TO "
+              f"{bed.server.user};\n"
+              f"ALTER FUNCTION public.atk_exec(pg_catalog.text, pg_catalog.text) OWNER TO "
+              f"{bed.server.user};\n"
+              + functions(body, bed.server.user)
+              + "CREATE TABLE public.atk_t (x integer CHECK (public.atk_ok(x) > 0));\n"
+              f"ALTER TABLE public.atk_t OWNER TO {bed.server.user};\n"
+              "COPY public.atk_t (x) FROM stdin;\n1\n\\.\n\n")
+    arguments, environment = signed_run(bed, tmp_path, signing_key, attack)
+    result = run_agent(arguments, environment)
+    assert_signed(result.stderr + result.stdout)
+    assert_nothing_outside_changed(bed.server, world, result, markers, codes={8, 10},
+                                   may_create_databases={COPY_NAME})
