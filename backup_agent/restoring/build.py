@@ -68,6 +68,10 @@ LEFTOVERS_SQL = (b"SELECT pg_catalog.pg_describe_object(d.classid, d.objid, d.ob
                  b"d.classid AND i.objid = d.objid AND i.objsubid = 0 AND i.deptype = 'i' "
                  b"AND i.refclassid = 'pg_catalog.pg_type'::pg_catalog.regclass)")
 
+# Login event triggers (PostgreSQL 17+) fire as whoever connects, the agent included.
+LOGIN_TRIGGERS_SQL = (b"SELECT pg_catalog.quote_ident(evtname) FROM pg_catalog.pg_event_trigger "
+                      b"WHERE evtevent OPERATOR(pg_catalog.=) 'login'")
+
 
 @dataclass
 class Built:
@@ -98,7 +102,7 @@ def build(settings: PostgresSettings, rebuild: Rebuild, proof: Proof, request: R
         built, deferred = _execute(settings, rebuild, proof, request, builder, identities,
                                    progress)
         admin.analyze(settings, request.name)
-        _hand_over(settings, request, builder, deferred)
+        _hand_over(settings, request, builder, deferred, for_test=rebuild.for_test)
         rebuild.finish(request.name)
         return built
     except BaseException:
@@ -155,12 +159,13 @@ def _run_statements(settings: PostgresSettings, rebuild: Rebuild, proof: Proof,
 
 
 def _hand_over(settings: PostgresSettings, request: Request, builder: str,
-               deferred: Deferred) -> None:
-    """Ownership as the dump gives it, the rest to the restoring user, event triggers last."""
+               deferred: Deferred, *, for_test: bool) -> None:
+    """Ownership as the dump gives it, the rest to the restoring user, event triggers last
+    (for a restore test, its login triggers disabled: the test's own sessions come next)."""
     with opened("admin", settings, request.name, Login(settings.user, settings.password)) \
             as admin:
         try:
-            for line, text in deferred.privileges + deferred.ownership:
+            for line, text in deferred.mappings + deferred.privileges + deferred.ownership:
                 run_accepting(admin, text, line, accepted_by(text))
             builder_name = quote_identifier(builder)
             leftovers = admin.query_column(LEFTOVERS_SQL % quote_literal(builder).encode())
@@ -173,6 +178,8 @@ def _hand_over(settings: PostgresSettings, request: Request, builder: str,
             admin.run(f"DROP OWNED BY {builder_name};".encode(), 0)
             for line, text in deferred.event_triggers:
                 admin.run(text, line)
+            for name in admin.query_column(LOGIN_TRIGGERS_SQL) if for_test else []:
+                admin.run(f"ALTER EVENT TRIGGER {name} DISABLE;".encode(), 0)
         except StatementFailed as failed:
             raise _statement_failed(failed, request) from None
         except SessionChanged as changed:

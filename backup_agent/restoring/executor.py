@@ -11,6 +11,12 @@ import logging
 from dataclasses import dataclass, field
 
 from backup_agent.postgres.policies import policy_name, policy_roles
+from backup_agent.restoring.guards import (
+    ADMIN_FUNCTIONS_SQL,
+    is_foreign_partition,
+    is_user_mapping,
+    problem_query,
+)
 from backup_agent.restoring.routes import (
     SAFE_LANGUAGES,
     Route,
@@ -38,16 +44,6 @@ _WATCHED_BY_SETTING = {"client_encoding": ("client_encoding",),
 # The server's warnings that a GRANT or REVOKE did nothing: its role lacks the rights.
 NOT_GRANTED = frozenset({"01007", "01006"})
 PERMISSION_DENIED = "42501"
-# Functions of this database the restoring user owns outside pg_catalog and extensions.
-ADMIN_FUNCTIONS_SQL = (
-    b"SELECT p.oid::pg_catalog.regprocedure::pg_catalog.text FROM pg_catalog.pg_proc p "
-    b"JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace "
-    b"WHERE p.proowner = (SELECT oid FROM pg_catalog.pg_roles WHERE rolname = CURRENT_USER) "
-    b"AND n.nspname NOT IN ('pg_catalog', 'information_schema') AND NOT EXISTS ("
-    b"SELECT 1 FROM pg_catalog.pg_depend d WHERE d.classid = 'pg_catalog.pg_proc'::"
-    b"pg_catalog.regclass AND d.objid = p.oid AND d.deptype = 'e')")
-
-
 class Refused(Exception):
     """A statement the engine will not run here (the caller refuses the backup)."""
 
@@ -71,6 +67,7 @@ class Deferred:
     """What runs after every statement of the dump, once the builder's session is closed:
     privileges on what the builder does not own, ownership, then event triggers."""
 
+    mappings: list[tuple[int, bytes]] = field(default_factory=list)  # user mappings (trusted)
     privileges: list[tuple[int, bytes]] = field(default_factory=list)  # trusted, not the builder's
     ownership: list[tuple[int, bytes]] = field(default_factory=list)
     event_triggers: list[tuple[int, bytes]] = field(default_factory=list)
@@ -230,13 +227,35 @@ class Executor:
         if not self._rules.trusted:
             self._builder.run(text, line)
             return
+        if is_user_mapping(parts):  # no connection of the build may use it (guards.py)
+            self.deferred.mappings.append((line, text))
+            return
+        if is_foreign_partition(parts):
+            self._foreign_partition(text, line)
+            return
         self._admin.run(text, line)
+        found = problem_query(parts)
+        made = self._admin.query_column(found[0], line) if found else []
+        if found and made:
+            raise Refused(line, found[1].format(found=", ".join(made[:3])))
         # A function the admin had to create (C, an untrusted language, LEAKPROOF) is the
         # builder's until the dump gives it its owner: the builder's code may call it, and
         # a SECURITY DEFINER function must never run as the restoring superuser meanwhile.
         for function in self._admin.query_column(ADMIN_FUNCTIONS_SQL):
             self._admin.run(f"ALTER ROUTINE {function} OWNER TO ".encode()
                             + self._builder_role + b";", line)
+
+    def _foreign_partition(self, text: bytes, line: int) -> None:
+        """The builder owns the parent and may use every server: it creates the partition
+        (its bound is evaluated then); one with options only a superuser may set is refused."""
+        try:
+            self._builder.run(text, line)
+        except StatementFailed as failed:
+            if failed.sqlstate != PERMISSION_DENIED:
+                raise
+            raise Refused(line, f"a foreign partition only a superuser may create ({failed}):"
+                          " its bound and its parent's default partition would be evaluated "
+                          "as the restoring superuser") from None
 
     def _on_builder(self, text: bytes, parts: list[str], line: int) -> None:
         if self._rules.no_owner and [part.upper() for part in parts[:2]] == ["CREATE",
