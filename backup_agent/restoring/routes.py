@@ -36,14 +36,15 @@ _ADMIN_KINDS = (
     ("CREATE", "EXTENSION"), ("ALTER", "EXTENSION"),
     ("CREATE", "PUBLICATION"), ("ALTER", "PUBLICATION"),
     ("CREATE", "SUBSCRIPTION"), ("ALTER", "SUBSCRIPTION"), ("ALTER", "SERVER"),
-    ("CREATE", "ACCESS", "METHOD"), ("ALTER", "DEFAULT", "PRIVILEGES"),
+    ("ALTER", "DEFAULT", "PRIVILEGES"),
 )
 # Superuser-only kinds that bring code of their own (a wrapper's validator, a language's
 # handler) or reach past the database being built: a cast or an operator class on built-in
 # types changes what the agent's own queries call; a foreign table evaluates its partition
 # bound and carries file_fdw's `program`/`filename`; a user mapping can waive a password;
 # a text search parser or template may wire built-ins that do not belong together (one
-# dictionary's init, another's lexize: the server's process crashes on the wrong state).
+# dictionary's init, another's lexize: the server's process crashes on the wrong state),
+# and so may an access method's handler.
 # From a trusted backup only; the builder cannot create them, so an unsigned one fails.
 _TRUSTED_ADMIN_KINDS = (
     ("CREATE", "CAST"), ("CREATE", "OPERATOR", "CLASS"), ("CREATE", "OPERATOR", "FAMILY"),
@@ -58,6 +59,7 @@ _TRUSTED_ADMIN_KINDS = (
     ("ALTER", "PROCEDURAL", "LANGUAGE"), ("CREATE", "TRANSFORM"),
     ("CREATE", "OR", "REPLACE", "TRANSFORM"),
     ("CREATE", "TEXT", "SEARCH", "PARSER"), ("CREATE", "TEXT", "SEARCH", "TEMPLATE"),
+    ("CREATE", "ACCESS", "METHOD"),
 )
 # Languages anyone may write functions in (more are looked up on the server).
 SAFE_LANGUAGES = frozenset({"sql", "plpgsql"})

@@ -18,12 +18,14 @@ import re
 from collections.abc import Callable, Sequence
 
 # Settings pg_dump sets at the top of a dump (and per object, default_tablespace and
-# default_table_access_method); search_path as pg_dump before 10.3 set it.
+# default_table_access_method). Not search_path: pg_dump has written only
+# `set_config('search_path', '', false)` since 10.3, and a search_path naming a schema the
+# builder owns ahead of pg_catalog would resolve the admin's statements to its objects.
 SESSION_SETTINGS = frozenset({
     "statement_timeout", "lock_timeout", "idle_in_transaction_session_timeout",
     "transaction_timeout", "client_encoding", "standard_conforming_strings",
     "check_function_bodies", "xmloption", "client_min_messages", "row_security",
-    "default_tablespace", "default_table_access_method", "default_with_oids", "search_path",
+    "default_tablespace", "default_table_access_method", "default_with_oids",
 })
 # pg_dump sets client_encoding to the database's encoding, always a server encoding: none
 # of them lets an ASCII quote or backslash be the second byte of a character (client-only

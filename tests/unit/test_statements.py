@@ -99,6 +99,7 @@ ATTACKS = [
     (b"SET session_replication_role = replica;", "SET"),
     (b"SET standard_conforming_strings = off;", "standard_conforming_strings"),
     (b"SET client_encoding = 'SJIS';", "encoding"),
+    (b"SET search_path = public, pg_catalog;", "SET"),  # pg_dump >= 10.3 never writes it
     (b"INSERT INTO public.t VALUES (9, 'x');", "INSERT"),
     (b"TRUNCATE public.t;", "TRUNCATE"),
     (b"CREATE SUBSCRIPTION s CONNECTION 'host=evil' PUBLICATION p;", "connect"),
