@@ -120,6 +120,12 @@ def segment_name(timeline: int, segment_number: int, segment_bytes: int) -> str:
     return f"{timeline:08X}{segment_number // per_id:08X}{segment_number % per_id:08X}"
 
 
+def segment_number(name: str, segment_bytes: int) -> int:
+    """Return the number of the segment called `name` (its first byte // segment size)."""
+    per_id = 0x1_0000_0000 // segment_bytes
+    return int(name[8:16], 16) * per_id + int(name[16:24], 16)
+
+
 def parse_lsn(text: str) -> int:
     """Return the byte position of an LSN written as PostgreSQL does (`0/16B3748`)."""
     high, separator, low = text.strip().partition("/")

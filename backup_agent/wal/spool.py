@@ -91,3 +91,20 @@ def read_state(spool: Path) -> dict[str, Any] | None:
     except (OSError, ValueError):
         return None
     return state if isinstance(state, dict) else None
+
+
+KEEP_ASIDE = 4
+
+
+def trim_aside(spool: Path, keep: int = KEEP_ASIDE) -> list[Path]:
+    """Delete all but the `keep` newest partials set aside; return those deleted. Each
+    stop leaves one, and the server's slot still holds what they hold unless it was lost,
+    so only the last few can matter."""
+    aside = spool / AGENT_DIRECTORY / "aside"
+    if not aside.is_dir():
+        return []
+    files = sorted(aside.iterdir(), key=lambda path: path.stat().st_mtime, reverse=True)
+    for path in files[keep:]:
+        path.unlink()
+        log.info("deleted %s: an older partial segment set aside", path)
+    return files[keep:]
