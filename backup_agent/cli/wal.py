@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import logging
+from typing import Annotated
 
 import typer
 
 from backup_agent.cli.app import app
-from backup_agent.cli.boundary import finish, mask, notified, reported, resolve
+from backup_agent.cli.boundary import finish, mask, notified, reported, resolve, say
 from backup_agent.cli.help import TidyCommand, TidyHelpGroup
 from backup_agent.cli.options import (
     BinDirectoryOption,
@@ -21,7 +22,9 @@ from backup_agent.cli.options import (
     PortOption,
     PrefixOption,
     UserOption,
+    YesOption,
 )
+from backup_agent.model.wal_setup import DEFAULT_SLOT_KEEP, SetupStep
 
 log = logging.getLogger("backup_agent")
 
@@ -61,3 +64,55 @@ def stream(
                                     warn=lambda text: log.warning("%s", text))
         result.warnings = []  # said when they happened: the stream runs for months
         finish("wal stream", result, as_json=as_json)
+
+
+ForRoleOption = Annotated[str | None, typer.Option(
+    "--for-role", metavar="ROLE", help="The role `wal stream` connects as, if not --user "
+                                       "(run setup as a superuser for another role).")]
+SlotKeepOption = Annotated[str, typer.Option(
+    "--max-slot-wal-keep-size", metavar="SIZE",
+    help="What the slot may hold back before the server drops it (default: 8GB).")]
+
+
+@wal_app.command(cls=TidyCommand)
+def setup(
+    ctx: typer.Context, env_file: EnvFileOption = None, host: HostOption = None,
+    port: PortOption = None, user: UserOption = None, db: DatabaseOption = None,
+    pg_bindir: BinDirectoryOption = None, connect_timeout: ConnectTimeoutOption = None,
+    for_role: ForRoleOption = None, slot_keep: SlotKeepOption = DEFAULT_SLOT_KEEP,
+    yes: YesOption = False, as_json: JsonOption = False,
+) -> None:
+    """Print every server change the WAL stream needs; apply them with --yes.
+
+    The REPLICATION right, EXECUTE on pg_switch_wal(), max_slot_wal_keep_size (ALTER SYSTEM
+    and a reload) and the slot (WAL_SLOT). A pg_hba.conf line or a restart is printed for a
+    human. Then how to run `wal stream` as a service.
+    """
+    with reported("wal setup", as_json=as_json):
+        settings = resolve(ctx)
+        from backup_agent.actions.wal_setup import run_wal_setup
+
+        result = run_wal_setup(settings, role=for_role, slot_keep=slot_keep, apply=yes)
+        if not as_json:
+            say(setup_text(result.steps, applied=yes), stdout=True)
+            say("\nRun `wal stream` as a service, e.g. /etc/systemd/system/"
+                f"backup-agent-wal.service:\n\n{result.service}", stdout=True)
+        finish("wal setup", result, as_json=as_json)
+
+
+def setup_text(steps: list[SetupStep], *, applied: bool) -> str:
+    """One line per step (ok, done, to do, human), each followed by its SQL or hint."""
+    lines = []
+    for step in steps:
+        if step.human:
+            mark = "HUMAN"
+        elif not step.needed:
+            mark = "ok" if step.sql or not step.hint else "check"
+        else:
+            mark = "done" if applied else "to do"
+        lines.append(f"[{mark:>5}] {step.what}")
+        if step.needed or (step.hint and not step.sql):
+            lines += [f"        {text}" for text in (step.sql or (step.hint or "",))]
+    if not applied and any(step.needed and step.sql for step in steps):
+        lines.append("Nothing was changed: run again with --yes to apply the SQL above.")
+    return "\n".join(lines)
