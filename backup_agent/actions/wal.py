@@ -10,13 +10,11 @@ from __future__ import annotations
 import socket
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from functools import partial
 from typing import Any
 
 from backup_agent.model.errors import ConfigurationError
 from backup_agent.model.naming import AGENT_NAME
 from backup_agent.model.settings import NO_BUCKET, Settings
-from backup_agent.wal.objects import Sign
 from backup_agent.wal.uploader import Encoder
 
 UNSIGNED = ("SIGNING_KEY_FILE is not set: WAL is archived unsigned, and a restore that "
@@ -35,18 +33,11 @@ class StreamResult:
         return {"wal": self.state}
 
 
-def signer_for(settings: Settings) -> Sign | None:
-    """Return how this server signs (SIGNING_KEY_FILE), None when it does not."""
-    if settings.signing_key_file is None:
-        return None
-    from backup_agent.keys.signing import load_signing_key, sign
-
-    return partial(sign, load_signing_key(settings.signing_key_file))
-
-
 def encoder_factory(settings: Settings) -> Callable[[str], Encoder]:
     """Return how to build this server's Encoder once the system identifier is known."""
-    sign = signer_for(settings)  # a bad key fails now, before anything runs
+    from backup_agent.keys.signing import statement_signer
+
+    sign = statement_signer(settings.signing_key_file)  # a bad key fails now
     extra = {"hostname": socket.gethostname(), "tool": AGENT_NAME}
     return lambda system_identifier: Encoder(system_identifier=system_identifier,
                                              recipients=settings.encrypt_to, sign=sign,

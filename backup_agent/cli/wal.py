@@ -1,4 +1,4 @@
-"""`backup-agent wal ...`: the WAL archive's commands (stream; setup), on the one `app`."""
+"""The WAL archive's commands on the one `app`: `wal stream`, `wal setup`, `base-backup`."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from backup_agent.cli.app import app
 from backup_agent.cli.boundary import finish, mask, notified, reported, resolve, say
 from backup_agent.cli.help import TidyCommand, TidyHelpGroup
 from backup_agent.cli.options import (
+    BackupDirectoryOption,
     BinDirectoryOption,
     BucketOption,
     ConnectTimeoutOption,
@@ -116,3 +117,33 @@ def setup_text(steps: list[SetupStep], *, applied: bool) -> str:
     if not applied and any(step.needed and step.sql for step in steps):
         lines.append("Nothing was changed: run again with --yes to apply the SQL above.")
     return "\n".join(lines)
+
+
+@app.command("base-backup", cls=TidyCommand)
+def base_backup(
+    ctx: typer.Context, env_file: EnvFileOption = None, host: HostOption = None,
+    port: PortOption = None, user: UserOption = None, db: DatabaseOption = None,
+    pg_bindir: BinDirectoryOption = None, connect_timeout: ConnectTimeoutOption = None,
+    backup_dir: BackupDirectoryOption = None, s3_bucket: BucketOption = None,
+    s3_prefix: PrefixOption = None, encrypt_to: EncryptToOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Take a base backup of the whole cluster (pg_basebackup) into S3, for point-in-time recovery.
+
+    One tar with its backup manifest, compressed, encrypted (ENCRYPT_TO) and uploaded
+    create-only under base/<system id>/<stamp>/ while it is made (a hidden file in BACKUP_DIR
+    meanwhile), then a signed descriptor (start and end LSN, timeline, times, version). Its
+    WAL comes from the archive: run `wal stream` too.
+    """
+    with reported("base-backup", as_json=as_json):
+        settings = resolve(ctx)
+        from backup_agent.actions.base_backup import run_base_backup
+
+        with notified(settings, "base-backup"):
+            result = run_base_backup(settings)
+        if not as_json:
+            say(f"base backup s3://{result.bucket}/{settings.s3.prefix}"
+                f"{result.descriptor_key.rsplit('/', 1)[0]}/: WAL from "
+                f"{result.descriptor['start_lsn']} to {result.descriptor['end_lsn']} "
+                f"(timeline {result.descriptor['start_timeline']})", stdout=True)
+        finish("base-backup", result, as_json=as_json)
