@@ -20,7 +20,7 @@ import pytest
 
 from testbed.postgres import PostgresServer
 from testbed.s3 import S3Endpoint
-from tests.conftest import AGENT, signed
+from tests.conftest import AGENT, make_backup, run_agent, signed
 
 _slots = itertools.count(1)
 WAIT_SECONDS = 60
@@ -149,6 +149,12 @@ def test_a_small_write_reaches_s3_within_the_max_delay_signed_and_provable(
     facts = fetch_proven(store, keys[0].removeprefix("backups/"), tmp_path / "segment",
                          vouch=lambda document, text: vouch(document, text))
     assert facts.size == 16 * 1024 * 1024
+
+    # `status` shows what the stream recorded.
+    make_backup(wal_env)
+    report = json.loads(run_agent(["status", "--json"], wal_env).stdout)
+    assert report["wal"]["slot"] == slot and report["wal"]["receiver"] == "running"
+    assert report["wal"]["last_segment"] and report["wal"]["lag_seconds"] is not None
 
 
 def test_sigterm_stops_it_cleanly_with_its_receiver(

@@ -76,3 +76,21 @@ def test_a_final_exit_is_explained(stderr: str, kind: type[Exception], fragment:
 def test_a_dropped_connection_is_worth_a_restart() -> None:
     assert explain_exit("pg_receivewal: error: unexpected termination of replication stream: "
                         "server closed the connection unexpectedly", POSTGRES, "s") is None
+
+
+def test_status_reads_the_stream_s_state_from_the_spool(tmp_path: Path) -> None:
+    from datetime import UTC, datetime
+
+    from backup_agent.actions.status import wal_status
+    from backup_agent.wal.spool import write_state
+
+    settings = resolve_settings({}, {"WAL_SPOOL_DIR": str(tmp_path)})
+    now = datetime(2026, 12, 2, 21, 0, 30, tzinfo=UTC)
+    assert wal_status(settings, now) is None  # the stream never ran here
+    write_state(tmp_path, {"last_segment": "000000010000000000000003", "slot": "backup_agent",
+                           "last_uploaded_at": "2026-12-02T21:00:00+00:00",
+                           "receiver": "running", "alarm": None})
+    status = wal_status(settings, now)
+    assert status is not None
+    assert (status["lag_seconds"], status["last_segment"], status["receiver"]) == \
+        (30.0, "000000010000000000000003", "running")
