@@ -58,7 +58,11 @@ def run_wal_stream(settings: Settings, *, on_alarm: Callable[[str], None] | None
     for warning in warnings:
         if warn is not None:
             warn(warning)
-    stream = Stream(S3Store(settings.s3), settings.postgres, settings.wal,
-                    encoder_factory(settings), on_alarm=on_alarm)
+    store = S3Store(settings.s3)
+    if not store.has_credentials():  # else every upload would fail, alarming for ever
+        raise ConfigurationError(f"S3_BUCKET={settings.s3.bucket} but no AWS credentials were "
+                                 "found: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY")
+    stream = Stream(store, settings.postgres, settings.wal, encoder_factory(settings),
+                    on_alarm=on_alarm)
     state = stream.run(should_stop)
     return StreamResult(state=state.to_dict(), warnings=warnings)

@@ -225,3 +225,13 @@ def test_a_missing_slot_is_one_line_naming_wal_setup(
     assert result.stderr.strip().splitlines()[-1] == (
         "backup-agent: error: the replication slot 'no_such_slot' does not exist: run "
         "`backup-agent wal setup --yes` (or fix WAL_SLOT)")
+
+
+def test_no_aws_credentials_is_a_configuration_error_not_an_endless_alarm(
+        wal_env: dict[str, str]) -> None:
+    environment = {name: value for name, value in wal_env.items()
+                   if name not in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY")}
+    result = subprocess.run([str(AGENT), "wal", "stream"], env=environment,
+                            capture_output=True, text=True, timeout=60, check=False)
+    assert result.returncode == 2, result.stderr
+    assert "no AWS credentials" in result.stderr and "Traceback" not in result.stderr
