@@ -13,7 +13,7 @@ import shlex
 import signal
 import subprocess
 import tempfile
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import IO
@@ -43,6 +43,27 @@ def _missing_program(command: Sequence[str]) -> ToolMissingError:
         "run it inside the database container")
 
 
+PR_SET_PDEATHSIG = 1  # prctl(2): the signal a child gets when its parent dies
+
+
+def _die_with_parent() -> Callable[[], None]:
+    """Return a preexec function that makes the child get SIGTERM when we die, even by
+    SIGKILL (Linux prctl PR_SET_PDEATHSIG): a long-lived child such as pg_receivewal must
+    never outlive the agent holding a replication slot. libc is loaded here, before the
+    fork; the child only makes one system call."""
+    import ctypes
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    parent = os.getpid()
+
+    def preexec() -> None:
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+        if os.getppid() != parent:  # the parent died before prctl took effect
+            os._exit(1)
+
+    return preexec
+
+
 def spawn(
     command: Sequence[str],
     *,
@@ -50,12 +71,15 @@ def spawn(
     stdin: int | IO[bytes] | None = subprocess.DEVNULL,
     stdout: int | IO[bytes] | None = subprocess.PIPE,
     stderr: int | IO[bytes] | None = subprocess.PIPE,
+    die_with_parent: bool = False,
 ) -> subprocess.Popen[bytes]:
-    """Start `command` and return the process; raise ToolMissingError if it does not exist."""
+    """Start `command` and return the process; raise ToolMissingError if it does not exist.
+    With `die_with_parent` the child is sent SIGTERM when this process ends, however it ends."""
     log.debug("running %s", describe(command))
     try:
         process = subprocess.Popen(list(command), env=dict(environment), stdin=stdin,
-                                   stdout=stdout, stderr=stderr)
+                                   stdout=stdout, stderr=stderr,
+                                   preexec_fn=_die_with_parent() if die_with_parent else None)
         _running.add(process)
         return process
     except FileNotFoundError:
@@ -123,11 +147,12 @@ class Child:
 
     def __init__(self, command: Sequence[str], *, environment: Mapping[str, str],
                  stdin: int | IO[bytes] | None = subprocess.DEVNULL,
-                 stdout: int | IO[bytes] | None = subprocess.PIPE) -> None:
+                 stdout: int | IO[bytes] | None = subprocess.PIPE,
+                 die_with_parent: bool = False) -> None:
         self._stderr: IO[bytes] = tempfile.TemporaryFile()  # noqa: SIM115 - closed in close()
         try:
             self.process = spawn(command, environment=environment, stdin=stdin, stdout=stdout,
-                                 stderr=self._stderr)
+                                 stderr=self._stderr, die_with_parent=die_with_parent)
         except BaseException:
             self._stderr.close()
             raise
@@ -143,6 +168,12 @@ class Child:
         except subprocess.TimeoutExpired:
             self.kill()
             return self.process.wait()
+
+    def terminate(self, timeout: float) -> int:
+        """Ask the child to stop (SIGTERM), wait at most `timeout`, then kill it."""
+        if self.process.poll() is None:
+            self.process.terminate()
+        return self.wait(timeout=timeout)
 
     def kill(self) -> None:
         """Stop the child at once and reap it."""

@@ -66,7 +66,8 @@ def _error_body(fault: Fault) -> bytes:
             ).encode()
 
 
-def _handler(upstream: str, rule: Rule, proxy: FaultyS3) -> type[BaseHTTPRequestHandler]:
+def _handler(upstream: str, rule: Rule, proxy: FaultyS3,
+             dropped_headers: frozenset[str]) -> type[BaseHTTPRequestHandler]:
     target = urllib.parse.urlsplit(upstream)
 
     class Handler(BaseHTTPRequestHandler):
@@ -106,7 +107,7 @@ def _handler(upstream: str, rule: Rule, proxy: FaultyS3) -> type[BaseHTTPRequest
                 self.wfile.write(payload)
                 return
             headers = {key: value for key, value in self.headers.items()
-                       if key.lower() not in ("transfer-encoding", "connection")}
+                       if key.lower() not in ("transfer-encoding", "connection", *dropped_headers)}
             headers["Content-Length"] = str(len(body))
             connection = http.client.HTTPConnection(target.hostname or "127.0.0.1", target.port,
                                                     timeout=60)
@@ -135,10 +136,14 @@ def _handler(upstream: str, rule: Rule, proxy: FaultyS3) -> type[BaseHTTPRequest
 
 
 @contextmanager
-def faulty_s3(upstream: str, rule: Rule) -> Iterator[FaultyS3]:
-    """Serve a fault-injecting proxy to `upstream` on a free 127.0.0.1 port."""
+def faulty_s3(upstream: str, rule: Rule, *,
+              dropped_headers: frozenset[str] = frozenset()) -> Iterator[FaultyS3]:
+    """Serve a fault-injecting proxy to `upstream` on a free 127.0.0.1 port; it forwards
+    requests without `dropped_headers` (lower case), e.g. a bucket that ignores
+    If-None-Match (moto does not check request signatures)."""
     proxy = FaultyS3(url="")
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(upstream, rule, proxy))
+    server = ThreadingHTTPServer(("127.0.0.1", 0),
+                                 _handler(upstream, rule, proxy, dropped_headers))
     proxy.url = f"http://127.0.0.1:{server.server_address[1]}"
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()

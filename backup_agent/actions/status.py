@@ -25,6 +25,7 @@ class StatusResult:
     age: timedelta
     max_age: timedelta
     warnings: list[str] = field(default_factory=list)
+    wal: dict[str, Any] | None = None  # the WAL stream's last recorded state, if it ran here
 
     def failure(self) -> None:
         return None
@@ -32,7 +33,7 @@ class StatusResult:
     def to_dict(self) -> dict[str, Any]:
         return {**self.newest.to_dict(),
                 "age_hours": round(self.age.total_seconds() / 3600, 2),
-                "max_age_hours": self.max_age.total_seconds() / 3600}
+                "max_age_hours": self.max_age.total_seconds() / 3600, "wal": self.wal}
 
 
 def run_status(settings: Settings, *, max_age: timedelta, where: Where,
@@ -54,4 +55,26 @@ def run_status(settings: Settings, *, max_age: timedelta, where: Where,
             "stopped; check the backup job's logs")
         error.warned = warnings
         raise error
-    return StatusResult(newest=newest, age=age, max_age=max_age, warnings=warnings)
+    return StatusResult(newest=newest, age=age, max_age=max_age, warnings=warnings,
+                        wal=wal_status(settings, now))
+
+
+def wal_status(settings: Settings, now: datetime) -> dict[str, Any] | None:
+    """Return what `wal stream` last recorded in WAL_SPOOL_DIR (None: it never ran here),
+    with `lag_seconds`: how long since a WAL file last reached S3."""
+    from backup_agent.wal.spool import read_state
+
+    state = read_state(settings.wal.spool_directory)
+    if state is None:
+        return None
+    uploaded = state.get("last_uploaded_at")
+    try:
+        lag = (now - datetime.fromisoformat(uploaded)).total_seconds() if uploaded else None
+    except (TypeError, ValueError):
+        lag = None
+    return {"lag_seconds": None if lag is None else round(lag, 1),
+            "last_segment": state.get("last_segment"), "last_uploaded_at": uploaded,
+            "archived_through": state.get("archived_through"),
+            "slot": state.get("slot"), "receiver": state.get("receiver"),
+            "alarm": state.get("alarm"), "system_identifier": state.get("system_identifier"),
+            "timeline": state.get("timeline")}

@@ -198,5 +198,13 @@ def prune_summary(result: PruneResult) -> str:
 
 
 def status_summary(result: StatusResult) -> str:
-    return (f"ok: newest complete backup {result.newest.name} ({result.newest.where.value}) "
+    text = (f"ok: newest complete backup {result.newest.name} ({result.newest.where.value}) "
             f"is {age_text(result.age)} old (limit {human_duration(result.max_age)})")
+    if result.wal is not None:
+        wal = result.wal
+        lag = "nothing uploaded yet" if wal["lag_seconds"] is None \
+            else f"lag {wal['lag_seconds']:g}s"
+        alarm = f", ALARM: {wal['alarm']}" if wal["alarm"] else ""
+        text += (f"\nwal: last segment {wal['last_segment'] or 'none'} ({lag}), receiver "
+                 f"{wal['receiver']}{alarm}")
+    return text

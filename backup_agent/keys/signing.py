@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import base64
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from functools import partial
 from pathlib import Path
 
 from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
@@ -82,3 +83,11 @@ def signer(signature: bytes, manifest: bytes, trusted: Sequence[str]) -> str | N
     except InvalidSignature:
         return None
     return claimed
+
+
+def statement_signer(path: Path | None) -> Callable[[bytes], bytes] | None:
+    """Return a function signing statements with SIGNING_KEY_FILE (None when unset): the
+    WAL archive's objects are signed with it as backups' manifests are."""
+    if path is None:
+        return None
+    return partial(sign, load_signing_key(path))

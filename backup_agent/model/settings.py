@@ -21,6 +21,7 @@ from backup_agent.model.durations import parse_duration
 from backup_agent.model.errors import ConfigurationError
 from backup_agent.model.signing_keys import parse_trusted_keys
 from backup_agent.model.variables import VARIABLES, named, setting
+from backup_agent.model.wal_settings import WalSettings, resolve_wal_settings
 
 MINIMUM_PART_SIZE_MIB = 5  # S3's smallest multipart part
 # Said wherever a missing S3_BUCKET matters, each time followed by what it means there.
@@ -195,6 +196,7 @@ class Settings:
     trusted_signing_keys: tuple[str, ...] = ()
     # `prune --databases` leaves rollback copies younger than this unless named.
     rollback_min_age: timedelta = DEFAULT_ROLLBACK_MIN_AGE
+    wal: WalSettings = field(default_factory=WalSettings)  # the WAL archive (wal stream)
 
     def secrets(self) -> list[str]:
         """Return every secret value in play, for masking output."""
@@ -279,6 +281,7 @@ def resolve_settings(
         signing_key_file=Path(key) if (key := value("SIGNING_KEY_FILE")) else None,
         trusted_signing_keys=parse_trusted_keys(value("TRUSTED_SIGNING_KEYS") or ""),
         rollback_min_age=_duration(text("ROLLBACK_MIN_AGE"), "ROLLBACK_MIN_AGE"),
+        wal=resolve_wal_settings(text),
     )
 
 

@@ -105,6 +105,14 @@ VARIABLES: tuple[Variable, ...] = (
              fields=("signing_key_file",)),
     Variable("TRUSTED_SIGNING_KEYS", "", "public keys restore and verify require a "
              "signature from", fields=("trusted_signing_keys",)),
+    Variable("WAL_SPOOL_DIR", "/opt/dorami/wal-spool", "wal stream: local spool of received "
+             "WAL not yet in S3", fields=("wal.spool_directory",)),
+    Variable("WAL_SPOOL_MAX", "2GiB", "wal stream: spool size past which it stops taking WAL "
+             "and alerts", fields=("wal.spool_max_bytes",)),
+    Variable("WAL_MAX_DELAY", "60s", "wal stream: longest wait before written WAL is forced "
+             "into a segment (the RPO)", fields=("wal.max_delay",)),
+    Variable("WAL_SLOT", "backup_agent", "physical replication slot the WAL stream uses",
+             fields=("wal.slot",)),
     Variable("APP_CONTAINERS", "", "containers stopped around a restore's swap",
              "--app-containers", fields=("app_containers",)),
     Variable("SKIP_APP_STOP", "false", "restore: do not stop APP_CONTAINERS",

@@ -1,0 +1,148 @@
+"""The server side of the WAL archive: pg_receivewal's command, and what the stream asks.
+
+The commands are data (tested by equality); `WalServer` is one psql session the stream
+keeps open to read the WAL position, force a segment switch and watch its slot. The
+replication connection itself (IDENTIFY_SYSTEM) goes through psql with
+`replication=database`, the same path, pg_hba line and REPLICATION right pg_receivewal needs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from backup_agent import execute
+from backup_agent.model.errors import ConfigurationError, DatabaseError
+from backup_agent.model.settings import PostgresSettings
+from backup_agent.postgres.admin import CONNECTION_LOST, quote_literal
+from backup_agent.postgres.commands import client_program, make_environment
+from backup_agent.postgres.diagnosis import describe_server, diagnose, last_meaningful_line
+from backup_agent.postgres.session import SqlSession
+
+# pg_receivewal starts from its slot's restart_lsn only from 15 on (READ_REPLICATION_SLOT);
+# an older one would start at the server's current position, leaving a hole.
+MINIMUM_SERVER_MAJOR = 15
+
+
+def _connection(settings: PostgresSettings) -> list[str]:
+    """Host, port and user for a replication client (no database: a physical stream)."""
+    arguments = ["--no-password"]
+    if settings.host:
+        arguments += ["--host", settings.host]
+    if settings.port:
+        arguments += ["--port", str(settings.port)]
+    return [*arguments, "--username", settings.user]
+
+
+def local_clients_only(settings: PostgresSettings) -> None:
+    """The receiver writes into the local spool: it cannot run inside a container."""
+    if settings.container:
+        raise ConfigurationError("the WAL stream runs pg_receivewal on this machine, not in "
+                                 "POSTGRES_CONTAINER: unset it, publish the database port and "
+                                 "set POSTGRES_HOST/POSTGRES_PORT and PG_BINDIR")
+
+
+def make_receivewal_command(settings: PostgresSettings, directory: Path, slot: str) -> list[str]:
+    """Return pg_receivewal on `slot` into `directory`: every write flushed and reported at
+    once (--synchronous, so the slot never lets go of WAL we have not made durable), and
+    ending on a lost connection (--no-loop) so the stream decides what happens next."""
+    return [*client_program(settings, "pg_receivewal"), *_connection(settings),
+            "--directory", str(directory), "--slot", slot, "--synchronous", "--no-loop"]
+
+
+def make_identify_command(settings: PostgresSettings) -> list[str]:
+    return [*client_program(settings, "psql"), "-X", "--quiet", "--no-align", "--tuples-only",
+            *_connection(settings), "--dbname",
+            f"dbname={quote_literal(settings.database)} replication=database",
+            "--command", "IDENTIFY_SYSTEM"]
+
+
+@dataclass(frozen=True)
+class Identity:
+    system_identifier: str
+    timeline: int
+    position: str  # the server's current flush LSN
+
+
+def identify_system(settings: PostgresSettings) -> Identity:
+    """Return the cluster's system identifier and timeline over a replication connection;
+    raise DatabaseError naming the fix (REPLICATION right, pg_hba line) if it is refused."""
+    completed = execute.run(make_identify_command(settings),
+                            environment=make_environment(settings),
+                            timeout=settings.connect_timeout_seconds + 30)
+    fields = completed.stdout.strip().split("|")
+    if completed.returncode != 0 or len(fields) < 3:
+        text = completed.stderr.lower()
+        server = describe_server(settings)
+        if "replication" in text and ("permission" in text or "must be" in text
+                                      or "pg_hba" in text):
+            raise _refused(settings, server, completed.stderr)
+        raise diagnose(completed.stderr, settings, program="psql")
+    return Identity(system_identifier=fields[0], timeline=int(fields[1]), position=fields[2])
+
+
+def _refused(settings: PostgresSettings, server: str, stderr: str) -> DatabaseError:
+    return DatabaseError(f"PostgreSQL at {server} refused a replication connection for "
+                        f"{settings.user!r} ({last_meaningful_line(stderr)}): run `backup-agent "
+                        "wal setup` and apply what it prints (the REPLICATION right, a pg_hba "
+                        "'replication' line)")
+
+
+@dataclass(frozen=True)
+class SlotState:
+    active: bool
+    wal_status: str  # reserved, extended, unreserved, lost ("" if unknown)
+    restart_lsn: str | None
+    current_lsn: str
+
+    @property
+    def lost(self) -> bool:
+        return self.wal_status == "lost" or self.restart_lsn is None
+
+
+class WalServer:
+    """One psql session for the stream's questions; reconnects after a server restart."""
+
+    def __init__(self, settings: PostgresSettings) -> None:
+        self._settings = settings
+        self._session = SqlSession(settings, settings.database)
+
+    def close(self) -> None:
+        self._session.close()
+
+    def _query(self, sql: str) -> list[str]:
+        if not self._session.alive:
+            self._session.reopen()
+        try:
+            return self._session.query(sql)
+        except DatabaseError as error:
+            if not any(sign in str(error) for sign in CONNECTION_LOST):
+                raise
+            self._session.reopen()
+            return self._session.query(sql)
+
+    def facts(self) -> tuple[int, int]:
+        """Return (server major version, WAL segment size in bytes)."""
+        number, segment = self._query(
+            "SELECT current_setting('server_version_num'), "
+            "pg_size_bytes(current_setting('wal_segment_size'));")[0].split("|")
+        return int(number) // 10000, int(segment)
+
+    def current_lsn(self) -> str:
+        return self._query("SELECT pg_current_wal_lsn();")[0].strip()
+
+    def switch_wal(self) -> str:
+        """Close the current segment (pg_switch_wal, granted to us by `wal setup`)."""
+        return self._query("SELECT pg_switch_wal();")[0].strip()
+
+    def slot(self, name: str) -> SlotState | None:
+        """Return the physical slot's state, None if it does not exist."""
+        rows = [row for row in self._query(
+            "SELECT active, coalesce(wal_status, ''), coalesce(restart_lsn::text, ''), "
+            "pg_current_wal_lsn() FROM pg_catalog.pg_replication_slots "
+            f"WHERE slot_name = {quote_literal(name)} AND slot_type = 'physical';") if row]
+        if not rows:
+            return None
+        active, status, restart, current = rows[0].split("|")
+        return SlotState(active=active == "t", wal_status=status, restart_lsn=restart or None,
+                         current_lsn=current)

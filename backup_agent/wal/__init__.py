@@ -1,0 +1,1 @@
+"""The WAL archive: the receiver's supervision, segment upload, the archive's object format."""

@@ -1,0 +1,110 @@
+"""The local spool (WAL_SPOOL_DIR): what pg_receivewal wrote, what is ready, what it holds.
+
+pg_receivewal writes into the spool itself (its -D): a segment in progress as
+`<segment>.partial`, renamed to `<segment>` once complete, and `.history` files. The agent
+keeps its own things in the hidden `.backup-agent/` beside them, which pg_receivewal never
+looks at: `aside/` (partial segments a crash left behind), `encoding/` (a segment while it
+is compressed and encrypted for upload) and `state.json` (what `status` reads).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from backup_agent.wal.names import WalFile, WalKind, parse_wal_name
+
+log = logging.getLogger(__name__)
+
+AGENT_DIRECTORY = ".backup-agent"
+PARTIAL_SUFFIX = ".partial"
+STATE_FILE = "state.json"
+
+
+def agent_directory(spool: Path, *parts: str) -> Path:
+    """Return (made if missing, private) a directory of the agent's own inside the spool."""
+    directory = spool.joinpath(AGENT_DIRECTORY, *parts)
+    directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+    return directory
+
+
+def ready_files(spool: Path) -> list[tuple[WalFile, Path]]:
+    """Return the complete WAL files waiting in the spool, in archive order: by timeline,
+    its history file first (a restore needs it before the new timeline's segments)."""
+    found = []
+    for path in spool.iterdir():
+        wal = parse_wal_name(path.name)
+        if wal is not None and path.is_file():
+            found.append((wal, path))
+    return sorted(found, key=lambda item: (item[0].timeline,
+                                           item[0].kind != WalKind.HISTORY, item[0].name))
+
+
+def spool_bytes(spool: Path) -> int:
+    """Return the bytes the spool holds on disk, the agent's own files included."""
+    total = 0
+    for root, _directories, files in os.walk(spool):
+        for name in files:
+            with contextlib.suppress(FileNotFoundError):
+                total += (Path(root) / name).stat().st_size
+    return total
+
+
+def set_partials_aside(spool: Path, segment_bytes: int | None) -> list[Path]:
+    """Move every `.partial` a crash left in the spool into `.backup-agent/aside/`; return
+    where they went. pg_receivewal resumes from the server, not from a partial file, so
+    none is ever fed back to it: an odd-sized one (a torn write) would make it refuse to
+    start, and a full-sized one only repeats what the server still has in the slot.
+    Full-sized ones are kept (they may hold WAL the slot has since lost) for a human."""
+    moved = []
+    for path in sorted(spool.glob(f"*{PARTIAL_SUFFIX}")):
+        size = path.stat().st_size
+        stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+        target = agent_directory(spool, "aside") / f"{path.name}.{stamp}"
+        path.rename(target)
+        odd = segment_bytes is not None and size != segment_bytes
+        log.warning("moved %s (%d bytes%s), left by an earlier run, to %s: the stream "
+                    "resumes from the server's slot", path.name, size,
+                    ", not a whole segment" if odd else "", target)
+        moved.append(target)
+    return moved
+
+
+def write_state(spool: Path, state: Mapping[str, Any]) -> None:
+    """Replace `.backup-agent/state.json` atomically (status reads it while we run)."""
+    directory = agent_directory(spool)
+    temporary = directory / f".{STATE_FILE}.tmp"
+    temporary.write_text(json.dumps(dict(state), indent=2, sort_keys=True) + "\n")
+    temporary.replace(directory / STATE_FILE)
+
+
+def read_state(spool: Path) -> dict[str, Any] | None:
+    """Return the stream's last recorded state, or None when it never ran here."""
+    try:
+        state = json.loads((spool / AGENT_DIRECTORY / STATE_FILE).read_text())
+    except (OSError, ValueError):
+        return None
+    return state if isinstance(state, dict) else None
+
+
+KEEP_ASIDE = 4
+
+
+def trim_aside(spool: Path, keep: int = KEEP_ASIDE) -> list[Path]:
+    """Delete all but the `keep` newest partials set aside; return those deleted. Each
+    stop leaves one, and the server's slot still holds what they hold unless it was lost,
+    so only the last few can matter."""
+    aside = spool / AGENT_DIRECTORY / "aside"
+    if not aside.is_dir():
+        return []
+    files = sorted(aside.iterdir(), key=lambda path: path.stat().st_mtime, reverse=True)
+    for path in files[keep:]:
+        path.unlink()
+        log.info("deleted %s: an older partial segment set aside", path)
+    return files[keep:]

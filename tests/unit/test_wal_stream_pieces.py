@@ -1,0 +1,96 @@
+"""The WAL stream's pure pieces: its settings, pg_receivewal's command, its exits explained."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from backup_agent.model.errors import ConfigurationError, DatabaseError, LocalStorageError
+from backup_agent.model.settings import PostgresSettings, resolve_settings
+from backup_agent.postgres.replication import (
+    local_clients_only,
+    make_identify_command,
+    make_receivewal_command,
+)
+from backup_agent.wal.receiver import SlotLostError, explain_exit
+
+POSTGRES = PostgresSettings(database="app", user="backup", host="db", port=5433,
+                            bin_directory=Path("/usr/lib/postgresql/18/bin"))
+
+
+def test_the_wal_settings_have_defaults_and_parse_sizes_and_durations() -> None:
+    defaults = resolve_settings({}, {}).wal
+    assert (defaults.spool_max_bytes, defaults.max_delay.total_seconds(), defaults.slot) == \
+        (2 * 1024**3, 60, "backup_agent")
+    wal = resolve_settings({}, {"WAL_SPOOL_MAX": "500MB", "WAL_MAX_DELAY": "2m",
+                                "WAL_SPOOL_DIR": "/srv/spool", "WAL_SLOT": "pitr"}).wal
+    assert (wal.spool_max_bytes, wal.max_delay.total_seconds(), wal.spool_directory,
+            wal.slot) == (500_000_000, 120, Path("/srv/spool"), "pitr")
+
+
+@pytest.mark.parametrize(("variable", "value", "fragment"), [
+    ("WAL_SPOOL_MAX", "lots", "is not a size"), ("WAL_SPOOL_MAX", "10MiB", "under 64MiB"),
+    ("WAL_MAX_DELAY", "0.5s", "under a second"), ("WAL_MAX_DELAY", "soon", "not a duration"),
+    ("WAL_SLOT", "Bad-Slot", "not a replication slot name")])
+def test_a_bad_wal_setting_is_one_line_naming_it(variable: str, value: str,
+                                                  fragment: str) -> None:
+    with pytest.raises(ConfigurationError, match=fragment) as raised:
+        resolve_settings({}, {variable: value})
+    assert variable in str(raised.value)
+
+
+def test_pg_receivewal_streams_synchronously_from_the_slot_with_no_password_in_argv() -> None:
+    assert make_receivewal_command(POSTGRES, Path("/spool"), "backup_agent") == [
+        "/usr/lib/postgresql/18/bin/pg_receivewal", "--no-password", "--host", "db",
+        "--port", "5433", "--username", "backup", "--directory", "/spool",
+        "--slot", "backup_agent", "--synchronous", "--no-loop"]
+    identify = make_identify_command(POSTGRES)
+    assert identify[-3:] == ["dbname='app' replication=database", "--command",
+                             "IDENTIFY_SYSTEM"]
+
+
+def test_the_stream_refuses_docker_mode() -> None:
+    with pytest.raises(ConfigurationError, match="POSTGRES_CONTAINER"):
+        local_clients_only(PostgresSettings(database="app", container="db"))
+
+
+@pytest.mark.parametrize(("stderr", "kind", "fragment"), [
+    ('pg_receivewal: error: could not send replication command "START_REPLICATION": ERROR:  '
+     'can no longer get changes from replication slot "s"', SlotLostError, "ALARM"),
+    ("pg_receivewal: error: requested WAL segment 000000010000000000000003 has already been "
+     "removed", SlotLostError, "take a new base backup"),
+    ('pg_receivewal: error: replication slot "s" does not exist', DatabaseError, "wal setup"),
+    ('ERROR:  replication slot "s" is active for PID 42', DatabaseError, "another receiver"),
+    ('pg_receivewal: error: could not create file "/spool/x.partial": Permission denied',
+     LocalStorageError, "WAL_SPOOL_DIR"),
+    ('FATAL:  no pg_hba.conf entry for replication connection from host "10.0.0.2"',
+     DatabaseError, "wal setup"),
+    ('FATAL:  password authentication failed for user "backup"', DatabaseError,
+     "POSTGRES_PASSWORD")])
+def test_a_final_exit_is_explained(stderr: str, kind: type[Exception], fragment: str) -> None:
+    error = explain_exit(stderr, POSTGRES, "s")
+    assert isinstance(error, kind) and fragment in str(error), error
+
+
+def test_a_dropped_connection_is_worth_a_restart() -> None:
+    assert explain_exit("pg_receivewal: error: unexpected termination of replication stream: "
+                        "server closed the connection unexpectedly", POSTGRES, "s") is None
+
+
+def test_status_reads_the_stream_s_state_from_the_spool(tmp_path: Path) -> None:
+    from datetime import UTC, datetime
+
+    from backup_agent.actions.status import wal_status
+    from backup_agent.wal.spool import write_state
+
+    settings = resolve_settings({}, {"WAL_SPOOL_DIR": str(tmp_path)})
+    now = datetime(2026, 12, 2, 21, 0, 30, tzinfo=UTC)
+    assert wal_status(settings, now) is None  # the stream never ran here
+    write_state(tmp_path, {"last_segment": "000000010000000000000003", "slot": "backup_agent",
+                           "last_uploaded_at": "2026-12-02T21:00:00+00:00",
+                           "receiver": "running", "alarm": None})
+    status = wal_status(settings, now)
+    assert status is not None
+    assert (status["lag_seconds"], status["last_segment"], status["receiver"]) == \
+        (30.0, "000000010000000000000003", "running")
