@@ -100,6 +100,9 @@ class SlotState:
         return self.wal_status == "lost" or self.restart_lsn is None
 
 
+STATEMENT_TIMEOUT_MILLISECONDS = 30_000
+
+
 class WalServer:
     """One psql session for the stream's questions; reconnects after a server restart."""
 
@@ -111,15 +114,18 @@ class WalServer:
         self._session.close()
 
     def _query(self, sql: str) -> list[str]:
+        # Each question is bounded on the server too: a stuck query must not stall the
+        # stream's loop (the uploads and the alarms run on the same tick).
+        bounded = f"SET statement_timeout = {STATEMENT_TIMEOUT_MILLISECONDS};\n{sql}"
         if not self._session.alive:
             self._session.reopen()
         try:
-            return self._session.query(sql)
+            return self._session.query(bounded)
         except DatabaseError as error:
             if not any(sign in str(error) for sign in CONNECTION_LOST):
                 raise
             self._session.reopen()
-            return self._session.query(sql)
+            return self._session.query(bounded)
 
     def facts(self) -> tuple[int, int]:
         """Return (server major version, WAL segment size in bytes)."""
