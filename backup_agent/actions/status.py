@@ -1,7 +1,9 @@
 """`backup-agent status --max-age 26h`: a dead man's switch for cron, monitoring and CI.
 
 It fails when the newest *complete* backup (ours, with its manifest) is older than the limit,
-or when there is none, whatever the schedule that should have made it.
+or when there is none, whatever the schedule that should have made it; and, where `wal
+stream` runs, when WAL has waited for S3 over 3 x WAL_MAX_DELAY, the stream stopped
+reporting, or its slot was lost.
 """
 
 from __future__ import annotations
@@ -17,6 +19,9 @@ from backup_agent.model.errors import StaleBackupError
 from backup_agent.model.settings import Settings
 
 __all__ = ["StatusResult", "human_duration", "parse_duration", "run_status"]
+
+WAL_LAG_FACTOR = 3  # status fails past 3 x WAL_MAX_DELAY of WAL waiting for S3
+STALE_STATE = timedelta(minutes=1)  # the stream writes its state at least every 10 s
 
 
 @dataclass(frozen=True)
@@ -55,26 +60,58 @@ def run_status(settings: Settings, *, max_age: timedelta, where: Where,
             "stopped; check the backup job's logs")
         error.warned = warnings
         raise error
-    return StatusResult(newest=newest, age=age, max_age=max_age, warnings=warnings,
-                        wal=wal_status(settings, now))
+    wal = wal_status(settings, now)
+    if wal is not None and wal["problem"]:
+        error = StaleBackupError(f"point-in-time recovery is behind: {wal['problem']}")
+        error.warned = warnings
+        raise error
+    return StatusResult(newest=newest, age=age, max_age=max_age, warnings=warnings, wal=wal)
 
 
 def wal_status(settings: Settings, now: datetime) -> dict[str, Any] | None:
-    """Return what `wal stream` last recorded in WAL_SPOOL_DIR (None: it never ran here),
-    with `lag_seconds`: how long since a WAL file last reached S3."""
+    """Return the WAL archive's health from what `wal stream` last recorded in WAL_SPOOL_DIR
+    (None: it never ran here): `lag_seconds` (how long the oldest WAL not yet in S3 has
+    waited; 0 when S3 holds everything), `lag_bytes`, `last_segment`, `slot` (active,
+    inactive, lost) and `problem` (why the archive is behind, or None)."""
     from backup_agent.wal.spool import read_state
 
     state = read_state(settings.wal.spool_directory)
     if state is None:
         return None
-    uploaded = state.get("last_uploaded_at")
+    since = _moment(state.get("unarchived_since"))
+    updated = _moment(state.get("updated_at"))
+    lag = 0.0 if since is None else max(0.0, (now - since).total_seconds())
+    status = {"lag_seconds": round(lag, 1), "lag_bytes": int(state.get("lag_bytes") or 0),
+              "last_segment": state.get("last_segment"),
+              "last_uploaded_at": state.get("last_uploaded_at"),
+              "archived_through": state.get("archived_through"),
+              "slot": state.get("slot_state") or "inactive",
+              "slot_name": state.get("slot"), "receiver": state.get("receiver"),
+              "alarm": state.get("alarm"), "system_identifier": state.get("system_identifier"),
+              "timeline": state.get("timeline")}
+    status["problem"] = _wal_problem(status, settings, now, updated)
+    return status
+
+
+def _wal_problem(status: dict[str, Any], settings: Settings, now: datetime,
+                 updated: datetime | None) -> str | None:
+    limit = WAL_LAG_FACTOR * settings.wal.max_delay
+    if status["slot"] == "lost":
+        return ("the WAL stream's replication slot was lost (the server dropped it past "
+                "max_slot_wal_keep_size): run `backup-agent wal setup --yes`, restart the "
+                "stream and take a base backup")
+    if updated is None or now - updated > max(limit, STALE_STATE):
+        return (f"the WAL stream has not reported since {status.get('last_uploaded_at')} "
+                f"({settings.wal.spool_directory}): is `backup-agent wal stream` running?")
+    if timedelta(seconds=status["lag_seconds"]) > limit:
+        return (f"WAL written {age_text(timedelta(seconds=status['lag_seconds']))} ago is not "
+                f"in S3 yet, over {human_duration(limit)} (3 x WAL_MAX_DELAY): "
+                f"{status['alarm'] or 'check the WAL stream and S3'}")
+    return None
+
+
+def _moment(text: object) -> datetime | None:
     try:
-        lag = (now - datetime.fromisoformat(uploaded)).total_seconds() if uploaded else None
-    except (TypeError, ValueError):
-        lag = None
-    return {"lag_seconds": None if lag is None else round(lag, 1),
-            "last_segment": state.get("last_segment"), "last_uploaded_at": uploaded,
-            "archived_through": state.get("archived_through"),
-            "slot": state.get("slot"), "receiver": state.get("receiver"),
-            "alarm": state.get("alarm"), "system_identifier": state.get("system_identifier"),
-            "timeline": state.get("timeline")}
+        return datetime.fromisoformat(str(text)) if text else None
+    except ValueError:
+        return None

@@ -47,6 +47,9 @@ log = logging.getLogger(__name__)
 
 RESUME_FRACTION = 0.8  # a paused stream takes WAL again below 80% of WAL_SPOOL_MAX
 S3_ALARM_REPEAT_SECONDS = 60
+# The state is written at least this often, so `status` can tell a quiet stream from a
+# dead one.
+HEARTBEAT_SECONDS = 10
 
 
 def utc_now_text() -> str:
@@ -66,6 +69,11 @@ class StreamState:
     last_key: str | None = None
     last_uploaded_at: str | None = None
     archived_through: str | None = None  # LSN: every byte before it is in S3
+    current_lsn: str | None = None  # the server's, at the last tick
+    lag_bytes: int = 0  # WAL written but not yet in S3, at the last tick
+    # When the oldest WAL not yet in S3 was first seen written (None: all of it is in S3).
+    unarchived_since: str | None = None
+    slot_state: str = "inactive"  # active, inactive, lost
     last_switch_at: str | None = None
     alarm: str | None = None
     updated_at: str = ""
@@ -91,6 +99,9 @@ class Stream:
         self._paused = False
         self._pending_since: float | None = None
         self._s3_alarm_at: float | None = None
+        # (when first seen, LSN) as the server's position moves: the lag's clock.
+        self._written: list[tuple[str, int]] = []
+        self._recorded_at = clock()
 
     def _prepare(self) -> None:
         if not self._spool.is_dir() or not os.access(self._spool, os.W_OK):
@@ -121,10 +132,14 @@ class Stream:
             raise DatabaseError(f"the replication slot {self._wal.slot!r} does not exist: run "
                                 "`backup-agent wal setup --yes` (or fix WAL_SLOT)")
         if slot.lost:
+            if hasattr(self, "state"):
+                self.state.slot_state = "lost"
+                self._record()
             raise slot_lost(self._wal.slot, f"wal_status {slot.wal_status}")
         return slot
 
     def _record(self) -> None:
+        self._recorded_at = self._clock()
         self.state.updated_at = utc_now_text()
         write_state(self._spool, self.state.to_dict())
 
@@ -152,7 +167,28 @@ class Stream:
         if not self._paused and self._receiver.start_when_due(now):
             self.state.receiver = "running"
             self._record()
-        self._force_switch(now, self._slot())
+        slot = self._slot()
+        self._measure_lag(now, slot)
+        self._force_switch(now, slot)
+
+    def _measure_lag(self, now: float, slot: SlotState) -> None:
+        """Bytes and age of the WAL the server wrote that S3 does not hold yet."""
+        current = parse_lsn(slot.current_lsn)
+        archived = self._completed_end
+        if not self._written or self._written[-1][1] != current:
+            self._written.append((utc_now_text(), current))
+        # Keep the first sample past what S3 holds (and the newest): its time is the lag's.
+        self._written = [sample for index, sample in enumerate(self._written)
+                         if sample[1] > archived or index == len(self._written) - 1]
+        waiting = [seen for seen, position in self._written if position > archived]
+        changed = (self.state.current_lsn != slot.current_lsn
+                   or self.state.slot_state != ("active" if slot.active else "inactive"))
+        self.state.current_lsn = slot.current_lsn
+        self.state.lag_bytes = max(0, current - archived)
+        self.state.unarchived_since = waiting[0] if waiting else None
+        self.state.slot_state = "active" if slot.active else "inactive"
+        if changed or now - self._recorded_at >= HEARTBEAT_SECONDS:
+            self._record()
 
     def _upload(self, now: float) -> None:
         try:

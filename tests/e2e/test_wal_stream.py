@@ -154,8 +154,10 @@ def test_a_small_write_reaches_s3_within_the_max_delay_signed_and_provable(
     # `status` shows what the stream recorded.
     make_backup(wal_env)
     report = json.loads(run_agent(["status", "--json"], wal_env).stdout)
-    assert report["wal"]["slot"] == slot and report["wal"]["receiver"] == "running"
-    assert report["wal"]["last_segment"] and report["wal"]["lag_seconds"] is not None
+    wal = report["wal"]
+    assert wal["slot_name"] == slot and wal["slot"] == "active", wal
+    assert wal["receiver"] == "running" and wal["last_segment"] and wal["problem"] is None
+    assert wal["lag_seconds"] >= 0 and wal["lag_bytes"] >= 0
 
 
 def test_sigterm_stops_it_cleanly_with_its_receiver(
@@ -236,3 +238,22 @@ def test_no_aws_credentials_is_a_configuration_error_not_an_endless_alarm(
                             capture_output=True, text=True, timeout=60, check=False)
     assert result.returncode == 2, result.stderr
     assert "no AWS credentials" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_status_fails_when_wal_waits_for_s3_past_three_times_the_max_delay(
+        streaming: Callable[..., Streaming], pg_server: PostgresServer, database: str,
+        wal_env: dict[str, str], slot: str, spool: Path) -> None:
+    """S3 unreachable: the WAL waits in the spool, and `status` (exit 11) says so."""
+    make_backup(wal_env)  # a fresh dump backup: only the WAL can make status fail
+    unreachable = {"AWS_ENDPOINT_URL_S3": "http://127.0.0.1:9", "AWS_MAX_ATTEMPTS": "1"}
+    stream = streaming(**unreachable)
+    wait_for("pg_receivewal", lambda: receivers(slot))
+    write_some_wal(pg_server, database)
+    wait_for("WAL to be waiting", lambda: state(spool).get("unarchived_since"))
+    time.sleep(3.5)  # 3 x WAL_MAX_DELAY (1s)
+    assert stream.process.poll() is None, stream.stderr()
+    result = run_agent(["status", "--json"], wal_env)
+    assert result.returncode == 11, result.stdout + result.stderr
+    error = json.loads(result.stdout)["error"]
+    assert "point-in-time recovery is behind" in error and "not in S3 yet" in error
+    assert "cannot reach S3" in error  # the stream's own alarm names the cause

@@ -84,13 +84,32 @@ def test_status_reads_the_stream_s_state_from_the_spool(tmp_path: Path) -> None:
     from backup_agent.actions.status import wal_status
     from backup_agent.wal.spool import write_state
 
-    settings = resolve_settings({}, {"WAL_SPOOL_DIR": str(tmp_path)})
+    settings = resolve_settings({}, {"WAL_SPOOL_DIR": str(tmp_path), "WAL_MAX_DELAY": "60s"})
     now = datetime(2026, 12, 2, 21, 0, 30, tzinfo=UTC)
     assert wal_status(settings, now) is None  # the stream never ran here
-    write_state(tmp_path, {"last_segment": "000000010000000000000003", "slot": "backup_agent",
-                           "last_uploaded_at": "2026-12-02T21:00:00+00:00",
-                           "receiver": "running", "alarm": None})
+    state = {"last_segment": "000000010000000000000003", "slot": "backup_agent",
+             "slot_state": "active", "last_uploaded_at": "2026-12-02T20:59:00+00:00",
+             "updated_at": "2026-12-02T21:00:25+00:00", "lag_bytes": 0,
+             "unarchived_since": None, "receiver": "running", "alarm": None}
+    write_state(tmp_path, state)
     status = wal_status(settings, now)
     assert status is not None
-    assert (status["lag_seconds"], status["last_segment"], status["receiver"]) == \
-        (30.0, "000000010000000000000003", "running")
+    # Idle: everything written is in S3, however long ago the last upload was.
+    assert (status["lag_seconds"], status["lag_bytes"], status["slot"], status["problem"]) == \
+        (0.0, 0, "active", None)
+    assert (status["last_segment"], status["receiver"]) == \
+        ("000000010000000000000003", "running")
+
+    write_state(tmp_path, {**state, "unarchived_since": "2026-12-02T20:57:00+00:00",
+                           "lag_bytes": 4096, "alarm": "WAL cannot reach S3 (timeout)"})
+    behind = wal_status(settings, now)
+    assert behind is not None and behind["lag_seconds"] == 210.0
+    assert "over 3m" in behind["problem"] and "cannot reach S3" in behind["problem"]
+
+    write_state(tmp_path, {**state, "slot_state": "lost"})
+    lost = wal_status(settings, now)
+    assert lost is not None and "slot was lost" in lost["problem"]
+
+    write_state(tmp_path, {**state, "updated_at": "2026-12-02T20:50:00+00:00"})
+    silent = wal_status(settings, now)
+    assert silent is not None and "is `backup-agent wal stream` running?" in silent["problem"]
