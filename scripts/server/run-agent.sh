@@ -20,8 +20,8 @@ if [ "$#" -eq 0 ]; then
   exit 2
 fi
 case "$1" in
-  backup|verify|list|status) ;;
-  *) echo "run-agent.sh: refusing command '$1' (allowed: backup, verify, list, status)" >&2
+  backup|base-backup|verify|list|status) ;;
+  *) echo "run-agent.sh: refusing command '$1' (allowed: backup, base-backup, verify, list, status)" >&2
      exit 2 ;;
 esac
 

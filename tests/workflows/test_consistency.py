@@ -66,7 +66,7 @@ def test_the_schedule_is_the_guides() -> None:
 
 
 def agent_commands_in(text: str) -> set[str]:
-    return set(re.findall(r"run-agent\.sh (\w+)", text))
+    return set(re.findall(r"run-agent\.sh ([\w-]+)", text))
 
 
 def test_the_agent_commands_the_workflows_run_exist() -> None:

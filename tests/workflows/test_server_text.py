@@ -131,7 +131,7 @@ def steps_running(script: str) -> list[tuple[str, dict[str, Any]]]:
 
 def test_every_step_that_runs_remote_sh_keeps_the_servers_stdout_out_of_a_pipe() -> None:
     steps = steps_running("scripts/remote.sh")
-    assert len(steps) == 3
+    assert len(steps) == 5  # backup, base-backup, status, the restore test and pre-deploy
     for where, step in steps:
         text = step["run"].replace("\\\n", " ")
         for line in text.splitlines():

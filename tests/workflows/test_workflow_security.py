@@ -241,7 +241,7 @@ def test_zizmor_as_auditor_finds_only_what_the_readme_explains() -> None:
 def test_the_repository_variables_the_workflows_read_are_documented() -> None:
     used = {name for path in WORKFLOWS
             for name in re.findall(r"vars\.([A-Z0-9_]+)", path.read_text())}
-    assert used == {"AWS_ROLE_ARN", "AWS_ROLE_SESSION_SECONDS", "RESTORE_TEST_ON",
+    assert used == {"AWS_ROLE_ARN", "AWS_ROLE_SESSION_SECONDS", "PITR_ENABLED", "RESTORE_TEST_ON",
                     "RESTORE_TEST_POSTGRES_MAJOR"}
     for name in used:
         assert f"`{name}`" in README, name
