@@ -21,6 +21,7 @@ from typing import IO
 from backup_agent.model.errors import ToolMissingError
 
 log = logging.getLogger(__name__)
+DEVNULL = subprocess.DEVNULL  # for callers that must not import subprocess themselves
 
 # Every child still running, so that an interrupted run can stop them all, wherever the
 # signal landed (even between starting a child and guarding it).
@@ -50,12 +51,18 @@ def spawn(
     stdin: int | IO[bytes] | None = subprocess.DEVNULL,
     stdout: int | IO[bytes] | None = subprocess.PIPE,
     stderr: int | IO[bytes] | None = subprocess.PIPE,
+    owner: tuple[int, int] | None = None,
 ) -> subprocess.Popen[bytes]:
-    """Start `command` and return the process; raise ToolMissingError if it does not exist."""
+    """Start `command` and return the process; raise ToolMissingError if it does not exist.
+
+    `owner` (uid, gid): run it as that user (a server that must own its data directory,
+    started by root); its working directory is then / (ours may be closed to it)."""
     log.debug("running %s", describe(command))
+    user, group, groups, cwd = _as_owner(owner)
     try:
         process = subprocess.Popen(list(command), env=dict(environment), stdin=stdin,
-                                   stdout=stdout, stderr=stderr)
+                                   stdout=stdout, stderr=stderr, user=user, group=group,
+                                   extra_groups=groups, cwd=cwd)
         _running.add(process)
         return process
     except FileNotFoundError:
@@ -63,6 +70,16 @@ def spawn(
     except PermissionError:
         raise ToolMissingError(f"{command[0]} is not executable: fix its permissions or "
                                "PG_BINDIR") from None
+
+
+_Switch = tuple[int | None, int | None, list[int] | None, str | None]
+
+
+def _as_owner(owner: tuple[int, int] | None) -> _Switch:
+    """Popen's user, group, extra_groups and cwd for running as `owner` (None: as we are)."""
+    if owner is None or owner == (os.geteuid(), os.getegid()):
+        return None, None, None, None
+    return owner[0], owner[1], [], "/"
 
 
 def stop_all_children() -> None:
@@ -101,12 +118,16 @@ def run(
     environment: Mapping[str, str],
     input_text: str | None = None,
     timeout: float | None = 60,
+    owner: tuple[int, int] | None = None,
 ) -> subprocess.CompletedProcess[str]:
-    """Run `command` to completion and return its text output (not checked)."""
+    """Run `command` to completion and return its text output (not checked); as `owner`
+    (see `spawn`) when given."""
     log.debug("running %s", describe(command))
+    user, group, groups, cwd = _as_owner(owner)
     try:
         return subprocess.run(list(command), env=dict(environment), input=input_text,
-                              capture_output=True, text=True, timeout=timeout, check=False)
+                              capture_output=True, text=True, timeout=timeout, check=False,
+                              user=user, group=group, extra_groups=groups, cwd=cwd)
     except FileNotFoundError:
         raise _missing_program(command) from None
     except PermissionError:
@@ -123,11 +144,12 @@ class Child:
 
     def __init__(self, command: Sequence[str], *, environment: Mapping[str, str],
                  stdin: int | IO[bytes] | None = subprocess.DEVNULL,
-                 stdout: int | IO[bytes] | None = subprocess.PIPE) -> None:
+                 stdout: int | IO[bytes] | None = subprocess.PIPE,
+                 owner: tuple[int, int] | None = None) -> None:
         self._stderr: IO[bytes] = tempfile.TemporaryFile()  # noqa: SIM115 - closed in close()
         try:
             self.process = spawn(command, environment=environment, stdin=stdin, stdout=stdout,
-                                 stderr=self._stderr)
+                                 stderr=self._stderr, owner=owner)
         except BaseException:
             self._stderr.close()
             raise

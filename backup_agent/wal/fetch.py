@@ -20,10 +20,10 @@ import logging
 import os
 import threading
 from dataclasses import dataclass
-from enum import StrEnum
 from pathlib import Path
 
 from backup_agent.model.errors import BackupAgentError, SourceNotFoundError
+from backup_agent.physical.handout import Offer
 from backup_agent.wal.history import WalArchive
 from backup_agent.wal.names import HISTORY_PATTERN, parse_wal_name, timeline_prefix
 from backup_agent.wal.prove import fetch_proven
@@ -51,12 +51,6 @@ class Gap:
             return (f"WAL segment {self.name} is missing from the archive while {self.later} "
                     "exists: the archive has a hole, so nothing after it can be replayed")
         return f"the archive ends before WAL segment {self.name}"
-
-
-class Offer(StrEnum):
-    READY = "ready"  # the file is in the directory
-    WAIT = "wait"  # it is being fetched
-    NONE = "none"  # it will never be there
 
 
 class Prefetcher:
@@ -120,8 +114,15 @@ class Prefetcher:
             if number in self._ready:
                 return Offer.READY
             if self.gap is not None and number >= self.gap.segment:
-                return Offer.NONE
+                # Replay needs what is past a hole or an unusable segment: it must stop,
+                # not end there (and perhaps promote).
+                return Offer.REFUSE if self.gap.hole or self.gap.error else Offer.NONE
             return Offer.WAIT
+
+    def problem(self) -> str | None:
+        """Why replay cannot go on past the gap, when it is not simply the archive's end."""
+        gap = self.gap
+        return gap.describe() if gap is not None and (gap.hole or gap.error) else None
 
     def wait_for(self, segment: int, timeout: float) -> Path:
         """Return the path of `segment` once fetched; raise the gap's error (or

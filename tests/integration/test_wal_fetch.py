@@ -21,9 +21,10 @@ from backup_agent.model.errors import (
     VerificationError,
 )
 from backup_agent.model.settings import S3Settings
+from backup_agent.physical.handout import Offer
 from backup_agent.storage.s3 import S3Store
 from backup_agent.streams.age import new_identity, parse_identities
-from backup_agent.wal.fetch import STAGING, Offer, Prefetcher
+from backup_agent.wal.fetch import STAGING, Prefetcher
 from backup_agent.wal.history import WalArchive, follow, last_segment
 from backup_agent.wal.names import parse_lsn, parse_wal_name
 from backup_agent.wal.timelines import plan_for
@@ -132,7 +133,8 @@ def test_a_missing_segment_in_the_middle_is_a_hole_not_the_end(
                            "from the archive while 000000010000000000000006 exists"):
             prefetcher.wait_for(5, timeout=30)
         assert prefetcher.gap is not None and prefetcher.gap.hole
-        assert prefetcher.offer("000000010000000000000006") is Offer.NONE  # past the hole
+        assert prefetcher.offer("000000010000000000000005") is Offer.REFUSE  # the hole
+        assert prefetcher.problem() is not None and "hole" in prefetcher.problem()  # type: ignore[operator]
 
 
 def test_replay_follows_the_timeline_switch_from_the_history_file(
@@ -167,6 +169,6 @@ def test_an_unsigned_segment_stops_the_prefetcher_with_its_reason(
         prefetcher.wait_for(3, timeout=30)
         with pytest.raises(VerificationError, match="is not signed"):
             prefetcher.wait_for(4, timeout=30)
-        assert prefetcher.offer("000000010000000000000004") is Offer.NONE
+        assert prefetcher.offer("000000010000000000000004") is Offer.REFUSE
     assert not (directory / "000000010000000000000004").exists()
     assert not list((directory / STAGING).iterdir())
