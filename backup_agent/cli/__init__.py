@@ -5,7 +5,10 @@ from __future__ import annotations
 import sys
 from collections.abc import Sequence
 
-from backup_agent.cli import operating  # noqa: F401 - registers status, doctor, config, keygen
+from backup_agent.cli import (
+    operating,  # noqa: F401 - registers status, doctor, config, keygen
+    pitr,  # noqa: F401 - registers restore-cluster
+)
 from backup_agent.cli.app import app
 
 GLOBAL_FLAGS = ("--debug", "--quiet", "-q")
