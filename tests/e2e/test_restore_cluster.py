@@ -16,10 +16,10 @@ from backup_agent.physical.server import PrivateServer
 from backup_agent.storage.s3 import S3Store
 from backup_agent.wal.names import parse_wal_name
 from backup_agent.wal.uploader import Encoder, upload_file
-from tests.conftest import clean_environment, run_agent, signed
 from testbed.pitr import ArchivedCluster, archived_cluster, copy_of, owned_directory
 from testbed.postgres import running_server
 from testbed.s3 import S3Endpoint
+from tests.conftest import clean_environment, run_agent, signed
 
 
 @pytest.fixture(scope="module")
