@@ -21,6 +21,7 @@ from typing import IO
 from backup_agent.model.errors import ToolMissingError
 
 log = logging.getLogger(__name__)
+DEVNULL = subprocess.DEVNULL  # for callers that must not import subprocess themselves
 
 # Every child still running, so that an interrupted run can stop them all, wherever the
 # signal landed (even between starting a child and guarding it).
@@ -72,13 +73,19 @@ def spawn(
     stdout: int | IO[bytes] | None = subprocess.PIPE,
     stderr: int | IO[bytes] | None = subprocess.PIPE,
     die_with_parent: bool = False,
+    owner: tuple[int, int] | None = None,
 ) -> subprocess.Popen[bytes]:
     """Start `command` and return the process; raise ToolMissingError if it does not exist.
-    With `die_with_parent` the child is sent SIGTERM when this process ends, however it ends."""
+
+    With `die_with_parent` the child is sent SIGTERM when this process ends, however it ends.
+    `owner` (uid, gid): run it as that user (a server that must own its data directory,
+    started by root); its working directory is then / (ours may be closed to it)."""
     log.debug("running %s", describe(command))
+    user, group, groups, cwd = _as_owner(owner)
     try:
         process = subprocess.Popen(list(command), env=dict(environment), stdin=stdin,
-                                   stdout=stdout, stderr=stderr,
+                                   stdout=stdout, stderr=stderr, user=user, group=group,
+                                   extra_groups=groups, cwd=cwd,
                                    preexec_fn=_die_with_parent() if die_with_parent else None)
         _running.add(process)
         return process
@@ -87,6 +94,16 @@ def spawn(
     except PermissionError:
         raise ToolMissingError(f"{command[0]} is not executable: fix its permissions or "
                                "PG_BINDIR") from None
+
+
+_Switch = tuple[int | None, int | None, list[int] | None, str | None]
+
+
+def _as_owner(owner: tuple[int, int] | None) -> _Switch:
+    """Popen's user, group, extra_groups and cwd for running as `owner` (None: as we are)."""
+    if owner is None or owner == (os.geteuid(), os.getegid()):
+        return None, None, None, None
+    return owner[0], owner[1], [], "/"
 
 
 def stop_all_children() -> None:
@@ -125,12 +142,16 @@ def run(
     environment: Mapping[str, str],
     input_text: str | None = None,
     timeout: float | None = 60,
+    owner: tuple[int, int] | None = None,
 ) -> subprocess.CompletedProcess[str]:
-    """Run `command` to completion and return its text output (not checked)."""
+    """Run `command` to completion and return its text output (not checked); as `owner`
+    (see `spawn`) when given."""
     log.debug("running %s", describe(command))
+    user, group, groups, cwd = _as_owner(owner)
     try:
         return subprocess.run(list(command), env=dict(environment), input=input_text,
-                              capture_output=True, text=True, timeout=timeout, check=False)
+                              capture_output=True, text=True, timeout=timeout, check=False,
+                              user=user, group=group, extra_groups=groups, cwd=cwd)
     except FileNotFoundError:
         raise _missing_program(command) from None
     except PermissionError:
@@ -148,11 +169,13 @@ class Child:
     def __init__(self, command: Sequence[str], *, environment: Mapping[str, str],
                  stdin: int | IO[bytes] | None = subprocess.DEVNULL,
                  stdout: int | IO[bytes] | None = subprocess.PIPE,
-                 die_with_parent: bool = False) -> None:
+                 die_with_parent: bool = False,
+                 owner: tuple[int, int] | None = None) -> None:
         self._stderr: IO[bytes] = tempfile.TemporaryFile()  # noqa: SIM115 - closed in close()
         try:
             self.process = spawn(command, environment=environment, stdin=stdin, stdout=stdout,
-                                 stderr=self._stderr, die_with_parent=die_with_parent)
+                                 stderr=self._stderr, die_with_parent=die_with_parent,
+                                 owner=owner)
         except BaseException:
             self._stderr.close()
             raise

@@ -7,7 +7,8 @@ from collections.abc import Sequence
 
 from backup_agent.cli import (
     operating,  # noqa: F401 - registers status, doctor, config, keygen
-    wal,  # noqa: F401 - registers wal stream, wal setup
+    pitr,  # noqa: F401 - registers restore-cluster
+    wal,  # noqa: F401 - registers wal stream, wal setup, base-backup
 )
 from backup_agent.cli.app import app
 

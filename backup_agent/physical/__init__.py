@@ -1,1 +1,2 @@
-"""Physical backups: pg_basebackup streamed as one tar, what it says about itself."""
+"""Physical backups: pg_basebackup streamed as one tar, and recovery of a whole cluster to a
+moment."""

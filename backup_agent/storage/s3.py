@@ -132,6 +132,14 @@ class S3Store:
 
     # Reading
 
+    def keys_after(self, prefix: str, after: str, *, limit: int = 10) -> list[str]:
+        """Return up to `limit` keys under `prefix` that sort after `prefix + after` (one
+        request: whether anything follows a missing WAL segment)."""
+        with self._translated("list the WAL archive"):
+            page = self.client.list_objects_v2(Bucket=self.bucket, Prefix=prefix,
+                                               StartAfter=prefix + after, MaxKeys=limit)
+        return [item["Key"] for item in page.get("Contents", [])]
+
     def list(self, prefix: str | None = None) -> list[S3Object]:
         """Return every object under `prefix` (default: S3_PREFIX), 1,000 keys a page."""
         found = []

@@ -1,0 +1,54 @@
+"""The point-in-time restore commands: `restore-cluster` (registered on the one `app`)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from backup_agent.cli.app import app
+from backup_agent.cli.boundary import finish, reported, resolve, say
+from backup_agent.cli.help import TidyCommand
+from backup_agent.cli.options import (
+    AllowUnsignedOption,
+    BinDirectoryOption,
+    BucketOption,
+    EnvFileOption,
+    IdentityOption,
+    JsonOption,
+    PrefixOption,
+)
+
+ToTimeOption = Annotated[str, typer.Option(
+    "--to-time", metavar="TIME", help="Recover every transaction committed at or before TIME "
+    "(ISO 8601 with an offset, e.g. 2026-12-02T21:05:09Z) and none after; `latest`: all the "
+    "archive holds.")]
+PgdataOption = Annotated[Path, typer.Option(
+    "--pgdata", metavar="DIR", help="An existing, empty directory owned by the user the "
+    "server will run as: the restored cluster goes there, shut down, ready to start.")]
+BaseBackupOption = Annotated[Path, typer.Option(
+    "--base-backup", metavar="DIR", help="The pg_basebackup output directory (-Fp, or -Ft's "
+    "base.tar) to start from. (Base backups in S3 come with `backup-agent base-backup`.)")]
+
+
+@app.command("restore-cluster", cls=TidyCommand)
+def restore_cluster(
+    ctx: typer.Context, to_time: ToTimeOption, pgdata: PgdataOption,
+    base_backup: BaseBackupOption, allow_unsigned: AllowUnsignedOption = False,
+    env_file: EnvFileOption = None, pg_bindir: BinDirectoryOption = None,
+    s3_bucket: BucketOption = None, s3_prefix: PrefixOption = None,
+    identity: IdentityOption = None, as_json: JsonOption = False,
+) -> None:
+    """Restore the whole cluster into an empty directory as of a moment, from a base
+    backup and the WAL archive in S3; it is left shut down, ready to start as a primary."""
+    with reported("restore-cluster", as_json=as_json):
+        settings = resolve(ctx)
+        from backup_agent.actions.pitr import run_restore_cluster
+
+        result = run_restore_cluster(settings, to_time=to_time, pgdata=pgdata,
+                                     base_backup=base_backup, allow_unsigned=allow_unsigned)
+        say(f"restored the cluster into {result.pgdata} as of {result.to_time}: last commit "
+            f"replayed {result.last_commit or 'none'}, now on timeline {result.timeline} at "
+            f"{result.lsn}; start it with pg_ctl -D {result.pgdata} start")
+        finish("restore-cluster", result, as_json=as_json)

@@ -1,0 +1,94 @@
+"""`backup-agent restore-cluster`: the whole cluster as of T, WAL from S3 proven on the way."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from collections.abc import Iterator
+from functools import partial
+from pathlib import Path
+
+import pytest
+
+from backup_agent.keys.signing import load_signing_key, sign
+from backup_agent.model.settings import S3Settings
+from backup_agent.physical.server import PrivateServer
+from backup_agent.storage.s3 import S3Store
+from backup_agent.wal.names import parse_wal_name
+from backup_agent.wal.uploader import Encoder, upload_file
+from testbed.pitr import ArchivedCluster, archived_cluster, copy_of, owned_directory
+from testbed.postgres import running_server
+from testbed.s3 import S3Endpoint
+from tests.conftest import clean_environment, run_agent, signed
+
+
+@pytest.fixture(scope="module")
+def cluster() -> Iterator[ArchivedCluster]:
+    with running_server() as server:
+        yield archived_cluster(server)
+
+
+@pytest.fixture
+def environment(cluster: ArchivedCluster, s3_endpoint: S3Endpoint, bucket: str,
+                monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
+    """The archive's WAL uploaded to `bucket` by the uploader, signed by the server's key."""
+    environment = signed({**clean_environment(), **s3_endpoint.environment(),
+                          "S3_BUCKET": bucket, "PG_BINDIR": str(cluster.server.bin_directory),
+                          "AWS_MAX_ATTEMPTS": "2"})
+    for variable, value in s3_endpoint.environment().items():
+        monkeypatch.setenv(variable, value)
+    store = S3Store(S3Settings(bucket=bucket))
+    system_identifier = cluster.server.psql(
+        "postgres", "SELECT system_identifier FROM pg_control_system();").strip()
+    key = load_signing_key(Path(environment["SIGNING_KEY_FILE"]))
+    encoder = Encoder(system_identifier=system_identifier, sign=partial(sign, key))
+    spool = copy_of(cluster, cluster.archive, "spool")
+    for path in sorted(spool.iterdir()):
+        wal = parse_wal_name(path.name)
+        if wal is not None:
+            upload_file(store, wal, path, encoder)
+    shutil.rmtree(spool)
+    return environment
+
+
+def test_a_cluster_restores_as_of_a_time_from_the_archive_in_s3(
+        cluster: ArchivedCluster, environment: dict[str, str]) -> None:
+    ident, moment = cluster.commits[-6]
+    pgdata = owned_directory(cluster.server, "pgdata")
+    result = run_agent(["restore-cluster", "--to-time", moment.isoformat(), "--pgdata",
+                        str(pgdata), "--base-backup", str(cluster.base), "--json"], environment)
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert report["last_commit"] == moment.isoformat() and report["trusted"] is False
+    with PrivateServer(cluster.server.bin_directory, pgdata, {}, owner=cluster.owner) as server:
+        import time
+
+        for _ in range(300):
+            if (row := server.query("SELECT pg_is_in_recovery(), max(id) FROM ticks")):
+                break
+            time.sleep(0.1)
+        server.stop()
+    assert row == (False, ident)
+
+
+@pytest.mark.parametrize(("to_time", "message"), [
+    ("2026-12-02 21:05:09", "has no UTC offset"),
+    ("latest-ish", "is not a time"),
+])
+def test_a_bad_time_is_one_line_and_exit_2(cluster: ArchivedCluster, to_time: str,
+                                           message: str, tmp_path: Path) -> None:
+    result = run_agent(["restore-cluster", "--to-time", to_time, "--pgdata", str(tmp_path),
+                        "--base-backup", str(cluster.base)], clean_environment())
+    assert result.returncode == 2 and message in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_a_time_after_the_last_commit_is_refused_and_the_directory_left_empty(
+        cluster: ArchivedCluster, environment: dict[str, str]) -> None:
+    pgdata = owned_directory(cluster.server, "pgdata")
+    late = cluster.commits[-1][1].isoformat()
+    result = run_agent(["restore-cluster", "--to-time", late, "--pgdata", str(pgdata),
+                        "--base-backup", str(cluster.base)], environment)
+    assert result.returncode == 2, result.stderr
+    assert "at or after the last archived commit" in result.stderr
+    assert "use --to-time latest" in result.stderr and not list(pgdata.iterdir())
