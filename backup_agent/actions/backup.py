@@ -52,6 +52,11 @@ GZIP_CONTENT_TYPE = "application/gzip"
 AGE_CONTENT_TYPE = "application/octet-stream"  # age has no registered media type
 
 
+UNSIGNED = ("SIGNING_KEY_FILE is not set: this backup is not signed, and restore and verify "
+            "refuse it without --allow-unsigned; create a key with `backup-agent keygen "
+            "--signing FILE` and set SIGNING_KEY_FILE (the server install makes one)")
+
+
 def utc_now() -> datetime:
     return datetime.now(UTC)
 
@@ -183,6 +188,8 @@ def run_backup(settings: Settings, *, clock: Callable[[], datetime] = utc_now,
         for leftover in local.remove_stale_temporary_files(directory):
             log.info("removed %s, left by an interrupted run", leftover)
         warnings: list[str] = []
+        if signing_key is None:
+            warnings.append(UNSIGNED)
         store = _s3_store(settings, warnings)
         name, started = _free_name(directory, clock, encrypted=bool(settings.encrypt_to))
         started_monotonic = time.monotonic()

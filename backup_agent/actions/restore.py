@@ -148,6 +148,18 @@ def make_plan(settings: Settings, source: BackupRef, *, target_db: str | None,
         drop_previous=drop_previous and swap, no_owner=no_owner)
 
 
+def _refuse_another_database(source: BackupRef, database: str, *,
+                             target_db: str | None) -> None:
+    """A backup replaces only the database it was made of; into any other only when the
+    operator names it with --target-db (a new database, nothing replaced)."""
+    backed_up = (source.manifest or {}).get("database")
+    if target_db is None and isinstance(backed_up, str) and backed_up != database:
+        raise ConfigurationError(
+            f"{source.name} is a backup of database {backed_up}, not of {database} "
+            f"(POSTGRES_DB): nothing was restored; restore it beside it with --target-db "
+            f"NAME, or set POSTGRES_DB={backed_up} to replace {backed_up}")
+
+
 def _refuse_unless_proven(verdict: Verdict, *, no_verify: bool) -> None:
     """--no-verify waives the checksum only: never the content, the closing line or the
     statement check, which all come before psql sees a byte."""
@@ -187,6 +199,7 @@ def run_restore(settings: Settings, given: str, *, from_s3: bool = False,
     source = catalog.resolve(given, from_s3=from_s3)
     warnings = [*catalog.warnings, *authenticity_warnings(settings, [source],
                                                           allow_unsigned=allow_unsigned)]
+    _refuse_another_database(source, settings.postgres.database, target_db=target_db)
     if no_verify:
         warnings.append("--no-verify: the backup's checksum is NOT required (its content, "
                         "closing line and statements still are)")

@@ -23,7 +23,9 @@ UNCHECKED = ("authenticity was not checked (--allow-unsigned): code in the backu
              "database afterwards")
 NO_KEY = ("no trusted signing key here (TRUSTED_SIGNING_KEYS, or this server's own "
           "SIGNING_KEY_FILE), so no backup can be proven to be your server's")
-ALLOW = "set TRUSTED_SIGNING_KEYS to your server's public key, or pass --allow-unsigned"
+ALLOW = ("set TRUSTED_SIGNING_KEYS to your server's public key (`backup-agent doctor` prints "
+         "it where SIGNING_KEY_FILE is; `backup-agent keygen --signing` makes one), or pass "
+         "--allow-unsigned")
 
 
 def with_own_key(settings: Settings) -> Settings:

@@ -191,8 +191,13 @@ def _create_builder(admin: BuildSession, builder: str, password: str) -> None:
     """The builder: may log in (once) and create in the schemas of this database; has no
     attribute and no membership, so code running as it reaches nothing else."""
     create_login_role(admin, builder, password, BUILDER_LOGIN_WINDOW)
-    admin.run(f"GRANT CREATE, USAGE ON SCHEMA public TO {quote_identifier(builder)};".encode(),
-              0)
+    role = quote_identifier(builder)
+    admin.run(f"GRANT CREATE, USAGE ON SCHEMA public TO {role};".encode(), 0)
+    if admin.query_column(b"SELECT rolsuper FROM pg_catalog.pg_roles "
+                          b"WHERE rolname OPERATOR(pg_catalog.=) CURRENT_USER")[0] != "True":
+        # A CREATEROLE user (--no-owner) may hand objects to and take them from the builder
+        # only as a member of it; membership gives the builder nothing.
+        admin.run(f"GRANT {role} TO CURRENT_USER;".encode(), 0)
 
 
 def create_login_role(admin: BuildSession, name: str, password: str,
@@ -212,6 +217,9 @@ def _drop_builder(admin: DatabaseAdmin, builder: str) -> None:
     can never log in and say so."""
     role = quote_identifier(builder)
     try:
+        if not admin.execute(f"SELECT 1 FROM pg_catalog.pg_roles WHERE rolname "
+                             f"OPERATOR(pg_catalog.=) {quote_literal(builder)};"):
+            return  # never created (the restoring user may not create roles)
         admin.execute(f"DROP ROLE IF EXISTS {role};")
     except DatabaseError as error:
         with contextlib.suppress(DatabaseError):

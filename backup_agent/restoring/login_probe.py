@@ -39,10 +39,22 @@ def probe_restore_login(settings: PostgresSettings) -> str:
                                     "restore builds as a role of its own; restore as a "
                                     "superuser (POSTGRES_USER)") from None
             raise DatabaseError(f"could not create a probe role: {failed}") from None
+        quoted = quote_identifier(role)
         try:
+            # A restore's builder connects to a new database, which PUBLIC may connect to;
+            # this one may have revoked that (a hardened production database).
+            admin.run(f"GRANT CONNECT ON DATABASE {quote_identifier(database)} TO {quoted};"
+                      .encode(), 0)
             with opened("builder", settings, database, Login(role, password)):
                 pass
         finally:
-            admin.run(f"DROP ROLE IF EXISTS {quote_identifier(role)};".encode(), 0)
+            admin.run(f"REVOKE ALL ON DATABASE {quote_identifier(database)} FROM {quoted};"
+                      .encode(), 0)
+            admin.run(f"DROP ROLE IF EXISTS {quoted};".encode(), 0)
+        superuser = admin.query_column(b"SELECT rolsuper FROM pg_catalog.pg_roles WHERE "
+                                       b"rolname OPERATOR(pg_catalog.=) CURRENT_USER")[0]
+    owners = ("" if superuser == "True" else
+              f"; {settings.user} is not a superuser, so only `restore --no-owner` can run "
+              "(everything then owned by it)")
     return (f"a restore reaches {describe_server(settings)} as {settings.user}, and a role "
-            "of its own can log in there with a password")
+            f"of its own can log in there with a password{owners}")

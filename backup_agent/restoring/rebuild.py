@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 
 from backup_agent.model.backup import BackupRef
 from backup_agent.model.cluster_globals import ClusterGlobals, GlobalsError
-from backup_agent.model.errors import RestoreError, VerificationError
+from backup_agent.model.errors import ConfigurationError, RestoreError, VerificationError
 from backup_agent.postgres.admin import DatabaseAdmin, DatabaseFacts, quote_identifier
 from backup_agent.postgres.globals_statements import (
     SETTINGS_CONTEXT_SQL,
@@ -95,6 +95,7 @@ class Rebuild:
     notes: list[str] = field(default_factory=list)
     _contexts: dict[str, str] | None = None
     _owner: str | None = None  # the database's owner, given in finish()
+    _superuser: bool | None = None  # is the restoring user one (asked once)
 
     @property
     def contexts(self) -> dict[str, str]:
@@ -105,7 +106,15 @@ class Rebuild:
 
     def check(self) -> None:
         """Refuse before anything is created when the dump's owners cannot exist here: pg_dump
-        writes `OWNER TO` the old server's bootstrap superuser for what it owned."""
+        writes `OWNER TO` the old server's bootstrap superuser for what it owned; and giving
+        objects to other roles needs a superuser (from PostgreSQL 16 a CREATEROLE user may
+        not even SET ROLE to the roles it creates)."""
+        if not self.no_owner and not self.restoring_superuser():
+            user = self.admin.execute("SELECT CURRENT_USER;")[0]
+            raise ConfigurationError(
+                f"restoring the backup's owners needs a superuser, and {user} is not one: "
+                f"restore as a superuser (POSTGRES_USER), or with --no-owner ({user} then "
+                "owns everything); nothing was restored")
         if self.cluster is None or self.no_owner or self.cluster.bootstrap_superuser is None:
             return
         old = self.cluster.bootstrap_superuser
@@ -161,16 +170,19 @@ class Rebuild:
         changeable = roles if self.trusted else set(self.created_roles) & roles
         statements, left_out = database_settings(
             name, self.cluster.database, changeable, self.contexts,
-            superuser_settings=self.trusted and self._restoring_superuser())
+            superuser_settings=self.trusted and self.restoring_superuser())
         if not self.no_owner:
             granted, not_granted = database_privileges(name, self.cluster.database, roles)
             statements, left_out = statements + granted, left_out + not_granted
         self.admin.execute("BEGIN;\n" + "\n".join(first + statements) + "\nCOMMIT;")
         self.notes += [f"left out {item}" for item in left_out]
 
-    def _restoring_superuser(self) -> bool:
-        return self.admin.execute(
-            "SELECT rolsuper FROM pg_catalog.pg_roles WHERE rolname = CURRENT_USER;")[0] == "t"
+    def restoring_superuser(self) -> bool:
+        if self._superuser is None:
+            self._superuser = self.admin.execute(
+                "SELECT rolsuper FROM pg_catalog.pg_roles WHERE rolname = CURRENT_USER;"
+            )[0] == "t"
+        return self._superuser
 
     def undo(self) -> None:
         """Drop the roles this rebuild created (its database must be dropped first)."""

@@ -158,3 +158,24 @@ def test_the_proven_bytes_are_the_restored_bytes_with_the_dumps_own_restrict_lef
     assert json.loads(result.stdout)["verified"] is True
     assert fingerprint(pg_server, f"{database}_again") == before
     pg_server.drop_database(f"{database}_again")
+
+
+def test_a_backup_of_another_database_never_replaces_this_one(
+        agent_env: dict[str, str], pg_server: PostgresServer, database: str) -> None:
+    """One bucket, two databases: `latest` may be the other's; it replaces nothing here."""
+    make_backup(agent_env)
+    other = f"{database}_other"
+    pg_server.create_database(other)
+    try:
+        before = pg_server.psql(other, "SELECT count(*) FROM pg_class;")
+        refused = run_agent(["restore", "latest", "--yes"], {**agent_env, "POSTGRES_DB": other})
+        assert refused.returncode == 2, refused.stderr
+        assert f"is a backup of database {database}, not of {other}" in refused.stderr
+        assert "--target-db" in refused.stderr
+        assert pg_server.psql(other, "SELECT count(*) FROM pg_class;") == before
+        beside = run_agent(["restore", "latest", "--yes", "--target-db", f"{other}_copy"],
+                           {**agent_env, "POSTGRES_DB": other})
+        assert beside.returncode == 0, beside.stderr
+    finally:
+        pg_server.drop_database(other)
+        pg_server.drop_database(f"{other}_copy")
