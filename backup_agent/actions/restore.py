@@ -20,7 +20,7 @@ from backup_agent.keys.age_identities import decryption_keys
 from backup_agent.keys.trust import TrustedCatalog as Catalog
 from backup_agent.keys.trust import authenticity_warnings, is_trusted, with_own_key
 from backup_agent.model.backup import BackupRef, Where
-from backup_agent.model.database_names import BUILDING, ROLLBACK, made_name
+from backup_agent.model.database_names import BUILDING, ROLLBACK, derived_name, made_name
 from backup_agent.model.errors import (
     BackupAgentError,
     CancelledError,
@@ -30,7 +30,7 @@ from backup_agent.model.errors import (
 )
 from backup_agent.model.progress import NO_PROGRESS, Progress
 from backup_agent.model.settings import Settings
-from backup_agent.postgres.admin import DatabaseAdmin
+from backup_agent.postgres.admin import DatabaseAdmin, quote_identifier
 from backup_agent.restoring import containers
 from backup_agent.restoring.build import Request, build, reachable
 from backup_agent.restoring.proof import Proof, proven, spool_directory
@@ -117,12 +117,14 @@ class RestoreResult:
     no_verify: bool = False
     roles_created: list[str] = field(default_factory=list)
     roles_to_create: list[str] = field(default_factory=list)  # dry run: what it would create
+    # What the real restore would accept: proven, or (--no-verify) all but the checksum.
+    usable: bool = True
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
     def failure(self) -> BackupAgentError | None:
-        if self.dry_run and not self.verified and not self.no_verify:
+        if self.dry_run and not self.usable:
             return VerificationError("the dry run found the backup unusable: the restore "
                                      "would be refused", details=self.to_dict())
         return None
@@ -131,9 +133,11 @@ class RestoreResult:
     def rollback_hint(self) -> str | None:
         if not self.previous_database or self.dry_run:
             return None
-        return (f"to roll back: ALTER DATABASE \"{self.target_database}\" RENAME TO "
-                f"\"{self.target_database}_bad\"; ALTER DATABASE \"{self.previous_database}\" "
-                f"RENAME TO \"{self.target_database}\";")
+        target, previous = quote_identifier(self.target_database), \
+            quote_identifier(self.previous_database)
+        bad = quote_identifier(derived_name(self.target_database, "_bad"))
+        return (f"to roll back: ALTER DATABASE {target} RENAME TO {bad}; "
+                f"ALTER DATABASE {previous} RENAME TO {target};")
 
 
 def make_plan(settings: Settings, source: BackupRef, *, target_db: str | None,
@@ -291,4 +295,5 @@ def _dry_run(source: BackupRef, plan: RestorePlan, warnings: list[str], started:
         checksum=verdict.checksum_state, verified=verdict.good,
         source_size_bytes=source.size, source_created=source.created.isoformat(),
         duration_seconds=round(time.monotonic() - started, 3),
-        steps=plan.steps(with_globals=with_globals), warnings=warnings, no_verify=no_verify)
+        steps=plan.steps(with_globals=with_globals), warnings=warnings, no_verify=no_verify,
+        usable=verdict.good or (no_verify and verdict.content_good))

@@ -184,6 +184,10 @@ def test_dry_run_of_a_damaged_backup_says_it_would_be_refused(
     result = run_agent(["restore", "latest", "--dry-run"], agent_env)
     assert result.returncode == 8
     assert "would be refused" in result.stderr
+    # --no-verify waives the checksum only: a broken gzip stream is refused all the same.
+    waived = run_agent(["restore", "latest", "--dry-run", "--no-verify"], agent_env)
+    assert waived.returncode == 8, waived.stderr
+    assert "would be refused" in waived.stderr
 
 
 def test_app_containers_are_stopped_around_the_swap_and_started_again(

@@ -6,6 +6,7 @@ See the README's "How the code is laid out".
 from __future__ import annotations
 
 import ast
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -174,3 +175,14 @@ def test_the_model_loads_without_machinery() -> None:
                        "backup_agent.model.manifest, backup_agent.model.naming, "
                        "backup_agent.model.progress, backup_agent.model.age_keys")
     assert not loaded & LOADED_MACHINERY, loaded & LOADED_MACHINERY
+
+
+def test_the_readme_s_layout_names_every_module() -> None:
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    start = readme.index("## How the code is laid out")
+    section = readme[start:readme.index("\n## ", start + 1)]
+    package = Path(__file__).resolve().parents[2] / "backup_agent"
+    unnamed = [str(path.relative_to(package)) for path in sorted(package.rglob("*.py"))
+               if path.name not in ("__init__.py", "__main__.py")
+               and not re.search(rf"\b{re.escape(path.stem)}\b", section)]
+    assert not unnamed, f"the README's layout section does not name {unnamed}"

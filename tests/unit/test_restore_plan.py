@@ -88,3 +88,19 @@ def test_a_backup_from_s3_is_spooled_and_an_encrypted_one_decrypted() -> None:
     steps = " ".join(remote.steps())
     assert "decrypting it (age)" in steps and "kept in a private spool file" in steps
     assert "re-read through the same open file" in " ".join(plan().steps())
+
+
+def test_the_rollback_hint_quotes_names_and_never_renames_onto_the_same_name() -> None:
+    from backup_agent.actions.restore import RestoreResult
+
+    long_name = "a" * 60 + 'x"y'  # 63 bytes: a name PostgreSQL keeps whole
+    result = RestoreResult(dry_run=False, source="s", source_name="n",
+                           target_database=long_name, previous_database="p_pre_restore_1",
+                           checksum="ok", verified=True, source_size_bytes=1,
+                           source_created="c", duration_seconds=0.0)
+    hint = result.rollback_hint
+    assert hint is not None
+    quoted = '"' + "a" * 60 + 'x""y"'
+    bad = '"' + "a" * 59 + '_bad"'
+    assert hint == (f"to roll back: ALTER DATABASE {quoted} RENAME TO {bad}; "
+                    f'ALTER DATABASE "p_pre_restore_1" RENAME TO {quoted};')
