@@ -131,13 +131,22 @@ class Catalog:
         candidates = self.s3() if from_s3 else self.local()
         self.warnings += dated_ahead(candidates, self._now)
         newest = None
+        passed_over = [backup for backup in candidates if not backup.complete]
         while (candidate := newest_complete(candidates, self._now)) is not None:
-            detailed, problem = self.vouch(self.details(candidate))
-            if problem is None:
+            detailed = self.details(candidate)
+            detailed, problem = (self.vouch(detailed) if detailed.complete
+                                 else (detailed, None))
+            if detailed.complete and problem is None:
                 newest = detailed
                 break
-            self.warnings.append(f"passed over {candidate.location}: {problem}")
+            if problem is not None:
+                self.warnings.append(f"passed over {candidate.location}: {problem}")
+            else:
+                passed_over.append(detailed)
             candidates = [backup for backup in candidates if backup is not candidate]
+        self.warnings += [f"passed over {backup.location}: {incomplete(backup)}"
+                          for backup in passed_over if backup.made_by_agent
+                          and (newest is None or backup.created > newest.created)]
         if newest is None:
             where = (f"s3://{self._settings.s3.bucket}/{self._settings.s3.prefix}" if from_s3
                      else str(self._settings.backup_directory))
@@ -238,3 +247,12 @@ class Catalog:
                 return self.details(backup)
         raise SourceNotFoundError(f"no object at s3://{bucket}/{key}: `backup-agent list s3` "
                                   "shows what there is")
+
+
+def incomplete(backup: BackupRef) -> str:
+    """Why an agent's backup is not complete (`BackupRef.complete`), in a few words."""
+    if not backup.has_checksum:
+        return "it has no .sha256 (an interrupted backup or upload): verify it, or delete it"
+    recorded = (backup.manifest or {}).get("size_bytes")
+    return (f"it is {backup.size} bytes, its manifest says {recorded}: damaged or cut "
+            "short; `backup-agent verify` it")

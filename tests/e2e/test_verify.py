@@ -91,3 +91,17 @@ def test_row_counts_taken_during_concurrent_inserts_match_the_dump(
     assert 500 < recorded["audit.events"] < final  # rows arrived before and after the snapshot
     result = run_agent(["verify", "--restore-test"], agent_env)
     assert result.returncode == 0, result.stderr
+
+
+def test_latest_names_a_newer_backup_it_passed_over_as_damaged(
+        agent_env: dict[str, str]) -> None:
+    older = make_backup(agent_env)
+    newest = make_backup(agent_env)
+    path = Path(str(newest["path"]))
+    path.write_bytes(path.read_bytes()[:-100])  # cut short: its manifest's size disagrees
+    result = run_agent(["verify", "latest", "--json"], agent_env)
+    assert result.returncode == 0, result.stderr
+    document = json.loads(result.stdout)
+    assert document["backups"][0]["name"] == older["name"]
+    assert any(f"passed over {path}" in warning and "cut short" in warning
+               for warning in document["warnings"]), document["warnings"]
