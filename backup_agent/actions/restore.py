@@ -224,6 +224,7 @@ def run_restore(settings: Settings, given: str, *, from_s3: bool = False,
         if target_db is not None and admin.exists(target_db):
             raise ConfigurationError(f"database {target_db} already exists: drop it first or "
                                      "choose another --target-db")
+        containers.check_reachable(plan.stop_containers)
         if not dry_run and not confirm(plan):
             raise CancelledError("restore cancelled: nothing was changed")
         rebuild = Rebuild(admin, cluster, server_major=admin.server_major(),

@@ -23,6 +23,21 @@ def make_start_command(container: str) -> list[str]:
     return ["docker", "start", container]
 
 
+def make_inspect_command(container: str) -> list[str]:
+    return ["docker", "inspect", "--format", "{{.State.Status}}", container]
+
+
+def check_reachable(containers: Sequence[str]) -> None:
+    """Before a restore builds anything: docker answers and knows each container, so the
+    swap cannot fail on them after a long build."""
+    for container in containers:
+        ok, output = _docker(make_inspect_command(container))
+        if not ok:
+            raise RestoreError(f"cannot reach app container {container} ({output}): check "
+                               "APP_CONTAINERS and that docker runs, or set "
+                               "SKIP_APP_STOP=true; nothing was restored")
+
+
 def _docker(command: list[str]) -> tuple[bool, str]:
     completed = execute.run(command, environment=child_environment(os.environ, docker=True),
                             timeout=120)

@@ -197,7 +197,8 @@ def test_app_containers_are_stopped_around_the_swap_and_started_again(
     result = run_agent(["restore", "latest", "--yes"], environment)
     assert result.returncode == 0, result.stderr
     assert [call[0] + " " + call[-1] for call in docker_calls(environment)] == [
-        "stop web", "stop worker", "start web", "start worker"]
+        "inspect web", "inspect worker", "stop web", "stop worker", "start web",
+        "start worker"]
     skipped = {**environment, "SKIP_APP_STOP": "true",
                "DOCKER_SHIM_LOG": environment["DOCKER_SHIM_LOG"] + ".skip"}
     assert run_agent(["restore", "latest", "--yes"], skipped).returncode == 0
@@ -215,7 +216,20 @@ def test_app_containers_are_started_again_after_a_failed_restore(
     refused_and_untouched(result, pg_server, database, before, code=10,
                           fragment="could not stop app container worker")
     assert [call[0] + " " + call[-1] for call in docker_calls(environment)] == [
-        "stop web", "stop worker", "start web"]
+        "inspect web", "inspect worker", "stop web", "stop worker", "start web"]
+
+
+def test_a_missing_app_container_is_found_before_anything_is_built(
+        backed_up: tuple[dict[str, object], dict[str, str]], agent_env: dict[str, str],
+        docker_shim: dict[str, str], pg_server: PostgresServer, database: str) -> None:
+    environment = {**agent_env, **docker_shim, "APP_CONTAINERS": "web worker",
+                   "DOCKER_SHIM_MISSING": "worker"}
+    before = (databases(pg_server), fingerprint(pg_server, database))
+    result = run_agent(["restore", "latest", "--yes"], environment)
+    refused_and_untouched(result, pg_server, database, before, code=10,
+                          fragment="cannot reach app container worker")
+    assert "nothing was restored" in result.stderr
+    assert [call[0] for call in docker_calls(environment)] == ["inspect", "inspect"]
 
 
 def test_restore_without_a_terminal_requires_yes(
