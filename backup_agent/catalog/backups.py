@@ -133,16 +133,11 @@ class Catalog:
         newest = None
         passed_over = [backup for backup in candidates if not backup.complete]
         while (candidate := newest_complete(candidates, self._now)) is not None:
-            detailed = self.details(candidate)
-            detailed, problem = (self.vouch(detailed) if detailed.complete
-                                 else (detailed, None))
-            if detailed.complete and problem is None:
+            detailed, problem = self.vouch(self.details(candidate))
+            if problem is None:
                 newest = detailed
                 break
-            if problem is not None:
-                self.warnings.append(f"passed over {candidate.location}: {problem}")
-            else:
-                passed_over.append(detailed)
+            self.warnings.append(f"passed over {candidate.location}: {problem}")
             candidates = [backup for backup in candidates if backup is not candidate]
         self.warnings += [f"passed over {backup.location}: {incomplete(backup)}"
                           for backup in passed_over if backup.made_by_agent

@@ -28,6 +28,12 @@ ALLOW = ("set TRUSTED_SIGNING_KEYS to your server's public key (`backup-agent do
          "--allow-unsigned")
 
 
+# With keys trusted already, naming them again does not help: the backup itself is the
+# question (made before signing was set up, by another server, or planted).
+ALLOW_WITH_KEYS = ("if it is yours from before signing was set up (or from a server whose key "
+                   "you lost), --allow-unsigned restores it")
+
+
 def with_own_key(settings: Settings) -> Settings:
     """`settings` trusting also the public half of SIGNING_KEY_FILE: on the server that signs
     its backups, restoring and verifying them needs no further setting."""
@@ -71,7 +77,7 @@ def untrusted_reason(settings: Settings, backup: BackupRef, *,
     if not settings.trusted_signing_keys:
         return f"{NO_KEY}: {ALLOW}"
     problem = why_untrusted(backup, settings.trusted_signing_keys)
-    return None if problem is None else f"{problem}: {ALLOW}"
+    return None if problem is None else f"{problem}: {ALLOW_WITH_KEYS}"
 
 
 def trust(settings: Settings, backup: BackupRef) -> tuple[BackupRef, str | None]:
