@@ -1,7 +1,8 @@
 """`backup-agent restore-cluster --to-time T --pgdata DIR`: the whole cluster as of T.
 
-The base backup comes from `--base-backup DIR` (a pg_basebackup output on this machine) for
-now: `physical/base_source.py` is the seam where `base/` objects in S3 plug in. WAL comes
+The base backup is the newest in S3 that ended before T (`base/<system identifier>/…`, its
+signed descriptor proven, its tar proven before extraction: wal/base_backups.py), or
+`--base-backup DIR`, a pg_basebackup output on this machine. WAL comes
 from the archive in S3 (`wal/<system identifier>/…`), fetched and proven ahead of replay.
 T is checked against the restorable window before replay; replay is checked by SQL after.
 DIR ends up holding a cluster that starts as a primary on a new timeline; on any failure
@@ -22,15 +23,22 @@ from backup_agent.keys.signing import signer
 from backup_agent.keys.trust import NO_KEY, with_own_key
 from backup_agent.model.errors import BackupAgentError, ConfigurationError
 from backup_agent.model.settings import Settings
-from backup_agent.model.targets import parse_target
-from backup_agent.physical.base_source import local_base_backup
+from backup_agent.model.targets import RecoveryTarget, parse_target
+from backup_agent.physical.base_source import BaseSource, local_base_backup
 from backup_agent.physical.inspect import control_facts
 from backup_agent.physical.recovery import Recovery, recover
 from backup_agent.physical.server import owner_of
 from backup_agent.physical.window import restorable_window
 from backup_agent.storage.s3 import S3Store
+from backup_agent.wal.base_backups import (
+    S3BaseBackup,
+    base_backups,
+    newest_before,
+    system_identifiers,
+)
 from backup_agent.wal.fetch import Prefetcher
 from backup_agent.wal.history import WalArchive, follow, last_segment
+from backup_agent.wal.names import BASE_ROOT
 from backup_agent.wal.prove import fetch_proven
 from backup_agent.wal.timelines import TimelinePlan
 
@@ -95,19 +103,46 @@ def _tail(archive: WalArchive, plan: TimelinePlan, directory: Path) -> list[str]
     return names
 
 
-def run_restore_cluster(settings: Settings, *, to_time: str, pgdata: Path, base_backup: Path,
+def _s3_base(settings: Settings, target: RecoveryTarget, system_identifier: str | None, *,
+             allow_unsigned: bool) -> S3BaseBackup:
+    """The newest base backup in S3 that ended before the target, its descriptor proven."""
+    store = S3Store(settings.s3)
+    where = f"s3://{store.bucket}/{store.prefix}{BASE_ROOT}"
+    if system_identifier is None:
+        clusters = system_identifiers(store)
+        if len(clusters) != 1:
+            raise ConfigurationError(
+                f"{where} holds base backups of {len(clusters)} clusters "
+                f"({', '.join(clusters) or 'none'}): " + (
+                    "pass --system-identifier ID" if clusters else
+                    "take one with `backup-agent base-backup`, or pass --base-backup DIR"))
+        system_identifier = clusters[0]
+    archive = _archive(settings, system_identifier, allow_unsigned=allow_unsigned)
+    backups = base_backups(store, system_identifier, vouch=archive.vouch,
+                           identities=archive.identities)
+    return newest_before(backups, target.moment, where)
+
+
+def run_restore_cluster(settings: Settings, *, to_time: str, pgdata: Path,
+                        base_backup: Path | None = None, system_identifier: str | None = None,
                         allow_unsigned: bool = False) -> ClusterRestoreResult:
-    """Restore the whole cluster into empty `pgdata` as of `to_time`; raise a
-    BackupAgentError on any failure (`pgdata` is emptied again)."""
+    """Restore the whole cluster into empty `pgdata` as of `to_time` from a base backup (the
+    newest in S3 that ended before it, or `base_backup`, a local pg_basebackup output) and
+    the WAL archive; raise a BackupAgentError on any failure (`pgdata` is emptied again)."""
     started = time.monotonic()
     target = parse_target(to_time)
     pgdata = _empty_directory(pgdata)
     owner = owner_of(pgdata)
-    base = local_base_backup(base_backup)
     settings = with_own_key(settings)
+    base: BaseSource
+    if base_backup is not None:
+        base = local_base_backup(base_backup)
+        warnings = ["the base backup is a local directory: nothing proves it is your "
+                    "server's (base backups from S3 are signed)"]
+    else:
+        base = _s3_base(settings, target, system_identifier, allow_unsigned=allow_unsigned)
+        warnings = []
     binaries = settings.postgres.bin_directory
-    warnings = ["the base backup is a local directory: nothing proves it is your server's "
-                "(base backups from S3 will be signed)"]
     scratch = Path(tempfile.mkdtemp(prefix="backup-agent-pitr-"))
     try:
         base.extract_into(pgdata, owner)

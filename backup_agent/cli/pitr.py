@@ -27,15 +27,20 @@ ToTimeOption = Annotated[str, typer.Option(
 PgdataOption = Annotated[Path, typer.Option(
     "--pgdata", metavar="DIR", help="An existing, empty directory owned by the user the "
     "server will run as: the restored cluster goes there, shut down, ready to start.")]
-BaseBackupOption = Annotated[Path, typer.Option(
-    "--base-backup", metavar="DIR", help="The pg_basebackup output directory (-Fp, or -Ft's "
-    "base.tar) to start from. (Base backups in S3 come with `backup-agent base-backup`.)")]
+BaseBackupOption = Annotated[Path | None, typer.Option(
+    "--base-backup", metavar="DIR", help="Start from this pg_basebackup output directory (-Fp, "
+    "or -Ft's base.tar) instead of the newest base backup in S3 that ended before TIME "
+    "(`backup-agent base-backup` makes those).")]
+SystemIdentifierOption = Annotated[str | None, typer.Option(
+    "--system-identifier", metavar="ID", help="The cluster to restore, when the bucket holds "
+    "base backups of several (pg_controldata's 'Database system identifier').")]
 
 
 @app.command("restore-cluster", cls=TidyCommand)
 def restore_cluster(
     ctx: typer.Context, to_time: ToTimeOption, pgdata: PgdataOption,
-    base_backup: BaseBackupOption, allow_unsigned: AllowUnsignedOption = False,
+    base_backup: BaseBackupOption = None,
+    system_identifier: SystemIdentifierOption = None, allow_unsigned: AllowUnsignedOption = False,
     env_file: EnvFileOption = None, pg_bindir: BinDirectoryOption = None,
     s3_bucket: BucketOption = None, s3_prefix: PrefixOption = None,
     identity: IdentityOption = None, as_json: JsonOption = False,
@@ -47,7 +52,9 @@ def restore_cluster(
         from backup_agent.actions.pitr import run_restore_cluster
 
         result = run_restore_cluster(settings, to_time=to_time, pgdata=pgdata,
-                                     base_backup=base_backup, allow_unsigned=allow_unsigned)
+                                     base_backup=base_backup,
+                                     system_identifier=system_identifier,
+                                     allow_unsigned=allow_unsigned)
         say(f"restored the cluster into {result.pgdata} as of {result.to_time}: last commit "
             f"replayed {result.last_commit or 'none'}, now on timeline {result.timeline} at "
             f"{result.lsn}; start it with pg_ctl -D {result.pgdata} start")
