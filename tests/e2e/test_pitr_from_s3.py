@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import os
-import random
+import secrets
 import shutil
 import signal
 import subprocess
@@ -80,7 +80,7 @@ def test_a_killed_primary_comes_back_from_s3_alone(
         time.sleep(1)
         based = run_agent(["base-backup", "--json"], environment)
         assert based.returncode == 0, based.stderr
-        time.sleep(random.uniform(4, 8))  # the crash comes at a random moment t
+        time.sleep(4 + secrets.randbelow(4000) / 1000)  # the crash: at a random moment t
         crash = datetime.now().astimezone()
         os.kill(_postmaster_pid(primary), signal.SIGKILL)
         writer.stop.set()
