@@ -71,7 +71,10 @@ def stretches(checks: Sequence[PathCheck], present: set[str],
             current = [timeline, number, number] if name in present else None
         if current:
             runs.add((current[0], current[1], current[2]))
-    return sorted(runs)
+    # Timeline 1 up to a switch point is on both paths: a run inside another is read once.
+    return sorted(run for run in runs if not any(
+        other != run and other[0] == run[0] and other[1] <= run[1] and run[2] <= other[2]
+        for other in runs))
 
 
 def parse_chain(settings: PostgresSettings, directory: Path, checks: Sequence[PathCheck],

@@ -14,6 +14,7 @@ from __future__ import annotations
 import itertools
 import json
 import os
+import re
 import signal
 import subprocess
 import threading
@@ -287,16 +288,37 @@ def test_deep_parses_the_chain_and_checks_each_base_backup(copy: Archive) -> Non
     assert all(item["window"]["end_precision"].startswith("commit") for item in windows)
 
 
+def _a_byte_inside_a_record(archive: Archive, store: S3Store,
+                            tmp_path: Path) -> tuple[str, Path, int]:
+    """A segment of timeline 1 and the offset of a byte in the middle of one of its records
+    (pg_waldump says where they are), away from page headers."""
+    size = 16 * 1024 * 1024
+    first = int(archive.bases[0]["end_lsn"].split("/")[1], 16) // size
+    for victim in [name for name in archive.segments if int(name[16:], 16) > first]:
+        local = tmp_path / victim
+        fetch_proven(store, wal_key(archive, victim).removeprefix(PREFIX), local, vouch=None)
+        listed = subprocess.run([str(Path(archive.environment["PG_BINDIR"]) / "pg_waldump"),
+                                 "--path", str(tmp_path), victim], capture_output=True,
+                                text=True, check=False).stdout
+        for line in listed.splitlines():
+            match = re.search(r"len \(rec/tot\): +\d+/ *(\d+), .*lsn: [0-9A-F]+/([0-9A-F]+)",
+                              line)
+            if match and int(match.group(1)) >= 200:
+                offset = int(match.group(2), 16) % size + 100
+                if offset // 8192 == (offset - 100) // 8192 and offset % 8192 > 64:
+                    return victim, local, offset
+        local.unlink()
+    raise AssertionError("no segment with a record to damage")
+
+
 def test_deep_finds_a_flipped_byte_in_a_signed_segment(
         copy: Archive, s3_endpoint: S3Endpoint, tmp_path: Path) -> None:
     # The byte flipped before upload (a bad disk under the spool): signature and hash agree,
     # only the record's CRC can tell.
     store = _store(s3_endpoint, copy.bucket)
-    victim = copy.segments[len(copy.segments) // 2 - 1]
-    local = tmp_path / victim
-    fetch_proven(store, wal_key(copy, victim).removeprefix(PREFIX), local, vouch=None)
+    victim, local, offset = _a_byte_inside_a_record(copy, store, tmp_path)
     data = bytearray(local.read_bytes())
-    data[8192 * 5 + 300] ^= 0xFF
+    data[offset] ^= 0xFF
     local.write_bytes(bytes(data))
     s3_endpoint.client().delete_object(Bucket=copy.bucket, Key=wal_key(copy, victim))
     wal = parse_wal_name(victim)

@@ -66,3 +66,15 @@ def test_gaps_are_ranges_of_one_timeline() -> None:
     assert missing_ranges(required_files(path, 3, 7, SIZE), present, SIZE) == [
         SegmentRange(1, name(1, 4), name(1, 4)), SegmentRange(2, name(2, 5), name(2, 6))]
     assert SegmentRange(2, name(2, 5), name(2, 6)).text == f"{name(2, 5)}..{name(2, 6)}"
+
+
+def test_deep_reads_a_stretch_shared_by_two_paths_once() -> None:
+    from backup_agent.wal.deep import stretches
+    from backup_agent.wal.gaps import PathCheck
+
+    one = timeline_path(1, [])
+    two = timeline_path(2, [HistoryEntry(1, 0x5000060, "")])
+    present = {name(1, n) for n in range(3, 8)} | {name(2, n) for n in range(5, 9)}
+    checks = [PathCheck(1, one, required_files(one, 3, 7, SIZE), [], []),
+              PathCheck(2, two, required_files(two, 3, 8, SIZE), [], [])]
+    assert stretches(checks, present - {name(1, 6)}, SIZE) == [(1, 3, 5), (1, 7, 7), (2, 5, 8)]
