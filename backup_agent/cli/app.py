@@ -35,6 +35,7 @@ from backup_agent.cli.options import (
     ContainerOption,
     DatabaseOption,
     DebugOption,
+    DeepOption,
     DropDatabaseOption,
     DropPreviousOption,
     EncryptToOption,
@@ -66,6 +67,7 @@ from backup_agent.cli.options import (
     VerboseOption,
     VerifySourceArgument,
     VersionOption,
+    WalOption,
     YesOption,
     reads_s3,
 )
@@ -233,15 +235,29 @@ def verify(
     pg_bindir: BinDirectoryOption = None, backup_dir: BackupDirectoryOption = None,
     s3_bucket: BucketOption = None, s3_prefix: PrefixOption = None,
     identity: IdentityOption = None, lock_wait_timeout: LockWaitOption = None,
-    connect_timeout: ConnectTimeoutOption = None, as_json: JsonOption = False,
+    connect_timeout: ConnectTimeoutOption = None, wal: WalOption = False,
+    deep: DeepOption = False, as_json: JsonOption = False,
 ) -> None:
     """Prove backups intact (checksum, gzip, closing line); --restore-test restores one.
 
-    An encrypted backup without --identity gets its checksum proven only.
+    An encrypted backup without --identity gets its checksum proven only. --wal proves the
+    WAL archive and base backups instead (--deep: download, parse, pg_verifybackup).
     """
     with reported("verify", as_json=as_json):
         from_s3 = reads_s3(from_where)
         settings = resolve(ctx)
+        if wal or deep:
+            from backup_agent.actions.verify_wal import run_verify_wal
+
+            if not wal or source or all_backups or restore_test:
+                from backup_agent.model.errors import ConfigurationError
+
+                raise ConfigurationError("--deep needs --wal, which takes no SOURCE, --all "
+                                         "or --restore-test")
+            result_wal = run_verify_wal(settings, deep=deep)
+            say(render.wal_verify_summary(result_wal))
+            finish("verify", result_wal, as_json=as_json)
+            return
         from backup_agent.actions.verify import run_verify
 
         with notified(settings, "verify"):

@@ -155,6 +155,14 @@ AllBackupsOption = Annotated[bool, typer.Option(
 RestoreTestOption = Annotated[bool, typer.Option(
     "--restore-test", help="Restore into a scratch database and compare every table's row "
                            "count with the manifest; then drop it.")]
+WalOption = Annotated[bool, typer.Option(
+    "--wal", help="Verify the WAL archive and base backups in S3 instead (read-only, no "
+                  "server): every timeline's segments and history files, each object's "
+                  "signature; each gap named with its segments and time window.")]
+DeepOption = Annotated[bool, typer.Option(
+    "--deep", help="With --wal: also download, decrypt (--identity) and re-hash every "
+                   "segment, parse the chain with pg_waldump and check each base backup with "
+                   "pg_verifybackup.")]
 MaxAgeOption = Annotated[str, typer.Option(
     "--max-age", metavar="DURATION",
     help="Fail when the newest complete backup is older (e.g. 26h, 90m, 2d).")]

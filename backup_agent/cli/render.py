@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from backup_agent.actions.restore import RestoreResult
     from backup_agent.actions.status import StatusResult
     from backup_agent.actions.verify import VerifyResult
+    from backup_agent.actions.verify_wal import WalVerifyResult
     from backup_agent.model.variables import Configuration
 
 
@@ -144,6 +145,27 @@ def restore_summary(result: RestoreResult) -> str:
         if result.previous_database:
             lines.append(f"  previous database kept as {result.previous_database}")
             lines.append(f"  {result.rollback_hint}")
+    return "\n".join(lines)
+
+
+def wal_verify_summary(result: WalVerifyResult) -> str:
+    """The levels, each base backup's window, then one line per finding, then the verdict."""
+    lines = [f"level {level.level}: " + (f"{level.objects} object(s) checked" if level.checked
+                                         else "not checked")
+             + (f" ({level.note})" if level.note else "") for level in result.levels]
+    for cluster in result.clusters:
+        for base in cluster.base_backups:
+            state = (f"restorable {base.window.text}" if base.restorable and base.window
+                     else f"NOT restorable: {base.problem}")
+            lines.append(f"base backup {cluster.system_identifier}/{base.stamp} (path to "
+                         f"timeline {base.timeline}): {state}")
+    lines += [finding.line for finding in result.findings]
+    status = "failure" if result.findings else "success"
+    segments = sum(cluster.segments for cluster in result.clusters)
+    lines.append(f"verify --wal {status}: {len(result.findings)} problem(s), {segments} "
+                 f"segment(s) on timeline(s) "
+                 f"{', '.join(str(t) for c in result.clusters for t in c.timelines) or 'none'} "
+                 f"in {result.duration_seconds:.1f}s")
     return "\n".join(lines)
 
 
