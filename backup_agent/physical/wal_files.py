@@ -1,6 +1,6 @@
 """WAL positions and file names as PostgreSQL writes them, for the physical layer.
 
-(`wal/names.py` has the archive's side of the same rules; this layer sits below it.)
+(LSNs and segment names themselves: model/wal_positions.py, shared with wal/names.py.)
 """
 
 from __future__ import annotations
@@ -8,28 +8,14 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+from backup_agent.model.wal_positions import format_lsn as format_lsn
+from backup_agent.model.wal_positions import parse_lsn as parse_lsn
+
 SEGMENT_NAME = re.compile(r"^([0-9A-F]{8})([0-9A-F]{8})([0-9A-F]{8})$")
-
-
-def parse_lsn(text: str) -> int:
-    """Return the byte position of an LSN written as PostgreSQL does (`0/16B3748`)."""
-    high, separator, low = text.strip().partition("/")
-    if not separator:
-        raise ValueError(f"{text!r} is not an LSN")
-    return (int(high, 16) << 32) | int(low, 16)
-
-
-def format_lsn(position: int) -> str:
-    return f"{position >> 32:X}/{position & 0xFFFF_FFFF:X}"
 
 
 def segment_number(lsn: int, segment_bytes: int) -> int:
     return lsn // segment_bytes
-
-
-def segment_file(timeline: int, number: int, segment_bytes: int) -> str:
-    per_id = 0x1_0000_0000 // segment_bytes
-    return f"{timeline:08X}{number // per_id:08X}{number % per_id:08X}"
 
 
 def later_segment(directory: Path, name: str) -> str | None:

@@ -20,6 +20,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
 
+from backup_agent.model.wal_positions import format_lsn as format_lsn
+from backup_agent.model.wal_positions import parse_lsn as parse_lsn
+from backup_agent.model.wal_positions import segment_name as segment_name
+
 WAL_ROOT = "wal/"
 BASE_ROOT = "base/"
 SEGMENT_PATTERN = re.compile(r"^([0-9A-F]{8})([0-9A-F]{8})([0-9A-F]{8})$")
@@ -114,25 +118,9 @@ def parse_base_key(key: str) -> tuple[str, str, str] | None:
     return parts[1], parts[2], parts[3]
 
 
-def segment_name(timeline: int, segment_number: int, segment_bytes: int) -> str:
-    """Return the file name of WAL segment `segment_number` (LSN // segment size)."""
-    per_id = 0x1_0000_0000 // segment_bytes
-    return f"{timeline:08X}{segment_number // per_id:08X}{segment_number % per_id:08X}"
-
-
 def segment_number(name: str, segment_bytes: int) -> int:
     """Return the number of the segment called `name` (its first byte // segment size)."""
     per_id = 0x1_0000_0000 // segment_bytes
     return int(name[8:16], 16) * per_id + int(name[16:24], 16)
 
 
-def parse_lsn(text: str) -> int:
-    """Return the byte position of an LSN written as PostgreSQL does (`0/16B3748`)."""
-    high, separator, low = text.strip().partition("/")
-    if not separator:
-        raise ValueError(f"{text!r} is not an LSN")
-    return (int(high, 16) << 32) | int(low, 16)
-
-
-def format_lsn(position: int) -> str:
-    return f"{position >> 32:X}/{position & 0xFFFF_FFFF:X}"

@@ -12,7 +12,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from backup_agent.model.errors import VerificationError
-from backup_agent.wal.names import SEGMENT_PATTERN, parse_lsn, segment_name
+from backup_agent.wal.archive import parse_history as parse_entries
+from backup_agent.wal.names import SEGMENT_PATTERN, segment_name
 
 
 @dataclass(frozen=True)
@@ -71,24 +72,17 @@ def history_name(timeline: int) -> str:
 
 
 def parse_history(timeline: int, text: str, *, what: str) -> list[tuple[int, int]]:
-    """Return (parent timeline, switch LSN) of each line of `timeline`'s history file;
-    raise VerificationError when it is not one (it was proven, so a bug or a foreign file)."""
-    entries: list[tuple[int, int]] = []
-    for line in text.splitlines():
-        if not line.strip() or line.lstrip().startswith("#"):
-            continue
-        fields = line.split()
-        try:
-            parent, switch = int(fields[0]), parse_lsn(fields[1])
-        except (ValueError, IndexError):
-            raise VerificationError(f"{what} is not a timeline history file (line "
-                                    f"{line[:60]!r}): it cannot be followed") from None
-        if parent >= timeline or (entries and (parent <= entries[-1][0]
-                                               or switch < entries[-1][1])):
-            raise VerificationError(f"{what} lists timelines out of order: it cannot be "
-                                    "followed")
-        entries.append((parent, switch))
-    return entries
+    """Return (parent timeline, switch LSN) of each line of `timeline`'s history file (the
+    archive catalog's one parser); raise VerificationError when it is not one (it was
+    proven, so a bug or a foreign file)."""
+    try:
+        entries = parse_entries(text)
+    except ValueError as error:
+        raise VerificationError(f"{what} is not a timeline history file ({error}): it cannot "
+                                "be followed") from None
+    if entries and entries[-1].parent >= timeline:
+        raise VerificationError(f"{what} lists timelines out of order: it cannot be followed")
+    return [(entry.parent, entry.switchpoint) for entry in entries]
 
 
 def plan_for(timeline: int, history: list[tuple[int, int]], segment_bytes: int) -> TimelinePlan:

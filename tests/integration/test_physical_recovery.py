@@ -15,11 +15,12 @@ import pytest
 
 from backup_agent.model.errors import ConfigurationError, RestoreError
 from backup_agent.model.targets import RecoveryTarget
+from backup_agent.model.wal_positions import segment_name as segment_file
 from backup_agent.physical.base_source import local_base_backup
 from backup_agent.physical.handout import LocalWal
 from backup_agent.physical.recovery import Recovery, recover
 from backup_agent.physical.server import PrivateServer
-from backup_agent.physical.wal_files import SEGMENT_NAME, segment_file
+from backup_agent.physical.wal_files import SEGMENT_NAME
 from backup_agent.physical.window import restorable_window
 from testbed.pitr import ArchivedCluster, archived_cluster, copy_of, owned_directory
 from testbed.postgres import running_server
