@@ -54,4 +54,3 @@ class BackupBucket(pulumi.ComponentResource):
                                             "days": settings.object_lock_days}},
                 opts=keep(self.versioning))
         self.register_outputs({"bucket_name": self.bucket.bucket, "bucket_arn": self.bucket.arn})
-

@@ -297,8 +297,10 @@ def markers_directory(prefix: str) -> Iterator[Path]:
     """World-writable: a program the server starts runs as its own system user."""
     root = Path(tempfile.mkdtemp(prefix=prefix))
     root.chmod(0o777)
-    yield root
-    shutil.rmtree(root, ignore_errors=True)
+    try:
+        yield root
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
 
 
 def new_markers(root: Path) -> Path:
@@ -332,16 +334,21 @@ def laid_out(server: PostgresServer, s3: S3Endpoint, directory: Path, *, seed: s
               genuine_directory=directory, genuine=str(report["name"]),
               genuine_key=str(report["s3"]["key"]), environment=environment,
               databases=server.database_names(), roles=set(baseline.roles))
-    yield bed
-    clean_up(server, baseline, bed.databases - set(names), {})
-    for name in names:
-        server.drop_database(name)
+    try:
+        yield bed
+    finally:
+        clean_up(server, baseline, bed.databases - set(names), {})
+        for name in names:
+            server.drop_database(name)
 
 
 @contextlib.contextmanager
 def watched(bed: Bed) -> Iterator[Outside]:
     """What must not change; afterwards, whatever an attack that worked left is undone."""
     before = outside(bed.server, (bed.production, bed.bystander))
-    yield before
-    clean_up(bed.server, before, bed.databases - {bed.production, bed.bystander},
-             {bed.production: bed.seed, bed.bystander: bed.seed})
+    try:
+        yield before
+    finally:
+        # A failed assertion too: an attack that worked must not spoil the next test.
+        clean_up(bed.server, before, bed.databases - {bed.production, bed.bystander},
+                 {bed.production: bed.seed, bed.bystander: bed.seed})

@@ -76,4 +76,3 @@ def stream_basebackup(settings: PostgresSettings, target: BinaryIO, *,
         if child.wait() != 0:
             raise diagnose(child.stderr_text(), settings, program="pg_basebackup")
     return facts_from(tap.members.get(LABEL, b""), tap.members.get(MANIFEST, b""), tap.size)
-

@@ -44,6 +44,8 @@ _WATCHED_BY_SETTING = {"client_encoding": ("client_encoding",),
 # The server's warnings that a GRANT or REVOKE did nothing: its role lacks the rights.
 NOT_GRANTED = frozenset({"01007", "01006"})
 PERMISSION_DENIED = "42501"
+
+
 class Refused(Exception):
     """A statement the engine will not run here (the caller refuses the backup)."""
 
@@ -296,4 +298,3 @@ def to_restoring_user(text: bytes) -> bytes:
     name holding " OWNER TO " makes this a syntax error, never another statement.)"""
     at = text.rfind(b" OWNER TO ")
     return text[:at] + b" OWNER TO CURRENT_USER;"
-

@@ -297,4 +297,3 @@ class StatementCheck:
     def _refuse(self, line: int, what: str) -> None:
         if self.problem is None:
             self.problem = f"line {line}: {what}"
-

@@ -130,4 +130,3 @@ def newest_before(backups: Sequence[S3BaseBackup], moment: datetime | None,
                                   f"{oldest}: take one with `backup-agent base-backup`, or "
                                   "choose a later time")
     return usable[-1]
-

@@ -122,5 +122,3 @@ def segment_number(name: str, segment_bytes: int) -> int:
     """Return the number of the segment called `name` (its first byte // segment size)."""
     per_id = 0x1_0000_0000 // segment_bytes
     return int(name[8:16], 16) * per_id + int(name[16:24], 16)
-
-

@@ -465,4 +465,3 @@ def test_an_application_roles_code_in_a_genuine_backup_never_runs_as_a_superuser
     finally:
         clean_up(bed.server, before, bed.databases - {database},
                  {database: f"{database}_template", BYSTANDER: SEED})
-

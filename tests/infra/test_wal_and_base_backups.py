@@ -87,7 +87,6 @@ def test_the_rules_for_wal_and_base_backups_follow_the_configured_prefix() -> No
         assert covers(denies["DenyOverwritingBackups"], f"db/{key}")
 
 
-
 # The lifecycle. S3 honours the shortest of overlapping expirations, so what counts for a key
 # is the earliest of every rule whose prefix it starts with.
 LIFECYCLE = "aws:s3/bucketLifecycleConfiguration:BucketLifecycleConfiguration"
