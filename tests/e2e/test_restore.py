@@ -174,7 +174,8 @@ def test_dry_run_changes_nothing(agent_env: dict[str, str], docker_shim: dict[st
     assert run_agent(["restore", "latest"], environment_dry).returncode == 0
     assert (databases(pg_server), fingerprint(pg_server, database),
             snapshot_files(backup_dir)) == before
-    assert docker_calls(environment) == []
+    # Only looked up (docker inspect, read-only): nothing stopped, nothing started.
+    assert {call[0] for call in docker_calls(environment)} <= {"inspect"}
 
 
 def test_dry_run_of_a_damaged_backup_says_it_would_be_refused(

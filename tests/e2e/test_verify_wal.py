@@ -33,7 +33,7 @@ from backup_agent.storage.s3 import S3Store
 from backup_agent.wal.names import parse_wal_name
 from backup_agent.wal.prove import fetch_proven
 from backup_agent.wal.uploader import Encoder, upload_file
-from testbed.postgres import PostgresServer
+from testbed.postgres import PostgresServer, running_server
 from testbed.s3 import S3Endpoint
 from tests.conftest import AGENT, clean_environment, run_agent, signed
 
@@ -74,9 +74,19 @@ def _load(pg: PostgresServer, database: str, stop: threading.Event) -> None:
 
 
 @pytest.fixture(scope="module")
-def archive(pg_server: PostgresServer, s3_endpoint: S3Endpoint,
+def archived_server() -> Iterator[PostgresServer]:
+    """A server of its own: the shared one's WAL is everybody's (other tests switch it,
+    restart the server, change the slot settings), and this archive must be exactly what
+    its own load wrote."""
+    with running_server() as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def archive(archived_server: PostgresServer, s3_endpoint: S3Endpoint,
             tmp_path_factory: pytest.TempPathFactory) -> Iterator[Archive]:
     root = tmp_path_factory.mktemp("verify-wal")
+    pg_server = archived_server
     database, slot, bucket = "verify_wal_load", f"verify_wal_{os.getpid()}", "verify-wal-source"
     pg_server.create_database(database)
     s3_endpoint.create_bucket(bucket)
