@@ -324,7 +324,7 @@ def _hostile_base(cluster: ArchivedCluster, settings: str, *files: str) -> Path:
 def _max_tick(cluster: ArchivedCluster, pgdata: Path) -> object:
     with PrivateServer(cluster.server.bin_directory, pgdata, {}, owner=cluster.owner) as server:
         for _ in range(300):
-            if (row := server.query("SELECT pg_is_in_recovery(), max(id) FROM ticks")):
+            if (row := server.query("SELECT pg_is_in_recovery(), max(id) FROM public.ticks")):
                 break
             time.sleep(0.1)
         server.stop()
