@@ -78,9 +78,12 @@ SESSION_OPTIONS = ("-c search_path=pg_catalog -c session_preload_libraries= "
 def recovery_settings(*, restore_command: str, target_time: str | None,
                       timeline: int) -> dict[str, str]:
     """Recovery to `target_time` (inclusive, pausing there), or to the archive's end."""
+    # None of the source's targets: emptied first (PostgreSQL refuses a second target set
+    # after one, even an empty one), ours last.
+    unused = [name for name in RECOVERY_TARGETS
+              if target_time is None or name != "recovery_target_time"]
     settings = {"restore_command": restore_command,
-                "recovery_target_timeline": str(timeline),
-                **dict.fromkeys(RECOVERY_TARGETS, "")}  # none of the source's
+                "recovery_target_timeline": str(timeline), **dict.fromkeys(unused, "")}
     if target_time is not None:
         settings |= {"recovery_target_time": target_time,
                      "recovery_target_inclusive": "on", "recovery_target_action": "pause"}
