@@ -52,8 +52,10 @@ def run_wal_stream(settings: Settings, *, on_alarm: Callable[[str], None] | None
         raise ConfigurationError(f"{NO_BUCKET}: the WAL archive lives in S3; set S3_BUCKET "
                                  "and AWS credentials")
     from backup_agent.storage.s3 import S3Store
+    from backup_agent.wal.spool import check_spool
     from backup_agent.wal.stream import Stream
 
+    check_spool(settings.wal.spool_directory)
     warnings = [] if settings.signing_key_file is not None else [UNSIGNED]
     for warning in warnings:
         if warn is not None:

@@ -136,12 +136,39 @@ def _label_text(directory: Path) -> str:
 def _untar(path: Path, directory: Path) -> None:
     directory.mkdir(mode=0o700, exist_ok=True)
     with tarfile.open(path) as tar:
-        tar.extractall(directory, filter="tar")
+        extract_cluster_tar(tar, directory, what=str(path))
+
+
+def _outside(what: str, name: str, kind: str) -> ConfigurationError:
+    return ConfigurationError(
+        f"{what} holds {name!r}, a {kind}: a base backup is files and directories only "
+        "(a link or device would reach outside the cluster being built; tablespaces are not "
+        "supported); nothing was restored")
+
+
+def extract_cluster_tar(tar: tarfile.TarFile, directory: Path, *, what: str) -> None:
+    """Extract a base backup's tar into `directory`: every member is checked first, and
+    only regular files and directories are taken, inside `directory` (tarfile's `data`
+    filter, less links: no symlink, hard link, device or FIFO, which as root would hand
+    the cluster's owner files outside it)."""
+    members = tar.getmembers()
+    for member in members:
+        if member.issym() or member.islnk():
+            raise _outside(what, member.name, f"link to {member.linkname!r}")
+        if not (member.isfile() or member.isdir()):
+            raise _outside(what, member.name, "special file")
+    tar.extractall(directory, members=members, filter="data")
 
 
 def _copy_tree(source: Path, target: Path) -> None:
     import shutil
 
+    for root, directories, files in os.walk(source):
+        for name in [*directories, *files]:
+            path = Path(root) / name
+            if path.is_symlink() or not (path.is_dir() or path.is_file()):
+                raise _outside(str(source), str(path.relative_to(source)),
+                               "link" if path.is_symlink() else "special file")
     for entry in source.iterdir():
         if entry.name == "backup_manifest":
             continue  # the restored cluster has no use for it

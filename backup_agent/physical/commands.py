@@ -52,14 +52,38 @@ def private_settings(*, socket_directory: Path, port: int, hba_file: Path) -> di
     return {"listen_addresses": "", "unix_socket_directories": str(socket_directory),
             "port": str(port), "hba_file": str(hba_file), "archive_mode": "off",
             "lc_messages": "C", "log_timezone": "UTC", "logging_collector": "off",
-            "log_destination": "stderr", "hot_standby": "on"}
+            "log_destination": "stderr", "log_min_messages": "warning", "hot_standby": "on",
+            **UNTRUSTED_SETTINGS}
+
+
+# The base backup's postgresql.conf and postgresql.auto.conf are the source's: while the
+# agent recovers, nothing in them may run a command, load code or write a file on this host,
+# stream WAL from elsewhere, or move the recovery's end. The command line beats both files.
+UNTRUSTED_SETTINGS = {
+    "recovery_end_command": "", "archive_cleanup_command": "", "archive_command": "",
+    "archive_library": "", "external_pid_file": "", "ssl": "off",
+    "ssl_passphrase_command": "", "shared_preload_libraries": "",
+    "session_preload_libraries": "", "local_preload_libraries": "", "jit": "off",
+    "primary_conninfo": "", "primary_slot_name": "", "recovery_min_apply_delay": "0",
+    "event_triggers": "off"}
+RECOVERY_TARGETS = ("recovery_target", "recovery_target_lsn", "recovery_target_name",
+                    "recovery_target_time", "recovery_target_xid")
+# What the agent's own sessions set (a role's or database's settings come after the
+# command line's, a client's after theirs).
+SESSION_OPTIONS = ("-c search_path=pg_catalog -c session_preload_libraries= "
+                   "-c local_preload_libraries= -c event_triggers=off "
+                   "-c default_transaction_read_only=off -c statement_timeout=0")
 
 
 def recovery_settings(*, restore_command: str, target_time: str | None,
                       timeline: int) -> dict[str, str]:
     """Recovery to `target_time` (inclusive, pausing there), or to the archive's end."""
+    # None of the source's targets: emptied first (PostgreSQL refuses a second target set
+    # after one, even an empty one), ours last.
+    unused = [name for name in RECOVERY_TARGETS
+              if target_time is None or name != "recovery_target_time"]
     settings = {"restore_command": restore_command,
-                "recovery_target_timeline": str(timeline)}
+                "recovery_target_timeline": str(timeline), **dict.fromkeys(unused, "")}
     if target_time is not None:
         settings |= {"recovery_target_time": target_time,
                      "recovery_target_inclusive": "on", "recovery_target_action": "pause"}

@@ -72,9 +72,7 @@ def recover(recovery: Recovery, supply: WalSupply) -> Reached:
                                  "(or was already started); restore into an empty directory")
     script = write_script(recovery.wal_directory, limit_seconds=recovery.file_wait_seconds,
                           owner=recovery.owner)
-    signal_file = directory / "recovery.signal"
-    signal_file.touch()
-    os.chown(signal_file, *recovery.owner)
+    signal_file = _signal_recovery(directory, recovery.owner)
     target_time = (postgres_time(recovery.target.moment) if recovery.target.moment is not None
                    else None)
     settings = recovery_settings(restore_command=restore_command(script),
@@ -89,6 +87,24 @@ def recover(recovery: Recovery, supply: WalSupply) -> Reached:
         raise RestoreError(f"{signal_file} is still there after promotion: {directory} is not "
                            "ready to start")
     return reached
+
+
+def _signal_recovery(directory: Path, owner: tuple[int, int]) -> Path:
+    """Write `recovery.signal` (never through a link) and remove a `standby.signal` the
+    source left (`pg_basebackup -R`): a standby would stream WAL nobody proved from its
+    primary_conninfo and never end recovery."""
+    standby = directory / "standby.signal"
+    if standby.is_symlink() or standby.exists():
+        log.warning("removed %s from the base backup: the restore recovers from the archive "
+                    "only, never as a standby", standby)
+        standby.unlink()
+    signal_file = directory / "recovery.signal"
+    descriptor = os.open(signal_file, os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW, 0o600)
+    try:
+        os.fchown(descriptor, *owner)
+    finally:
+        os.close(descriptor)
+    return signal_file
 
 
 def _wait_for_target(server: PrivateServer, recovery: Recovery, supply: WalSupply,

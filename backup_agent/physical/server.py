@@ -25,6 +25,7 @@ from backup_agent import execute
 from backup_agent.model.errors import ConfigurationError, RestoreError
 from backup_agent.physical.commands import (
     ENVIRONMENT,
+    SESSION_OPTIONS,
     make_server_command,
     make_stop_command,
     private_settings,
@@ -123,7 +124,7 @@ class PrivateServer:
                 self._connection = psycopg.connect(
                     host=str(self.socket_directory), port=self.port, user=role,
                     dbname="postgres", connect_timeout=CONNECT_TIMEOUT_SECONDS, autocommit=True,
-                    application_name="backup-agent restore")
+                    application_name="backup-agent restore", options=SESSION_OPTIONS)
                 self._role = role
                 return self._connection
             except psycopg.OperationalError as error:

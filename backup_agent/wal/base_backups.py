@@ -9,6 +9,7 @@ the plaintext SHA-256 and size the signed descriptor names) before a byte is ext
 
 from __future__ import annotations
 
+import logging
 import os
 import tarfile
 import tempfile
@@ -19,6 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from backup_agent.model.errors import SourceNotFoundError, VerificationError
+from backup_agent.physical.base_source import extract_cluster_tar
 from backup_agent.physical.descriptor import DESCRIPTOR_NAME, Descriptor, parse_descriptor
 from backup_agent.wal.codec import decode_stream
 from backup_agent.wal.names import BASE_ROOT, check_system_identifier, parse_base_key, parse_lsn
@@ -29,6 +31,8 @@ if TYPE_CHECKING:
     from pyrage.x25519 import Identity
 
     from backup_agent.storage.s3 import S3Store
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -79,7 +83,7 @@ class S3BaseBackup:
                 source.close()
             spool.seek(0)
             with tarfile.open(fileobj=spool, mode="r:") as archive:
-                archive.extractall(directory, filter="tar")
+                extract_cluster_tar(archive, directory, what=what)
         for root, directories, files in os.walk(directory):
             for name in [*directories, *files]:
                 os.chown(Path(root) / name, *owner, follow_symlinks=False)
@@ -95,7 +99,9 @@ def system_identifiers(store: S3Store) -> list[str]:
 def base_backups(store: S3Store, system_identifier: str, *, vouch: Vouch | None,
                  identities: Sequence[Identity] = ()) -> list[S3BaseBackup]:
     """Every complete base backup of the cluster, oldest first, each descriptor proven
-    (signature, then content); one that fails its proof is refused, never skipped."""
+    (signature, then content). One that fails its proof (planted with the writer's key,
+    moved, or not a descriptor of this cluster) is passed over with a warning, as `latest`
+    passes over an unsigned backup: planting one must not stop every restore."""
     prefix = f"{store.prefix}{BASE_ROOT}{check_system_identifier(system_identifier)}/"
     keys = sorted(item.key.removeprefix(store.prefix) for item in store.list(prefix)
                   if item.key.endswith(f"/{DESCRIPTOR_NAME}"))
@@ -104,19 +110,30 @@ def base_backups(store: S3Store, system_identifier: str, *, vouch: Vouch | None,
         if parse_base_key(key) is None:
             continue
         try:
-            descriptor = parse_descriptor(read_proven(store, key, vouch=vouch,
-                                                      identities=identities))
-        except (ValueError, TypeError) as error:
-            raise VerificationError(f"{store.url(store.prefix + key)} is not a base backup "
-                                    f"descriptor ({error}): it was not written by "
-                                    "base-backup") from None
-        if descriptor.system_identifier != system_identifier:
-            raise VerificationError(f"{store.url(store.prefix + key)} describes cluster "
-                                    f"{descriptor.system_identifier}, not {system_identifier}"
-                                    ": refusing it")
+            descriptor = _descriptor(store, key, system_identifier, vouch, identities)
+        except VerificationError as error:
+            log.warning("passed over the base backup %s: %s", store.url(store.prefix + key),
+                        error)
+            continue
         found.append(S3BaseBackup(store=store, descriptor=descriptor, descriptor_key=key,
                                   trusted=vouch is not None, identities=identities))
     return sorted(found, key=lambda backup: backup.descriptor.end_time)
+
+
+def _descriptor(store: S3Store, key: str, system_identifier: str, vouch: Vouch | None,
+                identities: Sequence[Identity]) -> Descriptor:
+    try:
+        descriptor = parse_descriptor(read_proven(store, key, vouch=vouch,
+                                                  identities=identities))
+    except (ValueError, TypeError) as error:
+        raise VerificationError(f"{store.url(store.prefix + key)} is not a base backup "
+                                f"descriptor ({error}): it was not written by "
+                                "base-backup") from None
+    if descriptor.system_identifier != system_identifier:
+        raise VerificationError(f"{store.url(store.prefix + key)} describes cluster "
+                                f"{descriptor.system_identifier}, not {system_identifier}"
+                                ": refusing it")
+    return descriptor
 
 
 def newest_before(backups: Sequence[S3BaseBackup], moment: datetime | None,

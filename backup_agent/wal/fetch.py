@@ -31,6 +31,7 @@ from backup_agent.wal.timelines import TimelinePlan
 
 log = logging.getLogger(__name__)
 
+LATER_PAGE = 100  # keys listed at a time when looking past a missing segment
 STAGING = ".fetching"  # proven files wait here until they are the server's
 
 
@@ -202,8 +203,13 @@ class Prefetcher:
             prefix = store.prefix + timeline_prefix(self.archive.system_identifier,
                                                     later_timeline)
             after = name if later_timeline == timeline else f"{later_timeline:08X}.history"
-            for key in store.keys_after(prefix, after):
-                wal = parse_wal_name(key.rpartition("/")[2])
-                if wal is not None and wal.kind == "segment":
-                    return Gap(segment=number, name=name, hole=True, later=wal.name)
+            while keys := store.keys_after(prefix, after, limit=LATER_PAGE):
+                for key in keys:
+                    # Only a proven later segment makes a hole: planted ones are absent
+                    # (and cannot hide a genuine one: every later key is looked at).
+                    wal = parse_wal_name(key.rpartition("/")[2])
+                    if wal is not None and wal.kind == "segment" \
+                            and self.archive.proven(later_timeline, wal.name):
+                        return Gap(segment=number, name=name, hole=True, later=wal.name)
+                after = keys[-1].rpartition("/")[2]
         return Gap(segment=number, name=name, hole=False)

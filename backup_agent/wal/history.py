@@ -8,6 +8,7 @@ history files are put where the server's restore_command finds them.
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -24,13 +25,15 @@ from backup_agent.wal.names import (
     wal_key,
 )
 from backup_agent.wal.objects import Vouch
-from backup_agent.wal.prove import read_proven
+from backup_agent.wal.prove import is_proven, read_proven
 from backup_agent.wal.timelines import TimelinePlan, history_name, parse_history, plan_for
 
 if TYPE_CHECKING:
     from pyrage.x25519 import Identity
 
     from backup_agent.storage.s3 import S3Store
+
+log = logging.getLogger(__name__)
 
 # Timelines are numbered from 1 and each restore that promotes adds one: a cluster with
 # more than this many is not one we have seen; the bound keeps the probe finite.
@@ -53,6 +56,17 @@ class WalArchive:
     def has(self, timeline: int, name: str) -> bool:
         return self.store.head(self.store.prefix + self.key(timeline, name)) is not None
 
+    def proven(self, timeline: int, name: str) -> bool:
+        """True when the archive holds this file signed for its key (planted ones, unsigned
+        or moved, count as absent; a warning names them)."""
+        key = self.key(timeline, name)
+        if is_proven(self.store, key, self.vouch):
+            return True
+        if self.has(timeline, name):
+            log.warning("%s is in the archive but not proven (unsigned, moved or changed): "
+                        "it is ignored", self.store.url(self.store.prefix + key))
+        return False
+
 
 def follow(archive: WalArchive, *, start_timeline: int, start_lsn: int, segment_bytes: int,
            directory: Path, owner: tuple[int, int] | None = None) -> TimelinePlan:
@@ -61,7 +75,7 @@ def follow(archive: WalArchive, *, start_timeline: int, start_lsn: int, segment_
     it reads into `directory`. Raise ConfigurationError when the newest timeline does not
     pass through the base backup's start."""
     newest = start_timeline
-    while newest < MOST_TIMELINES and archive.has(newest + 1, history_name(newest + 1)):
+    while newest < MOST_TIMELINES and archive.proven(newest + 1, history_name(newest + 1)):
         newest += 1
     history: list[tuple[int, int]] = []
     if newest > 1:
@@ -91,6 +105,6 @@ def last_segment(archive: WalArchive, plan: TimelinePlan) -> tuple[int, str] | N
                        if (parsed := parse_wal_key(item.key[len(archive.store.prefix):]))
                        and parsed[1].kind == WalKind.SEGMENT)
         for name in reversed(names):
-            if plan.number_of(name) is not None:
+            if plan.number_of(name) is not None and archive.proven(timeline, name):
                 return timeline, name
     return None

@@ -37,6 +37,17 @@ def proven_facts(store: S3Store, key: str, vouch: Vouch | None) -> tuple[Facts, 
     return signed_facts(key, head.get("Metadata", {}), vouch), int(head["ContentLength"])
 
 
+def is_proven(store: S3Store, key: str, vouch: Vouch | None) -> bool:
+    """True when the object at `key` exists and its metadata is signed for that very key by a
+    trusted key (with `vouch` None: well-formed). Anything else (missing, planted, moved)
+    counts as absent: the writer's key can add objects, never make them trusted."""
+    try:
+        proven_facts(store, key, vouch)
+    except (SourceNotFoundError, VerificationError):
+        return False
+    return True
+
+
 def fetch_proven(store: S3Store, key: str, destination: Path, *, vouch: Vouch | None,
                  identities: Sequence[Identity] = ()) -> Facts:
     """Write the plaintext of the object at `key` to `destination`, only once proven.

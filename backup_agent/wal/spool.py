@@ -13,11 +13,13 @@ import contextlib
 import json
 import logging
 import os
+import stat
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from backup_agent.model.errors import LocalStorageError
 from backup_agent.wal.names import WalFile, WalKind, parse_wal_name
 
 log = logging.getLogger(__name__)
@@ -34,13 +36,29 @@ def agent_directory(spool: Path, *parts: str) -> Path:
     return directory
 
 
+def check_spool(spool: Path) -> None:
+    """Raise LocalStorageError unless the spool is this user's and nobody else may write in
+    it: every WAL file there is uploaded signed with the server's key, so a file another
+    user planted (a segment, a `.history` that redirects `latest`) would be trusted."""
+    try:
+        status = spool.stat()
+    except OSError:
+        return  # missing: the stream's own check says so
+    if stat.S_ISDIR(status.st_mode) and status.st_uid != os.geteuid():
+        raise LocalStorageError(f"WAL_SPOOL_DIR {spool} belongs to another user: chown it to "
+                                "this one (what is in it is uploaded signed)")
+    if status.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
+        raise LocalStorageError(f"WAL_SPOOL_DIR {spool} is writable by other users, who "
+                                f"could plant WAL the server signs: chmod 700 {spool}")
+
+
 def ready_files(spool: Path) -> list[tuple[WalFile, Path]]:
     """Return the complete WAL files waiting in the spool, in archive order: by timeline,
     its history file first (a restore needs it before the new timeline's segments)."""
     found = []
     for path in spool.iterdir():
         wal = parse_wal_name(path.name)
-        if wal is not None and path.is_file():
+        if wal is not None and path.is_file() and not path.is_symlink():
             found.append((wal, path))
     return sorted(found, key=lambda item: (item[0].timeline,
                                            item[0].kind != WalKind.HISTORY, item[0].name))

@@ -40,7 +40,7 @@ def test_recovery_on_16_has_every_commit_up_to_the_time_and_none_after(
                        owner=cluster.owner) as server:
         for _ in range(300):
             if (row := server.query("SELECT pg_is_in_recovery(), array_agg(id ORDER BY id) "
-                                    "FROM ticks")) is not None:
+                                    "FROM public.ticks")) is not None:
                 break
             time.sleep(0.1)
         server.stop()

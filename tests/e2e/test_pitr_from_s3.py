@@ -112,7 +112,7 @@ def test_a_killed_primary_comes_back_from_s3_alone(
 
 def _wait_for_rows(server: PrivateServer) -> tuple[object, ...]:
     for _ in range(300):
-        if row := server.query("SELECT pg_is_in_recovery(), count(*), max(at) FROM orders"):
+        if row := server.query("SELECT pg_is_in_recovery(), count(*), max(at) FROM public.orders"):
             return row
         time.sleep(0.1)
     raise AssertionError("the restored cluster did not answer")

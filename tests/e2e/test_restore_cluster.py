@@ -64,7 +64,7 @@ def test_a_cluster_restores_as_of_a_time_from_the_archive_in_s3(
         import time
 
         for _ in range(300):
-            if (row := server.query("SELECT pg_is_in_recovery(), max(id) FROM ticks")):
+            if (row := server.query("SELECT pg_is_in_recovery(), max(id) FROM public.ticks")):
                 break
             time.sleep(0.1)
         server.stop()

@@ -54,7 +54,7 @@ def rows_and_role(cluster: ArchivedCluster, directory: Path) -> tuple[list[int],
                        owner=cluster.owner) as server:
         for _ in range(300):
             if (row := server.query("SELECT pg_is_in_recovery(), "
-                                    "array_agg(id ORDER BY id) FROM ticks")) is not None:
+                                    "array_agg(id ORDER BY id) FROM public.ticks")) is not None:
                 break
             time.sleep(0.1)
         assert row is not None, server.log_text()

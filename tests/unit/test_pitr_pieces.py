@@ -43,7 +43,9 @@ def test_recovery_travels_on_the_command_line_pausing_at_the_target() -> None:
                                  timeline=2)
     assert make_server_command(Path("/pg/bin"), Path("/data"), settings) == [
         "/pg/bin/postgres", "-D", "/data", "-c", f"restore_command={command}",
-        "-c", "recovery_target_timeline=2", "-c", "recovery_target_time=2026-12-02 21:05:09+00:00",
+        "-c", "recovery_target_timeline=2", "-c", "recovery_target=", "-c",
+        "recovery_target_lsn=", "-c", "recovery_target_name=", "-c", "recovery_target_xid=",
+        "-c", "recovery_target_time=2026-12-02 21:05:09+00:00",
         "-c", "recovery_target_inclusive=on", "-c", "recovery_target_action=pause"]
-    assert "recovery_target_time" not in recovery_settings(restore_command=command,
-                                                           target_time=None, timeline=1)
+    latest = recovery_settings(restore_command=command, target_time=None, timeline=1)
+    assert latest["recovery_target_time"] == "" and "recovery_target_action" not in latest
