@@ -46,14 +46,28 @@ def make_stop_command(bin_directory: Path | None, data_directory: Path, *,
             "-w", "-t", str(timeout_seconds)]
 
 
-def private_settings(*, socket_directory: Path, port: int, hba_file: Path) -> dict[str, str]:
+def private_settings(*, socket_directory: Path, port: int, hba_file: Path,
+                     major: int) -> dict[str, str]:
     """Settings that keep the server to the agent: no TCP, a socket in a private directory,
     trust only there, no archiving of its own (it must not write into anyone's archive)."""
     return {"listen_addresses": "", "unix_socket_directories": str(socket_directory),
             "port": str(port), "hba_file": str(hba_file), "archive_mode": "off",
             "lc_messages": "C", "log_timezone": "UTC", "logging_collector": "off",
             "log_destination": "stderr", "log_min_messages": "warning", "hot_standby": "on",
-            **UNTRUSTED_SETTINGS}
+            **untrusted_settings(major)}
+
+
+def untrusted_settings(major: int) -> dict[str, str]:
+    """UNTRUSTED_SETTINGS this server knows (event_triggers exists from PostgreSQL 17)."""
+    return {name: value for name, value in UNTRUSTED_SETTINGS.items()
+            if major >= SETTINGS_SINCE.get(name, 0)}
+
+
+def session_options(major: int) -> str:
+    """SESSION_OPTIONS this server knows."""
+    if major >= SETTINGS_SINCE["event_triggers"]:
+        return SESSION_OPTIONS
+    return SESSION_OPTIONS.replace(" -c event_triggers=off", "")
 
 
 # The base backup's postgresql.conf and postgresql.auto.conf are the source's: while the
@@ -66,6 +80,7 @@ UNTRUSTED_SETTINGS = {
     "session_preload_libraries": "", "local_preload_libraries": "", "jit": "off",
     "primary_conninfo": "", "primary_slot_name": "", "recovery_min_apply_delay": "0",
     "event_triggers": "off"}
+SETTINGS_SINCE = {"event_triggers": 17}
 RECOVERY_TARGETS = ("recovery_target", "recovery_target_lsn", "recovery_target_name",
                     "recovery_target_time", "recovery_target_xid")
 # What the agent's own sessions set (a role's or database's settings come after the

@@ -25,10 +25,10 @@ from backup_agent import execute
 from backup_agent.model.errors import ConfigurationError, RestoreError
 from backup_agent.physical.commands import (
     ENVIRONMENT,
-    SESSION_OPTIONS,
     make_server_command,
     make_stop_command,
     private_settings,
+    session_options,
 )
 
 if TYPE_CHECKING:
@@ -74,8 +74,11 @@ class PrivateServer:
                        "local all all trust\n")
         os.chown(hba, *owner)
         self.port = free_port()
+        # The cluster's own version: settings it does not know would stop it at start.
+        self.major = int((data_directory / "PG_VERSION").read_text().split(".")[0])
         self.settings = {**private_settings(socket_directory=self.socket_directory,
-                                            port=self.port, hba_file=hba), **settings}
+                                            port=self.port, hba_file=hba, major=self.major),
+                         **settings}
         self._child: execute.Child | None = None
         self._connection: psycopg.Connection[Any] | None = None
         self._role: str | None = None
@@ -124,7 +127,7 @@ class PrivateServer:
                 self._connection = psycopg.connect(
                     host=str(self.socket_directory), port=self.port, user=role,
                     dbname="postgres", connect_timeout=CONNECT_TIMEOUT_SECONDS, autocommit=True,
-                    application_name="backup-agent restore", options=SESSION_OPTIONS)
+                    application_name="backup-agent restore", options=session_options(self.major))
                 self._role = role
                 return self._connection
             except psycopg.OperationalError as error:
