@@ -97,20 +97,25 @@ def test_the_builder_never_logs_in_again_to_reach_another_database(
                   f"password={password} user=")
     attack = (
         "CREATE EXTENSION IF NOT EXISTS dblink WITH SCHEMA public;\n"
-        "CREATE FUNCTION public.atk_reach(integer) RETURNS integer LANGUAGE plpgsql\n"
-        "    IMMUTABLE AS $$ BEGIN\n"
-        "    BEGIN EXECUTE pg_catalog.format('ALTER ROLE %I PASSWORD %L', CURRENT_USER,\n"
-        f"        '{password}'); EXCEPTION WHEN OTHERS THEN NULL; END;\n"
-        "    BEGIN PERFORM public.dblink_connect('atk', pg_catalog.concat(\n"
-        f"        '{connection}', CURRENT_USER));\n"
+        # Volatile (an immutable function may not ALTER ROLE), called by an immutable one.
+        "CREATE FUNCTION public.atk_act() RETURNS void LANGUAGE plpgsql AS $$ BEGIN\n"
+        "    EXECUTE pg_catalog.format('ALTER ROLE %I PASSWORD %L', CURRENT_USER,\n"
+        f"        '{password}');\n"
+        "    IF SESSION_USER OPERATOR(pg_catalog.=) CURRENT_USER THEN RETURN; END IF;\n"
+        "    FOR attempt IN 1..50 LOOP BEGIN\n"  # until the builder's session is gone
+        "      PERFORM public.dblink_connect('atk', pg_catalog.concat(\n"
+        f"          '{connection}', CURRENT_USER));\n"
         "      PERFORM public.dblink_exec('atk', 'SELECT pg_catalog.lo_create("
         f"{LARGE_OBJECT})');\n"
-        "      PERFORM public.dblink_disconnect('atk');\n"
-        "    EXCEPTION WHEN OTHERS THEN NULL; END;\n"
-        "    RETURN $1; END $$;\n"
+        "      PERFORM public.dblink_disconnect('atk'); RETURN;\n"
+        "    EXCEPTION WHEN OTHERS THEN PERFORM pg_catalog.pg_sleep(0.1); END; END LOOP;\n"
+        "    END $$;\n"
+        "CREATE FUNCTION public.atk_reach(integer) RETURNS integer LANGUAGE plpgsql\n"
+        "    IMMUTABLE AS $$ BEGIN PERFORM public.atk_act(); RETURN $1; END $$;\n"
         "CREATE TABLE public.atk_t (x integer);\n"
         "COPY public.atk_t (x) FROM stdin;\n1\n2\n\\.\n\n"
         "CREATE INDEX atk_i ON public.atk_t USING btree (public.atk_reach(x));\n"
+        f"ALTER FUNCTION public.atk_act() OWNER TO {server.user};\n"
         f"ALTER FUNCTION public.atk_reach(integer) OWNER TO {server.user};\n"
         f"ALTER TABLE public.atk_t OWNER TO {server.user};\n")
     planted = bed.plant(tmp_path, before_first_schema(attack.encode()))
