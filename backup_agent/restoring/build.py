@@ -142,6 +142,10 @@ def _run_statements(settings: PostgresSettings, rebuild: Rebuild, proof: Proof,
     with opened("admin", settings, request.name, root) as admin:
         _create_builder(admin, builder, password)
         with opened("builder", settings, request.name, Login(builder, password)) as session:
+            # Its one login is done: any role may change its own password, and code of the
+            # backup run as it later (ANALYZE, as the tables' owner) must not log in again.
+            admin.run(f"ALTER ROLE {quote_identifier(builder)} NOLOGIN PASSWORD NULL;"
+                      .encode(), 0)
             rules = Rules(trusted=request.trusted, no_owner=request.no_owner,
                           server_major=rebuild.server_major,
                           existing_roles=frozenset(existing_roles(rebuild.admin)))
