@@ -142,6 +142,7 @@ def _run_statements(settings: PostgresSettings, rebuild: Rebuild, proof: Proof,
     with opened("admin", settings, request.name, root) as admin:
         _create_builder(admin, builder, password)
         with opened("builder", settings, request.name, Login(builder, password)) as session:
+            _logged_in(admin, builder, rebuild.server_major)
             rules = Rules(trusted=request.trusted, no_owner=request.no_owner,
                           server_major=rebuild.server_major,
                           existing_roles=frozenset(existing_roles(rebuild.admin)))
@@ -198,6 +199,16 @@ def _create_builder(admin: BuildSession, builder: str, password: str) -> None:
         # A CREATEROLE user (--no-owner) may hand objects to and take them from the builder
         # only as a member of it; membership gives the builder nothing.
         admin.run(f"GRANT {role} TO CURRENT_USER;".encode(), 0)
+
+
+def _logged_in(admin: BuildSession, builder: str, server_major: int) -> None:
+    """Its one login is done: any role may set its own password, and the backup's code run
+    as it after its session (ANALYZE runs index expressions as the tables' owner) must not
+    log in again (dblink, postgres_fdw). An expired role fails every password login, and
+    only a CREATEROLE user may change VALID UNTIL. NOLOGIN too where parallel workers
+    bypass it (PostgreSQL 17): before, they would fail in the builder's own session."""
+    admin.run((f"ALTER ROLE {quote_identifier(builder)} PASSWORD NULL VALID UNTIL '-infinity'"
+               f"{' NOLOGIN' if server_major >= 17 else ''};").encode(), 0)
 
 
 def create_login_role(admin: BuildSession, name: str, password: str,
