@@ -30,7 +30,7 @@ import pytest
 from backup_agent.keys.signing import load_signing_key, sign
 from backup_agent.model.settings import S3Settings
 from backup_agent.storage.s3 import S3Store
-from backup_agent.wal.names import parse_wal_name
+from backup_agent.wal.names import parse_lsn, parse_wal_name, segment_number
 from backup_agent.wal.prove import fetch_proven
 from backup_agent.wal.uploader import Encoder, upload_file
 from testbed.postgres import PostgresServer, running_server
@@ -139,6 +139,14 @@ def archive(archived_server: PostgresServer, s3_endpoint: S3Endpoint,
     yield Archive(bucket, environment, system_identifier, segments, timeline_two, bases)
 
 
+SEGMENT_BYTES = 16 * 1024 * 1024
+
+
+def _number(name: str) -> int:
+    """A segment's number from its file name (past 4 GiB of WAL the middle part counts too)."""
+    return segment_number(name, SEGMENT_BYTES)
+
+
 def _store(s3: S3Endpoint, bucket: str) -> S3Store:
     for name, value in s3.environment().items():
         os.environ[name] = value
@@ -151,8 +159,8 @@ def _second_timeline(root: Path, s3: S3Endpoint, environment: dict[str, str],
     """Timeline 2 leaves timeline 1 inside the segment after the second base backup's end;
     its segments from there on are timeline 1's bytes, stored under timeline 2's names."""
     store = _store(s3, environment["S3_BUCKET"])
-    end_segment = int(bases[1]["end_lsn"].split("/")[1], 16) // (16 * 1024 * 1024)
-    switch = next(name for name in segments if int(name[16:], 16) > end_segment)
+    end_segment = parse_lsn(bases[1]["end_lsn"]) // SEGMENT_BYTES
+    switch = next(name for name in segments if _number(name) > end_segment)
     encoder = Encoder(system_identifier=system_identifier,
                       sign=partial(sign, load_signing_key(Path(environment["SIGNING_KEY_FILE"]))))
     spool = root / "timeline-two"
@@ -213,8 +221,8 @@ def test_a_whole_archive_with_a_timeline_switch_is_restorable_and_says_to_which_
 
 def test_one_deleted_segment_is_named_with_its_range_and_time_window(
         copy: Archive, s3_endpoint: S3Endpoint) -> None:
-    end = int(copy.bases[0]["end_lsn"].split("/")[1], 16) // (16 * 1024 * 1024)
-    victim = next(name for name in copy.segments if int(name[16:], 16) > end + 1)
+    end = parse_lsn(copy.bases[0]["end_lsn"]) // SEGMENT_BYTES
+    victim = next(name for name in copy.segments if _number(name) > end + 1)
     s3_endpoint.client().delete_object(Bucket=copy.bucket, Key=wal_key(copy, victim))
     code, report, _stderr = verify(copy)
     assert code == 8 and report["status"] == "failure"
@@ -303,19 +311,22 @@ def _a_byte_inside_a_record(archive: Archive, store: S3Store,
     """A segment of timeline 1 and the offset of a byte in the middle of one of its records
     (pg_waldump says where they are), away from page headers."""
     size = 16 * 1024 * 1024
-    first = int(archive.bases[0]["end_lsn"].split("/")[1], 16) // size
-    for victim in [name for name in archive.segments if int(name[16:], 16) > first]:
+    first = parse_lsn(archive.bases[0]["end_lsn"]) // size
+    for victim in [name for name in archive.segments if _number(name) > first]:
         local = tmp_path / victim
         fetch_proven(store, wal_key(archive, victim).removeprefix(PREFIX), local, vouch=None)
         listed = subprocess.run([str(Path(archive.environment["PG_BINDIR"]) / "pg_waldump"),
                                  "--path", str(tmp_path), victim], capture_output=True,
                                 text=True, check=False).stdout
-        for line in listed.splitlines():
+        # 60 bytes into a record of 80 or more (past its header and block references), on
+        # the record's own page, after the segment's first record (it may continue
+        # from the segment before): its CRC covers the byte.
+        for line in listed.splitlines()[1:]:
             match = re.search(r"len \(rec/tot\): +\d+/ *(\d+), .*lsn: [0-9A-F]+/([0-9A-F]+)",
                               line)
-            if match and int(match.group(1)) >= 200:
-                offset = int(match.group(2), 16) % size + 100
-                if offset // 8192 == (offset - 100) // 8192 and offset % 8192 > 64:
+            if match and int(match.group(1)) >= 80:
+                offset = int(match.group(2), 16) % size + 60
+                if offset // 8192 == (offset - 60) // 8192 and offset % 8192 > 64:
                     return victim, local, offset
         local.unlink()
     raise AssertionError("no segment with a record to damage")
