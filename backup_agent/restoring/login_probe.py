@@ -48,6 +48,10 @@ def probe_restore_login(settings: PostgresSettings) -> str:
             with opened("builder", settings, database, Login(role, password)):
                 pass
         finally:
+            # Never able to log in again, even if it cannot be dropped (a production login
+            # event trigger made it own something): then doctor fails, naming it.
+            admin.run(f"ALTER ROLE {quoted} NOLOGIN PASSWORD NULL VALID UNTIL '-infinity';"
+                      .encode(), 0)
             admin.run(f"REVOKE ALL ON DATABASE {quote_identifier(database)} FROM {quoted};"
                       .encode(), 0)
             admin.run(f"DROP ROLE IF EXISTS {quoted};".encode(), 0)
