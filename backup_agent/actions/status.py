@@ -8,6 +8,7 @@ reporting, or its slot was lost.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -15,8 +16,10 @@ from typing import Any
 from backup_agent.catalog import Catalog
 from backup_agent.model.backup import BackupRef, Where, newest_complete
 from backup_agent.model.durations import age_text, human_duration, parse_duration
-from backup_agent.model.errors import StaleBackupError
+from backup_agent.model.errors import BackupAgentError, StaleBackupError
 from backup_agent.model.settings import Settings
+
+log = logging.getLogger(__name__)
 
 __all__ = ["StatusResult", "human_duration", "parse_duration", "run_status"]
 
@@ -90,7 +93,35 @@ def wal_status(settings: Settings, now: datetime) -> dict[str, Any] | None:
               "alarm": state.get("alarm"), "system_identifier": state.get("system_identifier"),
               "timeline": state.get("timeline")}
     status["problem"] = _wal_problem(status, settings, now, updated)
+    status["window"] = _window(settings, state)
     return status
+
+
+def _window(settings: Settings, state: dict[str, Any]) -> dict[str, str | None]:
+    """The moments a restore-cluster can reach: from the end of the oldest base backup in S3
+    (its descriptor proven) to the last WAL file S3 received."""
+    start, end = None, state.get("last_uploaded_at")
+    system_identifier = state.get("system_identifier")
+    if settings.s3.configured and isinstance(system_identifier, str):
+        from backup_agent.keys.signing import signer
+        from backup_agent.keys.trust import with_own_key
+        from backup_agent.storage.s3 import S3Store
+        from backup_agent.wal.base_backups import base_backups
+
+        trusted = with_own_key(settings).trusted_signing_keys
+        try:
+            backups = base_backups(S3Store(settings.s3), system_identifier,
+                                   vouch=lambda document, text: signer(document, text, trusted))
+        except BackupAgentError as error:
+            log.warning("the restorable window's start is unknown: %s", error)
+            backups = []
+        if backups and trusted:
+            start = backups[0].descriptor.end_time
+    began, reached = _moment(start), _moment(end)
+    # WAL that reached S3 before the base backup ended cannot restore it yet.
+    if began is None or reached is None or reached < began:
+        return {"start": start, "end": None}
+    return {"start": start, "end": end}
 
 
 def _wal_problem(status: dict[str, Any], settings: Settings, now: datetime,

@@ -53,7 +53,7 @@ HEARTBEAT_SECONDS = 10
 
 
 def utc_now_text() -> str:
-    return datetime.now(UTC).isoformat(timespec="seconds")
+    return datetime.now(UTC).isoformat(timespec="milliseconds")
 
 
 @dataclass

@@ -13,6 +13,7 @@ import signal
 import subprocess
 import time
 from collections.abc import Callable, Iterator
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -257,3 +258,24 @@ def test_status_fails_when_wal_waits_for_s3_past_three_times_the_max_delay(
     error = json.loads(result.stdout)["error"]
     assert "point-in-time recovery is behind" in error and "not in S3 yet" in error
     assert "cannot reach S3" in error  # the stream's own alarm names the cause
+
+
+def test_status_shows_the_restorable_window_from_the_oldest_base_backup(
+        streaming: Callable[..., Streaming], pg_server: PostgresServer, database: str,
+        wal_env: dict[str, str], slot: str, spool: Path) -> None:
+    stream = streaming()
+    wait_for("pg_receivewal", lambda: receivers(slot))
+    based = run_agent(["base-backup", "--json"], wal_env)
+    assert based.returncode == 0, based.stderr
+    ended = datetime.fromisoformat(json.loads(based.stdout)["end_time"])
+    write_some_wal(pg_server, database)
+    wait_for("WAL after the base backup in S3", lambda: (
+        uploaded := state(spool).get("last_uploaded_at")) and
+        datetime.fromisoformat(uploaded) >= ended)
+    make_backup(wal_env)
+    result = run_agent(["status", "--json"], wal_env)
+    assert result.returncode == 0, result.stdout + result.stderr
+    window = json.loads(result.stdout)["wal"]["window"]
+    assert datetime.fromisoformat(window["start"]) == ended
+    assert window["end"] is not None and datetime.fromisoformat(window["end"]) >= ended
+    assert stream.process.poll() is None, stream.stderr()
