@@ -71,29 +71,33 @@ def test_secrets_appear_in_no_argv_output_report_summary_or_manifest(
 def watch_children_environments(agent: psutil.Process) -> list[dict[str, str]]:
     """Collect the environment of every descendant (pg_dump, psql, docker) until it exits."""
     seen: list[dict[str, str]] = []
-    agents_command = agent.cmdline()
     while agent.is_running() and agent.status() != psutil.STATUS_ZOMBIE:
         with contextlib.suppress(psutil.Error):
+            # Read each time: at the first look the agent itself may not have exec'd yet
+            # (it would still be pytest), and its own children be taken for programs.
+            agents_program = (agent.exe(), agent.cmdline())
             seen += [environment for child in agent.children(recursive=True)
-                     if (environment := settled_environment(child, agents_command))]
+                     if (environment := settled_environment(child, agents_program))]
         time.sleep(0.002)
     return seen
 
 
-def settled_environment(child: psutil.Process, agents_command: list[str]) -> dict[str, str]:
-    """The environment of the program `child` runs, or {} if it was caught mid-exec.
+def settled_environment(child: psutil.Process,
+                        agents_program: tuple[str, list[str]]) -> dict[str, str]:
+    """The environment of the program `child` runs, or {} if it was caught before its exec.
 
-    A child caught between fork and exec still is the agent (same command line, same
-    environment); what counts is what the program it runs receives. The command line is
-    read before and after the environment, so an exec between the reads is not mistaken
-    for the program's own environment."""
+    A child caught between fork and exec still is the agent (the same program, the same
+    environment); what counts is what the program it runs receives. The program (the kernel's
+    /proc/<pid>/exe, which an exec replaces at once, and its command line: the docker shim is
+    Python too) is read before and after the environment, so an exec between the reads is
+    never taken for the program's own."""
     try:
-        before = child.cmdline()
+        before = (child.exe(), child.cmdline())
         environment = child.environ()
-        after = child.cmdline()
+        after = (child.exe(), child.cmdline())
     except psutil.Error:
         return {}
-    return environment if before == after != agents_command else {}
+    return environment if before == after != agents_program else {}
 
 
 @pytest.mark.parametrize("mode", ["direct", "docker"])
