@@ -23,6 +23,8 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from testbed.postgres import PostgresServer
 from testbed.s3 import S3Endpoint
 from testbed.sample_data import fingerprint, load_sample_data
@@ -352,3 +354,38 @@ def watched(bed: Bed) -> Iterator[Outside]:
         # A failed assertion too: an attack that worked must not spoil the next test.
         clean_up(bed.server, before, bed.databases - {bed.production, bed.bystander},
                  {bed.production: bed.seed, bed.bystander: bed.seed})
+
+
+def review_fixtures(tag: str) -> tuple[Any, Any, Any, Any]:
+    """The fixtures a review's attack module shares, under `tag`'s names (`<tag>_seed`,
+    `<tag>_prod`, `<tag>_bystander`, and `<tag>_prod_copy`, which a --target-db restore
+    makes): `markers_root`, `markers`, `bed` (module-wide) and `world` (around each test).
+    A module binds them: `markers_root, markers, bed, world = review_fixtures("atkr2")`."""
+    copy = f"{tag}_prod_copy"
+
+    @pytest.fixture(scope="module")
+    def markers_root() -> Iterator[Path]:
+        with markers_directory(f"{tag}-markers-") as root:
+            yield root
+
+    @pytest.fixture
+    def markers(markers_root: Path) -> Path:
+        return new_markers(markers_root)
+
+    @pytest.fixture(scope="module")
+    def bed(pg_server: PostgresServer, s3_endpoint: S3Endpoint,
+            tmp_path_factory: pytest.TempPathFactory) -> Iterator[Bed]:
+        with laid_out(pg_server, s3_endpoint, tmp_path_factory.mktemp(f"{tag}-genuine"),
+                      seed=f"{tag}_seed", production=f"{tag}_prod",
+                      bystander=f"{tag}_bystander", rows=200,
+                      bucket=f"{tag}-genuine") as laid:
+            yield laid
+        pg_server.drop_database(copy)
+
+    @pytest.fixture
+    def world(bed: Bed) -> Iterator[Outside]:
+        with watched(bed) as before:
+            yield before
+            bed.server.drop_database(copy)
+
+    return markers_root, markers, bed, world

@@ -25,13 +25,8 @@ Nothing outside the database may change, no program may start: exit 8 (refused) 
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
-
-from testbed.postgres import PostgresServer
-from testbed.s3 import S3Endpoint
 from tests.attacks import (
     Bed,
     Outside,
@@ -39,10 +34,7 @@ from tests.attacks import (
     before_first_schema,
     escalating_body,
     invocation,
-    laid_out,
-    markers_directory,
-    new_markers,
-    watched,
+    review_fixtures,
 )
 from tests.conftest import run_agent
 
@@ -50,34 +42,7 @@ SEED = "atkr_seed"
 PRODUCTION = "atkr_prod"
 BYSTANDER = "atkr_bystander"
 COPY_NAME = f"{PRODUCTION}_copy"
-
-
-@pytest.fixture(scope="module")
-def markers_root() -> Iterator[Path]:
-    with markers_directory("restore-attacks-review-") as root:
-        yield root
-
-
-@pytest.fixture
-def markers(markers_root: Path) -> Path:
-    return new_markers(markers_root)
-
-
-@pytest.fixture(scope="module")
-def bed(pg_server: PostgresServer, s3_endpoint: S3Endpoint,
-        tmp_path_factory: pytest.TempPathFactory) -> Iterator[Bed]:
-    with laid_out(pg_server, s3_endpoint, tmp_path_factory.mktemp("genuine-review"),
-                  seed=SEED, production=PRODUCTION, bystander=BYSTANDER, rows=200,
-                  bucket="atkr-genuine") as laid:
-        yield laid
-    pg_server.drop_database(COPY_NAME)
-
-
-@pytest.fixture
-def world(bed: Bed) -> Iterator[Outside]:
-    with watched(bed) as before:
-        yield before
-        bed.server.drop_database(COPY_NAME)
+markers_root, markers, bed, world = review_fixtures("atkr")
 
 
 def functions(body: str, superuser: str) -> str:

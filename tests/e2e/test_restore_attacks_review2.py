@@ -33,13 +33,11 @@ Nothing outside the database may change, no program may start.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from testbed.postgres import PostgresServer
-from testbed.s3 import S3Endpoint
 from tests.attacks import (
     Bed,
     Outside,
@@ -48,10 +46,7 @@ from tests.attacks import (
     before_first_schema,
     escalating_body,
     invocation,
-    laid_out,
-    markers_directory,
-    new_markers,
-    watched,
+    review_fixtures,
 )
 from tests.conftest import run_agent
 
@@ -59,27 +54,7 @@ SEED = "atkr2_seed"
 PRODUCTION = "atkr2_prod"
 BYSTANDER = "atkr2_bystander"
 COPY_NAME = f"{PRODUCTION}_copy"
-
-
-@pytest.fixture(scope="module")
-def markers_root() -> Iterator[Path]:
-    with markers_directory("restore-attacks-review2-") as root:
-        yield root
-
-
-@pytest.fixture
-def markers(markers_root: Path) -> Path:
-    return new_markers(markers_root)
-
-
-@pytest.fixture(scope="module")
-def bed(pg_server: PostgresServer, s3_endpoint: S3Endpoint,
-        tmp_path_factory: pytest.TempPathFactory) -> Iterator[Bed]:
-    with laid_out(pg_server, s3_endpoint, tmp_path_factory.mktemp("genuine-review2"),
-                  seed=SEED, production=PRODUCTION, bystander=BYSTANDER, rows=200,
-                  bucket="atkr2-genuine") as laid:
-        yield laid
-    pg_server.drop_database(COPY_NAME)
+markers_root, markers, bed, world = review_fixtures("atkr2")
 
 
 @pytest.fixture(scope="module")
@@ -89,13 +64,6 @@ def signing_key(bed: Bed, tmp_path_factory: pytest.TempPathFactory) -> tuple[Pat
     result = run_agent(["keygen", "--signing", str(key)], bed.environment)
     assert result.returncode == 0, result.stderr
     return key, result.stdout.strip().splitlines()[-1]
-
-
-@pytest.fixture
-def world(bed: Bed) -> Iterator[Outside]:
-    with watched(bed) as before:
-        yield before
-        bed.server.drop_database(COPY_NAME)
 
 
 def functions(body: str, superuser: str) -> str:

@@ -27,7 +27,6 @@ from pathlib import Path
 import pytest
 
 from testbed.postgres import PostgresServer
-from testbed.s3 import S3Endpoint
 from tests.attacks import (
     EVIL_ROLE,
     Bed,
@@ -35,9 +34,7 @@ from tests.attacks import (
     assert_nothing_outside_changed,
     before_first_schema,
     invocation,
-    laid_out,
-    markers_directory,
-    new_markers,
+    review_fixtures,
     watched,
 )
 from tests.conftest import run_agent
@@ -46,35 +43,8 @@ SEED = "atkr3_seed"
 PRODUCTION = "atkr3_prod"
 BYSTANDER = "atkr3_bystander"
 COPY_NAME = f"{PRODUCTION}_copy"
+markers_root, markers, bed, world = review_fixtures("atkr3")
 LARGE_OBJECT = 424242
-
-
-@pytest.fixture(scope="module")
-def markers_root() -> Iterator[Path]:
-    with markers_directory("restore-attacks-review3-") as root:
-        yield root
-
-
-@pytest.fixture
-def markers(markers_root: Path) -> Path:
-    return new_markers(markers_root)
-
-
-@pytest.fixture(scope="module")
-def bed(pg_server: PostgresServer, s3_endpoint: S3Endpoint,
-        tmp_path_factory: pytest.TempPathFactory) -> Iterator[Bed]:
-    with laid_out(pg_server, s3_endpoint, tmp_path_factory.mktemp("genuine-review3"),
-                  seed=SEED, production=PRODUCTION, bystander=BYSTANDER, rows=200,
-                  bucket="atkr3-genuine") as laid:
-        yield laid
-    pg_server.drop_database(COPY_NAME)
-
-
-@pytest.fixture
-def world(bed: Bed) -> Iterator[Outside]:
-    with watched(bed) as before:
-        yield before
-        bed.server.drop_database(COPY_NAME)
 
 
 def planted_large_object(server: PostgresServer, database: str) -> str:
