@@ -37,10 +37,11 @@ from backup_agent.wal.names import parse_wal_name
 from backup_agent.wal.objects import metadata_for, streamed_metadata
 from backup_agent.wal.timelines import plan_for
 from backup_agent.wal.uploader import ConflictingObjectError, Encoder, upload_file
-from testbed.pitr import ArchivedCluster, archived_cluster, copy_of, owned_directory
+from testbed.pitr import ArchivedCluster, archived_cluster, owned_directory
 from testbed.postgres import running_server
 from testbed.s3 import S3Endpoint
 from tests.conftest import AGENT, clean_environment, run_agent, signed
+from tests.pitr_archive import uploaded_archive
 
 SYSTEM = "7412345678901234567"
 SEGMENT_BYTES = 16 * 1024 * 1024
@@ -288,23 +289,7 @@ def cluster() -> Iterator[ArchivedCluster]:
 @pytest.fixture
 def environment(cluster: ArchivedCluster, s3_endpoint: S3Endpoint, bucket: str,
                 monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
-    environment = signed({**clean_environment(), **s3_endpoint.environment(),
-                          "S3_BUCKET": bucket, "PG_BINDIR": str(cluster.server.bin_directory),
-                          "AWS_MAX_ATTEMPTS": "2"})
-    for variable, value in s3_endpoint.environment().items():
-        monkeypatch.setenv(variable, value)
-    store = S3Store(S3Settings(bucket=bucket))
-    system_identifier = cluster.server.psql(
-        "postgres", "SELECT system_identifier FROM pg_control_system();").strip()
-    key = load_signing_key(Path(environment["SIGNING_KEY_FILE"]))
-    encoder = Encoder(system_identifier=system_identifier, sign=partial(sign, key))
-    spool = copy_of(cluster, cluster.archive, "spool")
-    for path in sorted(spool.iterdir()):
-        wal = parse_wal_name(path.name)
-        if wal is not None:
-            upload_file(store, wal, path, encoder)
-    shutil.rmtree(spool)
-    return environment
+    return uploaded_archive(cluster, s3_endpoint, bucket, monkeypatch)
 
 
 def _hostile_base(cluster: ArchivedCluster, settings: str, *files: str) -> Path:

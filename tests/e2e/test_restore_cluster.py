@@ -3,23 +3,17 @@
 from __future__ import annotations
 
 import json
-import shutil
 from collections.abc import Iterator
-from functools import partial
 from pathlib import Path
 
 import pytest
 
-from backup_agent.keys.signing import load_signing_key, sign
-from backup_agent.model.settings import S3Settings
 from backup_agent.physical.server import PrivateServer
-from backup_agent.storage.s3 import S3Store
-from backup_agent.wal.names import parse_wal_name
-from backup_agent.wal.uploader import Encoder, upload_file
-from testbed.pitr import ArchivedCluster, archived_cluster, copy_of, owned_directory
+from testbed.pitr import ArchivedCluster, archived_cluster, owned_directory
 from testbed.postgres import running_server
 from testbed.s3 import S3Endpoint
-from tests.conftest import clean_environment, run_agent, signed
+from tests.conftest import clean_environment, run_agent
+from tests.pitr_archive import uploaded_archive
 
 
 @pytest.fixture(scope="module")
@@ -32,23 +26,7 @@ def cluster() -> Iterator[ArchivedCluster]:
 def environment(cluster: ArchivedCluster, s3_endpoint: S3Endpoint, bucket: str,
                 monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
     """The archive's WAL uploaded to `bucket` by the uploader, signed by the server's key."""
-    environment = signed({**clean_environment(), **s3_endpoint.environment(),
-                          "S3_BUCKET": bucket, "PG_BINDIR": str(cluster.server.bin_directory),
-                          "AWS_MAX_ATTEMPTS": "2"})
-    for variable, value in s3_endpoint.environment().items():
-        monkeypatch.setenv(variable, value)
-    store = S3Store(S3Settings(bucket=bucket))
-    system_identifier = cluster.server.psql(
-        "postgres", "SELECT system_identifier FROM pg_control_system();").strip()
-    key = load_signing_key(Path(environment["SIGNING_KEY_FILE"]))
-    encoder = Encoder(system_identifier=system_identifier, sign=partial(sign, key))
-    spool = copy_of(cluster, cluster.archive, "spool")
-    for path in sorted(spool.iterdir()):
-        wal = parse_wal_name(path.name)
-        if wal is not None:
-            upload_file(store, wal, path, encoder)
-    shutil.rmtree(spool)
-    return environment
+    return uploaded_archive(cluster, s3_endpoint, bucket, monkeypatch)
 
 
 def test_a_cluster_restores_as_of_a_time_from_the_archive_in_s3(
