@@ -20,11 +20,9 @@ from pathlib import Path
 from typing import Protocol
 
 from backup_agent.model.errors import ConfigurationError
+from backup_agent.physical.basebackup import label_start
 from backup_agent.physical.wal_files import parse_lsn
 
-_LABEL_START = re.compile(r"^START WAL LOCATION: ([0-9A-F]+/[0-9A-F]+) \(file ([0-9A-F]{24})\)",
-                          re.MULTILINE)
-_LABEL_TIMELINE = re.compile(r"^START TIMELINE: (\d+)", re.MULTILINE)
 _LABEL_TIME = re.compile(r"^START TIME: (\d{4}-\d\d-\d\d \d\d:\d\d:\d\d) (\S+)", re.MULTILINE)
 
 
@@ -95,8 +93,8 @@ def local_base_backup(directory: Path) -> LocalBaseBackup:
     ConfigurationError when it is not one."""
     label = _label_text(directory)
     manifest = directory / "backup_manifest"
-    start, timeline = _LABEL_START.search(label), _LABEL_TIMELINE.search(label)
-    if start is None or timeline is None or not manifest.is_file():
+    started = label_start(label)
+    if started is None or not manifest.is_file():
         raise ConfigurationError(f"{directory} is not a pg_basebackup output (backup_label and "
                                  "backup_manifest are needed): pass the directory "
                                  "pg_basebackup -D wrote (-Fp or -Ft, manifest on)")
@@ -106,8 +104,8 @@ def local_base_backup(directory: Path) -> LocalBaseBackup:
     except (ValueError, KeyError, TypeError):
         raise ConfigurationError(f"{manifest} has no readable WAL-Ranges: it is not a "
                                  "backup manifest pg_basebackup wrote") from None
-    return LocalBaseBackup(directory=directory, start_lsn=parse_lsn(start.group(1)),
-                           start_timeline=int(timeline.group(1)), end_lsn=end,
+    return LocalBaseBackup(directory=directory, start_lsn=parse_lsn(started[0]),
+                           start_timeline=started[1], end_lsn=end,
                            start_time=_start_time(label))
 
 

@@ -51,16 +51,23 @@ def make_basebackup_command(settings: PostgresSettings, label: str) -> list[str]
 
 def facts_from(label: bytes, manifest_tail: bytes, size: int) -> BaseBackupFacts:
     """Return the start and end of WAL the backup needs, from its label and manifest."""
-    label_text = label.decode("utf-8", "replace")
-    start, timeline = _START.search(label_text), _TIMELINE.search(label_text)
+    started = label_start(label.decode("utf-8", "replace"))
     ranges = _RANGE.findall(manifest_tail.decode("utf-8", "replace").replace("\n", ""))
-    if start is None or timeline is None or not ranges:
+    if started is None or not ranges:
         raise DatabaseError("pg_basebackup's output lacks its backup_label or the manifest's "
                             "WAL range: the base backup is incomplete; check the server log "
                             "and run again")
     end_timeline, _range_start, end = ranges[-1]
-    return BaseBackupFacts(start_lsn=start[1], start_timeline=int(timeline[1]), end_lsn=end,
+    return BaseBackupFacts(start_lsn=started[0], start_timeline=started[1], end_lsn=end,
                            end_timeline=int(end_timeline), size_bytes=size)
+
+
+def label_start(label: str) -> tuple[str, int] | None:
+    """Return the start LSN and timeline a backup_label records, or None if it is none."""
+    start, timeline = _START.search(label), _TIMELINE.search(label)
+    if start is None or timeline is None:
+        return None
+    return start[1], int(timeline[1])
 
 
 def stream_basebackup(settings: PostgresSettings, target: BinaryIO, *,
