@@ -140,7 +140,8 @@ def _run_statements(settings: PostgresSettings, rebuild: Rebuild, proof: Proof,
     password = secrets.token_urlsafe(32)
     root = Login(settings.user, settings.password)
     with opened("admin", settings, request.name, root) as admin:
-        _create_builder(admin, builder, password)
+        _create_builder(admin, builder, password,
+                        superuser=rebuild.restoring_superuser())
         with opened("builder", settings, request.name, Login(builder, password)) as session:
             _logged_in(admin, builder, rebuild.server_major)
             rules = Rules(trusted=request.trusted, no_owner=request.no_owner,
@@ -188,14 +189,14 @@ def _hand_over(settings: PostgresSettings, request: Request, builder: str,
                 from None
 
 
-def _create_builder(admin: BuildSession, builder: str, password: str) -> None:
+def _create_builder(admin: BuildSession, builder: str, password: str, *,
+                    superuser: bool) -> None:
     """The builder: may log in (once) and create in the schemas of this database; has no
     attribute and no membership, so code running as it reaches nothing else."""
     create_login_role(admin, builder, password, BUILDER_LOGIN_WINDOW)
     role = quote_identifier(builder)
     admin.run(f"GRANT CREATE, USAGE ON SCHEMA public TO {role};".encode(), 0)
-    if admin.query_column(b"SELECT rolsuper FROM pg_catalog.pg_roles "
-                          b"WHERE rolname OPERATOR(pg_catalog.=) CURRENT_USER")[0] != "True":
+    if not superuser:
         # A CREATEROLE user (--no-owner) may hand objects to and take them from the builder
         # only as a member of it; membership gives the builder nothing.
         admin.run(f"GRANT {role} TO CURRENT_USER;".encode(), 0)
