@@ -1,50 +1,23 @@
 """`backup-agent restore-cluster --to-time T --pgdata DIR`: the whole cluster as of T.
 
-The base backup is the newest in S3 that ended before T (`base/<system identifier>/…`, its
-signed descriptor proven, its tar proven before extraction: wal/base_backups.py), or
-`--base-backup DIR`, a pg_basebackup output on this machine. WAL comes
-from the archive in S3 (`wal/<system identifier>/…`), fetched and proven ahead of replay.
-T is checked against the restorable window before replay; replay is checked by SQL after.
-DIR ends up holding a cluster that starts as a primary on a new timeline; on any failure
-it is emptied again.
+DIR must exist, be empty and belong to the user the server will run as; the recovery itself
+(base backup and WAL proven, the window checked, replay checked by SQL, promoted, shut down
+cleanly) is restoring/cluster.py's, shared with `restore --to-time`.
 """
 
 from __future__ import annotations
 
-import shutil
-import tempfile
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from backup_agent.keys.age_identities import configured_identities
-from backup_agent.keys.signing import signer
-from backup_agent.keys.trust import NO_KEY, with_own_key
+from backup_agent.keys.trust import with_own_key
 from backup_agent.model.errors import BackupAgentError, ConfigurationError
 from backup_agent.model.settings import Settings
-from backup_agent.model.targets import RecoveryTarget, parse_target
-from backup_agent.physical.base_source import BaseSource, local_base_backup
-from backup_agent.physical.inspect import control_facts
-from backup_agent.physical.recovery import Recovery, recover
+from backup_agent.model.targets import parse_target
 from backup_agent.physical.server import owner_of
-from backup_agent.physical.window import restorable_window
-from backup_agent.storage.s3 import S3Store
-from backup_agent.wal.base_backups import (
-    S3BaseBackup,
-    base_backups,
-    newest_before,
-    system_identifiers,
-)
-from backup_agent.wal.fetch import Prefetcher
-from backup_agent.wal.history import WalArchive, follow, last_segment
-from backup_agent.wal.names import BASE_ROOT
-from backup_agent.wal.prove import fetch_proven
-from backup_agent.wal.timelines import TimelinePlan
-
-# How many of the archive's last segments are read to find its last commit.
-TAIL_SEGMENTS = 3
-BASE_WAL_WAIT_SECONDS = 600.0
+from backup_agent.restoring.cluster import recover_cluster
 
 
 @dataclass
@@ -77,111 +50,21 @@ def _empty_directory(pgdata: Path) -> Path:
     return pgdata
 
 
-def _archive(settings: Settings, system_identifier: str, *, allow_unsigned: bool) -> WalArchive:
-    trusted = settings.trusted_signing_keys
-    if not allow_unsigned and not trusted:
-        raise ConfigurationError(f"{NO_KEY}: set TRUSTED_SIGNING_KEYS to the public key of "
-                                 "the server that archives WAL, or pass --allow-unsigned")
-    identities = configured_identities(settings)
-    return WalArchive(store=S3Store(settings.s3), system_identifier=system_identifier,
-                      vouch=None if allow_unsigned else
-                      (lambda document, statement: signer(document, statement, trusted)),
-                      identities=identities[0] if identities else ())
-
-
-def _tail(archive: WalArchive, plan: TimelinePlan, directory: Path) -> list[str]:
-    """Fetch (proven) the archive's last segments into `directory`; return their names."""
-    last = last_segment(archive, plan)
-    if last is None:
-        return []
-    number = plan.number_of(last[1])
-    assert number is not None
-    names = [plan.name_of(n) for n in range(max(0, number - TAIL_SEGMENTS + 1), number + 1)]
-    for name in names:
-        fetch_proven(archive.store, archive.key(int(name[:8], 16), name), directory / name,
-                     vouch=archive.vouch, identities=archive.identities)
-    return names
-
-
-def _s3_base(settings: Settings, target: RecoveryTarget, system_identifier: str | None, *,
-             allow_unsigned: bool) -> S3BaseBackup:
-    """The newest base backup in S3 that ended before the target, its descriptor proven."""
-    store = S3Store(settings.s3)
-    where = f"s3://{store.bucket}/{store.prefix}{BASE_ROOT}"
-    if system_identifier is None:
-        clusters = system_identifiers(store)
-        if len(clusters) != 1:
-            raise ConfigurationError(
-                f"{where} holds base backups of {len(clusters)} clusters "
-                f"({', '.join(clusters) or 'none'}): " + (
-                    "pass --system-identifier ID" if clusters else
-                    "take one with `backup-agent base-backup`, or pass --base-backup DIR"))
-        system_identifier = clusters[0]
-    archive = _archive(settings, system_identifier, allow_unsigned=allow_unsigned)
-    backups = base_backups(store, system_identifier, vouch=archive.vouch,
-                           identities=archive.identities)
-    return newest_before(backups, target.moment, where)
-
-
 def run_restore_cluster(settings: Settings, *, to_time: str, pgdata: Path,
                         base_backup: Path | None = None, system_identifier: str | None = None,
                         allow_unsigned: bool = False) -> ClusterRestoreResult:
-    """Restore the whole cluster into empty `pgdata` as of `to_time` from a base backup (the
-    newest in S3 that ended before it, or `base_backup`, a local pg_basebackup output) and
-    the WAL archive; raise a BackupAgentError on any failure (`pgdata` is emptied again)."""
+    """Restore the whole cluster into empty `pgdata` as of `to_time`; raise a
+    BackupAgentError on any failure (`pgdata` is emptied again)."""
     started = time.monotonic()
     target = parse_target(to_time)
     pgdata = _empty_directory(pgdata)
-    owner = owner_of(pgdata)
-    settings = with_own_key(settings)
-    base: BaseSource
-    if base_backup is not None:
-        base = local_base_backup(base_backup)
-        warnings = ["the base backup is a local directory: nothing proves it is your "
-                    "server's (base backups from S3 are signed)"]
-    else:
-        base = _s3_base(settings, target, system_identifier, allow_unsigned=allow_unsigned)
-        warnings = []
-    binaries = settings.postgres.bin_directory
-    scratch = Path(tempfile.mkdtemp(prefix="backup-agent-pitr-"))
-    try:
-        base.extract_into(pgdata, owner)
-        facts = control_facts(binaries, pgdata)
-        archive = _archive(settings, facts.system_identifier, allow_unsigned=allow_unsigned)
-        wal_directory, tail_directory = scratch / "wal", scratch / "tail"
-        for directory in (wal_directory, tail_directory):
-            directory.mkdir(mode=0o700)
-        shutil.chown(scratch, owner[0], owner[1])
-        shutil.chown(wal_directory, owner[0], owner[1])
-        plan = follow(archive, start_timeline=base.start_timeline, start_lsn=base.start_lsn,
-                      segment_bytes=facts.segment_bytes, directory=wal_directory, owner=owner)
-        tail = _tail(archive, plan, tail_directory)
-        first = base.start_lsn // facts.segment_bytes
-        last = base.end_lsn // facts.segment_bytes
-        with Prefetcher(archive, plan, wal_directory, first, owner=owner) as prefetcher:
-            for number in range(first, last + 1):
-                prefetcher.wait_for(number, timeout=BASE_WAL_WAIT_SECONDS)
-            window = restorable_window(
-                binaries, base, base_wal=wal_directory,
-                base_segments=(plan.name_of(first), plan.name_of(last)),
-                tail_wal=tail_directory, tail_segments=tail)
-            window.check(target)
-            reached = recover(Recovery(data_directory=pgdata, wal_directory=wal_directory,
-                                       target=target, timeline=plan.target,
-                                       bin_directory=binaries, owner=owner), prefetcher)
-    except BaseException:
-        for entry in pgdata.iterdir():
-            if entry.is_dir() and not entry.is_symlink():
-                shutil.rmtree(entry, ignore_errors=True)
-            else:
-                entry.unlink(missing_ok=True)
-        raise
-    finally:
-        shutil.rmtree(scratch, ignore_errors=True)
+    recovered = recover_cluster(with_own_key(settings), target, pgdata, owner_of(pgdata),
+                                base_backup=base_backup, system_identifier=system_identifier,
+                                allow_unsigned=allow_unsigned)
+    reached = recovered.reached
     return ClusterRestoreResult(
-        pgdata=str(pgdata), to_time=target.describe(), base_backup=base.describe(),
-        window=window.describe(),
+        pgdata=str(pgdata), to_time=target.describe(), base_backup=recovered.base_backup,
+        window=recovered.window,
         last_commit=reached.last_commit.isoformat() if reached.last_commit else None,
-        lsn=reached.lsn, timeline=reached.timeline,
-        trusted=base.trusted and archive.vouch is not None,
-        duration_seconds=round(time.monotonic() - started, 3), warnings=warnings)
+        lsn=reached.lsn, timeline=reached.timeline, trusted=recovered.trusted,
+        duration_seconds=round(time.monotonic() - started, 3), warnings=recovered.warnings)
