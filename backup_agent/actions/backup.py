@@ -11,20 +11,19 @@ import os
 import socket
 import time
 from collections.abc import Callable
-from contextlib import ExitStack
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from backup_agent.catalog import retention
+from backup_agent.catalog.writing import Sign, dump_into, write_sidecars
 from backup_agent.model.backup import S3Location
 from backup_agent.model.errors import S3Error
-from backup_agent.model.manifest import DumpFacts, build_manifest, render
 from backup_agent.model.naming import (
     AGENT_NAME,
     backup_name,
-    checksum_line,
     checksum_name,
     globals_name,
     is_encrypted,
@@ -34,17 +33,10 @@ from backup_agent.model.naming import (
 )
 from backup_agent.model.progress import NO_PROGRESS, Progress
 from backup_agent.model.settings import NO_BUCKET, Settings
-from backup_agent.postgres.dump import dump_database
 from backup_agent.storage import local
 from backup_agent.storage.lock import directory_lock
 from backup_agent.storage.s3 import SERVER_SIDE_ENCRYPTION, S3Store
 from backup_agent.storage.s3_upload import StreamingUpload
-from backup_agent.streams.age import encrypting
-from backup_agent.streams.gzip import compressing
-from backup_agent.streams.hashing import HashingWriter
-
-if TYPE_CHECKING:
-    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 log = logging.getLogger(__name__)
 
@@ -145,50 +137,22 @@ def _upload_sidecars(store: S3Store, settings: Settings, directory: Path, name: 
                        content_type=content_type, metadata=metadata)
 
 
-def _globals_file(settings: Settings, directory: Path, name: str,
-                  document: bytes) -> dict[str, Any]:
-    """Write the globals file (encrypted like the dump); return its manifest entry."""
-    import hashlib
-    import json
-
-    from backup_agent.streams.globals_file import encode
-
-    stored = encode(document, settings.encrypt_to)
-    local.write_small_file(directory / globals_name(name), stored)
-    content = json.loads(document)
-    return {"sha256": hashlib.sha256(stored).hexdigest(), "size_bytes": len(stored),
-            "roles": len(content["roles"]),
-            "passwords_included": content["passwords_included"]}
-
-
-def _write_sidecars(settings: Settings, directory: Path, name: str, sha256: str,
-                    manifest: str, signing_key: Ed25519PrivateKey | None) -> None:
-    """The checksum, the signature over the manifest's exact bytes, then the manifest."""
-    local.write_small_file(directory / checksum_name(name), checksum_line(sha256, name))
-    if signing_key is not None:
-        from backup_agent.keys.signing import sign
-
-        local.write_small_file(directory / signature_name(name),
-                               sign(signing_key, manifest.encode()).decode())
-    local.write_small_file(directory / manifest_name(name), manifest)
-
-
 def run_backup(settings: Settings, *, clock: Callable[[], datetime] = utc_now,
                hostname: str | None = None, progress: Progress = NO_PROGRESS) -> BackupResult:
     """Make one backup; return what happened. Raise a BackupAgentError on failure."""
     directory = settings.backup_directory
     hostname = hostname or socket.gethostname()
     local.check_writable_directory(directory)
-    signing_key = None
+    sign_manifest: Sign | None = None
     if settings.signing_key_file is not None:  # a bad key fails now, before any dump
-        from backup_agent.keys.signing import load_signing_key
+        from backup_agent.keys.signing import load_signing_key, sign
 
-        signing_key = load_signing_key(settings.signing_key_file)
+        sign_manifest = partial(sign, load_signing_key(settings.signing_key_file))
     with directory_lock(directory, purpose="backup"):
         for leftover in local.remove_stale_temporary_files(directory):
             log.info("removed %s, left by an interrupted run", leftover)
         warnings: list[str] = []
-        if signing_key is None:
+        if sign_manifest is None:
             warnings.append(UNSIGNED)
         store = _s3_store(settings, warnings)
         name, started = _free_name(directory, clock, encrypted=bool(settings.encrypt_to))
@@ -205,28 +169,16 @@ def run_backup(settings: Settings, *, clock: Callable[[], datetime] = utc_now,
                         content_type=AGE_CONTENT_TYPE if is_encrypted(name)
                         else GZIP_CONTENT_TYPE,
                         on_uploaded=uploading.update if uploading else None)
-                # The chain, from the file up: file <- hash <- age <- gzip <- pg_dump.
-                with ExitStack() as chain:
-                    stored = HashingWriter(handle, upload.advance if upload else None)
-                    encrypted = chain.enter_context(encrypting(stored, settings.encrypt_to))
-                    compressed = chain.enter_context(compressing(encrypted))
-                    dump = dump_database(settings.postgres, compressed, on_read=dumping.update)
-                stored.flush()
-                dumping.set_total(dump.uncompressed_bytes)
+                dumped = dump_into(settings, handle,
+                                   on_stored=upload.advance if upload else None,
+                                   on_read=dumping.update)
+                dumping.set_total(dumped.dump.uncompressed_bytes)
                 if uploading is not None:
-                    uploading.set_total(stored.size)
+                    uploading.set_total(dumped.stored.size)
                 os.fsync(handle.fileno())
-                facts = DumpFacts(server_version=dump.server.version,
-                                  pg_dump_version=dump.pg_dump_version, size_bytes=stored.size,
-                                  uncompressed_bytes=dump.uncompressed_bytes,
-                                  sha256=stored.hexdigest(), row_counts=dump.row_counts,
-                                  globals_file=_globals_file(settings, directory, name,
-                                                             dump.globals_document))
-                manifest = build_manifest(name=name, database=settings.postgres.database,
-                                          facts=facts, started=started, finished=clock(),
-                                          hostname=hostname, encrypt_to=settings.encrypt_to)
-                _write_sidecars(settings, directory, name, facts.sha256, render(manifest),
-                                signing_key)
+                facts = write_sidecars(settings, directory, name, dumped, started=started,
+                                       finished=clock(), hostname=hostname,
+                                       sign=sign_manifest)
                 local.publish(temporary, directory / name)
             except BaseException as error:
                 if upload is not None:

@@ -12,15 +12,17 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
+from functools import partial
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from backup_agent.keys.age_identities import decryption_keys
 from backup_agent.keys.trust import TrustedCatalog as Catalog
 from backup_agent.keys.trust import authenticity_warnings, is_trusted, with_own_key
-from backup_agent.model.backup import BackupRef, Where
-from backup_agent.model.database_names import BUILDING, ROLLBACK, derived_name, made_name
+from backup_agent.model.backup import BackupRef
+from backup_agent.model.database_names import derived_name
 from backup_agent.model.errors import (
     BackupAgentError,
     CancelledError,
@@ -30,9 +32,12 @@ from backup_agent.model.errors import (
 )
 from backup_agent.model.progress import NO_PROGRESS, Progress
 from backup_agent.model.settings import Settings
+from backup_agent.model.targets import LATEST, parse_target
 from backup_agent.postgres.admin import DatabaseAdmin, quote_identifier
 from backup_agent.restoring import containers
+from backup_agent.restoring.as_of import database_as_of
 from backup_agent.restoring.build import Request, build, reachable
+from backup_agent.restoring.plan import RestorePlan, make_plan
 from backup_agent.restoring.proof import Proof, proven, spool_directory
 from backup_agent.restoring.rebuild import NO_GLOBALS, Rebuild, proven_globals
 from backup_agent.streams.verify import Verdict
@@ -42,62 +47,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-
-@dataclass
-class RestorePlan:
-    source: BackupRef
-    target: str  # the database that ends up holding the backup's data
-    build: str  # where the backup is restored first
-    previous: str | None  # what the current target is renamed to (swap mode only)
-    stop_containers: list[str]
-    drop_previous: bool
-    no_owner: bool
-    target_missing: bool = False  # disaster recovery: a server without the database
-
-    @property
-    def swap(self) -> bool:
-        return self.previous is not None
-
-    def steps(self, *, with_globals: bool = False) -> list[str]:
-        kept = ("re-read through the same open file" if self.source.where is Where.LOCAL
-                else "kept in a private spool file while it is read")
-        steps = [f"prove {self.source.location}"
-                 f"{', decrypting it (age)' if self.source.encrypted else ''}: SHA-256, the "
-                 "whole gzip stream, the closing 'dump complete' line, and that every "
-                 "statement is one pg_dump writes; nothing runs before this passes"]
-        if with_globals:
-            steps += ["create the roles it needs that this server lacks (never changing an "
-                      "existing one)" if not self.no_owner else
-                      "create no roles, and leave out ownership and grants (--no-owner)",
-                      f"create empty database {self.build} with the recorded encoding, "
-                      "locale provider, locales" + ("" if self.no_owner else " and owner")]
-        else:
-            steps.append(f"create empty database {self.build}")
-        steps += [f"execute the proven bytes ({kept}) in it, statement by statement: code "
-                  "from the backup runs only as a temporary role with no rights outside it",
-                  f"ANALYZE {self.build}, give its objects their owners, create its event "
-                  "triggers last"]
-        if with_globals:
-            steps.append("give it the recorded settings, per-role settings, comment, "
-                         "connection limit" + ("" if self.no_owner else " and privileges"))
-        if self.swap and self.target_missing:
-            steps.append(f"rename {self.build} -> {self.target} (this server has no "
-                         f"{self.target} yet: nothing to swap out or keep)")
-        elif self.swap:
-            if self.stop_containers:
-                steps.append(f"stop app containers: {', '.join(self.stop_containers)}")
-            steps.append(f"swap atomically: {self.target} -> {self.previous}, "
-                         f"{self.build} -> {self.target}")
-            if self.stop_containers:
-                steps.append(f"start app containers: {', '.join(self.stop_containers)}")
-            if self.drop_previous:
-                steps.append(f"drop {self.previous}")
-        else:
-            steps.append(f"rename {self.build} -> {self.target}")
-        created = " and the roles it created" if with_globals and not self.no_owner else ""
-        steps.append(f"on any failure: drop {self.build}{created}; {self.target} stays as it "
-                     "is")
-        return steps
+UNPROVEN = ("the base backup or the WAL was not proven by a trusted signature: the database "
+            "as of that moment is restored as an unsigned backup would be")
 
 
 @dataclass
@@ -119,6 +70,8 @@ class RestoreResult:
     roles_to_create: list[str] = field(default_factory=list)  # dry run: what it would create
     # What the real restore would accept: proven, or (--no-verify) all but the checksum.
     usable: bool = True
+    to_time: str | None = None  # --to-time: the moment asked for
+    last_commit: str | None = None  # --to-time: the last transaction the recovery replayed
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -138,18 +91,6 @@ class RestoreResult:
         bad = quote_identifier(derived_name(self.target_database, "_bad"))
         return (f"to roll back: ALTER DATABASE {target} RENAME TO {bad}; "
                 f"ALTER DATABASE {previous} RENAME TO {target};")
-
-
-def make_plan(settings: Settings, source: BackupRef, *, target_db: str | None,
-              drop_previous: bool, no_owner: bool, moment: datetime) -> RestorePlan:
-    target = target_db or settings.postgres.database
-    swap = target_db is None
-    return RestorePlan(
-        source=source, target=target, build=made_name(target, BUILDING, moment),
-        previous=made_name(target, ROLLBACK, moment) if swap else None,
-        stop_containers=list(settings.app_containers)
-        if swap and not settings.skip_app_stop else [],
-        drop_previous=drop_previous and swap, no_owner=no_owner)
 
 
 def _refuse_another_database(source: BackupRef, database: str, *,
@@ -192,11 +133,52 @@ def _build(settings: Settings, plan: RestorePlan, rebuild: Rebuild, proof: Proof
 def run_restore(settings: Settings, given: str, *, from_s3: bool = False,
                 target_db: str | None = None, dry_run: bool = False, no_verify: bool = False,
                 no_owner: bool = False, drop_previous: bool = False, verbose: bool = False,
-                allow_unsigned: bool = False,
+                allow_unsigned: bool = False, to_time: str | None = None,
+                scratch: Path | None = None,
                 confirm: Callable[[RestorePlan], bool] = lambda plan: True,
                 progress: Progress = NO_PROGRESS,
                 clock: Callable[[], datetime] = lambda: datetime.now(UTC)) -> RestoreResult:
-    """Restore a backup; return what happened. Raise a BackupAgentError on any failure."""
+    """Restore a backup, or (`to_time`) the database as of a moment from the WAL archive;
+    return what happened. Raise a BackupAgentError on any failure."""
+    restore = partial(_restore_backup, target_db=target_db, dry_run=dry_run,
+                      no_owner=no_owner, drop_previous=drop_previous, verbose=verbose,
+                      confirm=confirm, progress=progress, clock=clock)
+    if to_time is None:
+        return restore(settings, given, from_s3=from_s3, no_verify=no_verify,
+                       allow_unsigned=allow_unsigned)
+    if given != LATEST or from_s3 or no_verify:
+        raise ConfigurationError("--to-time restores from the WAL archive: give no backup, "
+                                 "--from or --no-verify with it")
+    target = parse_target(to_time)
+    started = time.monotonic()
+    with database_as_of(with_own_key(settings), target, scratch=scratch, clock=clock,
+                        allow_unsigned=allow_unsigned) as made:
+        # The made backup is trusted through this run's key alone, and only when the base
+        # backup and the WAL were proven; otherwise it is restored as an unsigned backup.
+        made_settings = replace(settings, backup_directory=made.directory,
+                                signing_key_file=None,
+                                trusted_signing_keys=tuple(filter(None, [made.trusted_key])))
+        result = restore(made_settings, made.name, from_s3=False, no_verify=False,
+                         allow_unsigned=made.trusted_key is None)
+    recovered = made.recovered
+    reached = recovered.reached.last_commit
+    result.source = f"{recovered.base_backup} and the WAL archive, as of {target.describe()}"
+    result.to_time, result.last_commit = target.describe(), reached.isoformat() if reached \
+        else None
+    result.steps = [f"recover the cluster as of {target.describe()} into a throwaway directory "
+                    f"(base backup and WAL proven first; window {recovered.window}), dump "
+                    f"{settings.postgres.database} from it, remove the rest", *result.steps]
+    result.warnings = [*recovered.warnings, *([] if made.trusted_key else [UNPROVEN]),
+                       *result.warnings]
+    result.duration_seconds = round(time.monotonic() - started, 3)
+    return result
+
+
+def _restore_backup(settings: Settings, given: str, *, from_s3: bool,
+                    target_db: str | None, dry_run: bool, no_verify: bool,
+                    no_owner: bool, drop_previous: bool, verbose: bool,
+                    allow_unsigned: bool, confirm: Callable[[RestorePlan], bool],
+                    progress: Progress, clock: Callable[[], datetime]) -> RestoreResult:
     started = time.monotonic()
     settings = with_own_key(settings)
     catalog = Catalog(settings, allow_unsigned=allow_unsigned)

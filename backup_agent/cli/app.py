@@ -59,6 +59,8 @@ from backup_agent.cli.options import (
     RestoreDryRunOption,
     RestoreSourceArgument,
     RestoreTestOption,
+    RestoreToTimeOption,
+    ScratchOption,
     SkipAppStopOption,
     SourceFromOption,
     SummaryOption,
@@ -200,12 +202,14 @@ def restore(
     skip_app_stop: SkipAppStopOption = False, backup_dir: BackupDirectoryOption = None,
     s3_bucket: BucketOption = None, s3_prefix: PrefixOption = None,
     identity: IdentityOption = None, lock_wait_timeout: LockWaitOption = None,
-    connect_timeout: ConnectTimeoutOption = None, as_json: JsonOption = False,
+    connect_timeout: ConnectTimeoutOption = None, to_time: RestoreToTimeOption = None,
+    scratch: ScratchOption = None, as_json: JsonOption = False,
 ) -> None:
     """Restore a backup safely: into a new database, proven good, then swapped in.
 
     The current database is kept as <db>_pre_restore_<stamp> for rollback; a failure at any
-    step leaves it untouched and drops the half-built one.
+    step leaves it untouched and drops the half-built one. --to-time restores the database
+    as it was at a moment, from the base backups and WAL archive in S3.
     """
     with reported("restore", as_json=as_json):
         from_s3 = reads_s3(from_where)
@@ -218,6 +222,7 @@ def restore(
                 settings, source, from_s3=from_s3, target_db=target_db, dry_run=dry_run,
                 no_verify=no_verify, no_owner=no_owner, drop_previous=drop_previous,
                 allow_unsigned=allow_unsigned, verbose=verbose, progress=progress,
+                to_time=to_time, scratch=scratch,
                 confirm=lambda plan: confirm_restore(plan, yes=yes))
         say(render.restore_summary(result))
         markdown.append_step_summary(mask(markdown.restore_markdown(result)))

@@ -173,6 +173,20 @@ SigningKeyOption = Annotated[bool, typer.Option(
 KeyFileArgument = Annotated[Path, typer.Argument(
     metavar="FILE", help="Where to write the new identity (private key) file; it must not exist.")]
 
+ToTimeOption = Annotated[str, typer.Option(
+    "--to-time", metavar="TIME", help="Recover every transaction committed at or before TIME "
+    "(ISO 8601 with an offset, e.g. 2026-12-02T21:05:09Z) and none after; `latest`: all the "
+    "archive holds.")]
+RestoreToTimeOption = Annotated[str | None, typer.Option(
+    "--to-time", metavar="TIME", help="Restore the database as it was at TIME (ISO 8601 with "
+    "an offset, e.g. 2026-12-02T14:03:00Z; `latest`: now) from the base backups and WAL "
+    "archive in S3, instead of a backup: every transaction committed at or before TIME, "
+    "none after.")]
+ScratchOption = Annotated[Path | None, typer.Option(
+    "--scratch", metavar="DIR", help="With --to-time: where the throwaway cluster is "
+    "recovered (room for a copy of the whole cluster; default TMPDIR). As root, its owner "
+    "runs the throwaway server.")]
+
 
 def reads_s3(place: Place) -> bool:
     return place is Place.S3

@@ -18,12 +18,9 @@ from backup_agent.cli.options import (
     IdentityOption,
     JsonOption,
     PrefixOption,
+    ToTimeOption,
 )
 
-ToTimeOption = Annotated[str, typer.Option(
-    "--to-time", metavar="TIME", help="Recover every transaction committed at or before TIME "
-    "(ISO 8601 with an offset, e.g. 2026-12-02T21:05:09Z) and none after; `latest`: all the "
-    "archive holds.")]
 PgdataOption = Annotated[Path, typer.Option(
     "--pgdata", metavar="DIR", help="An existing, empty directory owned by the user the "
     "server will run as: the restored cluster goes there, shut down, ready to start.")]

@@ -16,7 +16,7 @@ from backup_agent.model.errors import ConfigurationError
 
 if TYPE_CHECKING:
     from backup_agent.actions.prune import DatabasePlan
-    from backup_agent.actions.restore import RestorePlan
+    from backup_agent.restoring.plan import RestorePlan
 
 
 def _no_terminal(what: str) -> ConfigurationError:

@@ -128,14 +128,22 @@ def backup_summary(result: BackupResult) -> str:
 
 def restore_summary(result: RestoreResult) -> str:
     if result.dry_run:
-        lines = [f"dry run: nothing was changed. The plan for {result.source}:",
-                 f"  backup: {result.source_name}, {human_size(result.source_size_bytes)}, "
-                 f"created {result.source_created}",
-                 f"  checksum: {result.checksum}; verified: {'yes' if result.verified else 'NO'}",
-                 f"  target database: {result.target_database}"]
+        lines = [f"dry run: nothing was changed. The plan for {result.source}:"]
+        if result.to_time is not None:
+            lines.append(f"  recovered as of {result.to_time}: last commit "
+                         f"{result.last_commit or 'none'} (proven, then removed)")
+        lines += [f"  backup: {result.source_name}, {human_size(result.source_size_bytes)}, "
+                  f"created {result.source_created}",
+                  f"  checksum: {result.checksum}; verified: "
+                  f"{'yes' if result.verified else 'NO'}",
+                  f"  target database: {result.target_database}"]
         if result.roles_to_create:
             lines.append(f"  roles it would create: {', '.join(result.roles_to_create)}")
         lines += [f"  {number}. {step}" for number, step in enumerate(result.steps, 1)]
+    elif result.to_time is not None:
+        lines = [f"restore success: database {result.target_database} is now as of "
+                 f"{result.to_time} (last commit replayed: {result.last_commit or 'none'}) in "
+                 f"{result.duration_seconds:.1f}s"]
     else:
         lines = [f"restore success: {result.source_name} is now database "
                  f"{result.target_database} (checksum {result.checksum}) in "

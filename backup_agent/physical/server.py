@@ -117,6 +117,19 @@ class PrivateServer:
             self._disconnect()
             return None
 
+    def wait_until_ready(self, timeout_seconds: float = 300) -> str:
+        """Wait until the server takes the agent's connections; return the role it connects
+        as. Raise RestoreError when it stopped or did not within `timeout_seconds`."""
+        deadline = time.monotonic() + timeout_seconds
+        while self.query("SELECT 1") is None:
+            if not self.alive or time.monotonic() > deadline:
+                raise RestoreError(f"the restored server at {self.data_directory} did not take "
+                                   f"connections within {timeout_seconds:.0f} s: "
+                                   f"{' | '.join(self.log_text().strip().splitlines()[-3:])}")
+            time.sleep(0.1)
+        assert self._role is not None
+        return self._role
+
     def _connect(self) -> psycopg.Connection[Any] | None:
         import psycopg
 

@@ -8,6 +8,7 @@ replication connection itself (IDENTIFY_SYSTEM) goes through psql with
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,6 +23,8 @@ from backup_agent.postgres.session import SqlSession
 # pg_receivewal starts from its slot's restart_lsn only from 15 on (READ_REPLICATION_SLOT);
 # an older one would start at the server's current position, leaving a hole.
 MINIMUM_SERVER_MAJOR = 15
+# How long the stream's session waits for POSTGRES_DB to exist again (a restore's swap).
+DATABASE_GONE_SECONDS = 30
 
 
 def _connection(settings: PostgresSettings) -> list[str]:
@@ -117,15 +120,27 @@ class WalServer:
         # Each question is bounded on the server too: a stuck query must not stall the
         # stream's loop (the uploads and the alarms run on the same tick).
         bounded = f"SET statement_timeout = {STATEMENT_TIMEOUT_MILLISECONDS};\n{sql}"
+        deadline = time.monotonic() + DATABASE_GONE_SECONDS
+        while True:
+            try:
+                return self._attempt(bounded)
+            except DatabaseError as error:
+                # A restore swapping POSTGRES_DB in renames it away for an instant (and ends
+                # this session): the stream must outlive that, not exit.
+                if "does not exist" not in str(error) or time.monotonic() > deadline:
+                    raise
+                time.sleep(1)
+
+    def _attempt(self, sql: str) -> list[str]:
         if not self._session.alive:
             self._session.reopen()
         try:
-            return self._session.query(bounded)
+            return self._session.query(sql)
         except DatabaseError as error:
             if not any(sign in str(error) for sign in CONNECTION_LOST):
                 raise
             self._session.reopen()
-            return self._session.query(bounded)
+            return self._session.query(sql)
 
     def facts(self) -> tuple[int, int]:
         """Return (server major version, WAL segment size in bytes)."""
@@ -140,6 +155,15 @@ class WalServer:
     def switch_wal(self) -> str:
         """Close the current segment (pg_switch_wal, granted to us by `wal setup`)."""
         return self._query("SELECT pg_switch_wal();")[0].strip()
+
+    def archive_point(self) -> tuple[str, str]:
+        """Close the current segment; return (system identifier, the WAL file that holds
+        everything committed until now). With no WAL since the last switch, pg_switch_wal()
+        returns the start of the empty current file: one byte back is the last full one."""
+        identifier, name = self._query(
+            "SELECT (SELECT system_identifier FROM pg_control_system()), "
+            "pg_walfile_name(pg_switch_wal() - 1);")[0].split("|")
+        return identifier.strip(), name.strip()
 
     def slot(self, name: str) -> SlotState | None:
         """Return the physical slot's state, None if it does not exist."""

@@ -32,16 +32,16 @@ RPO = timedelta(seconds=60)
 class Writer(threading.Thread):
     """An insert loop: one row per transaction, stamped with its own clock_timestamp()."""
 
-    def __init__(self, server: PostgresServer) -> None:
+    def __init__(self, server: PostgresServer, database: str = "postgres") -> None:
         super().__init__(daemon=True)
-        self.server = server
+        self.server, self.database = server, database
         self.stop = threading.Event()
 
     def run(self) -> None:
         import psycopg
 
         with psycopg.connect(host=self.server.host, port=self.server.port, user=self.server.user,
-                             password=self.server.password, dbname="postgres",
+                             password=self.server.password, dbname=self.database,
                              autocommit=True) as connection:
             while not self.stop.is_set():
                 try:

@@ -6,9 +6,9 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from pathlib import Path
 
-from backup_agent.actions.restore import RestorePlan, make_plan
 from backup_agent.model.backup import BackupRef, Where
 from backup_agent.model.settings import PostgresSettings, S3Settings, Settings
+from backup_agent.restoring.plan import RestorePlan, make_plan
 
 MOMENT = datetime(2026, 2, 28, 11, 0, 0, tzinfo=UTC)
 STAMP = "20260228_110000"
