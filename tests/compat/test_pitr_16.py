@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import random
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -15,6 +17,9 @@ from backup_agent.physical.recovery import Recovery, recover
 from backup_agent.physical.server import PrivateServer
 from testbed.pitr import ArchivedCluster, archived_cluster, copy_of, owned_directory
 from testbed.postgres16 import running_server_16
+from testbed.s3 import S3Endpoint
+from tests.conftest import run_agent
+from tests.streamed_archive import DATABASE, streamed_archive
 
 
 @pytest.fixture(scope="module")
@@ -45,3 +50,22 @@ def test_recovery_on_16_has_every_commit_up_to_the_time_and_none_after(
             time.sleep(0.1)
         server.stop()
     assert row is not None and row[0] is False and list(row[1]) == list(range(1, ident + 1))
+
+
+def test_one_database_as_of_two_moments_on_16(s3_endpoint: S3Endpoint,
+                                              tmp_path: Path) -> None:
+    """`restore --to-time` end to end on 16.2: wal stream, base-backup, the throwaway cluster,
+    its dump and the swap all with 16's binaries."""
+    with running_server_16() as server, streamed_archive(
+            server, s3_endpoint, tmp_path, "test-restore-to-time-16") as archived:
+        moments = sorted(archived.commits.values())
+        for moment in random.Random().sample(moments[len(moments) // 10:-2], 2):  # noqa: S311
+            result = run_agent(["restore", "--to-time", moment.isoformat(), "--scratch",
+                                str(archived.scratch), "--yes", "--json"],
+                               archived.environment)
+            assert result.returncode == 0, result.stdout + result.stderr
+            assert archived.orders(DATABASE) == archived.committed_by(moment), moment
+            previous = json.loads(result.stdout)["previous_database"]
+            assert archived.orders(previous) == set(archived.commits)
+            server.psql("postgres", f"DROP DATABASE {DATABASE} WITH (FORCE); "
+                                    f"ALTER DATABASE {previous} RENAME TO {DATABASE};")

@@ -11,83 +11,24 @@ from __future__ import annotations
 import json
 import secrets
 import subprocess
-import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from datetime import datetime, timedelta
-from pathlib import Path
 
 import pytest
 
-from testbed.pitr import owned_directory
-from testbed.postgres import PostgresServer, running_server
+from testbed.postgres import running_server
 from testbed.s3 import S3Endpoint
-from tests.conftest import AGENT, clean_environment, run_agent, signed
-from tests.e2e.test_pitr_from_s3 import Writer
-
-DATABASE = "shop"
-
-
-@dataclass
-class Archived:
-    server: PostgresServer
-    environment: dict[str, str]
-    scratch: Path
-    commits: dict[int, datetime]  # each order's id and its transaction's commit time
-    window_start: datetime  # no earlier T is restorable (the base backup's end)
-
-    def committed_by(self, moment: datetime) -> set[int]:
-        return {id_ for id_, at in self.commits.items() if at <= moment}
-
-    def orders(self, database: str) -> set[int]:
-        text = self.server.psql(database, "SELECT id FROM orders;")
-        return {int(line) for line in text.split()}
+from tests.conftest import run_agent
+from tests.streamed_archive import DATABASE, Archived, streamed_archive
 
 
 @pytest.fixture(scope="module")
 def archived(s3_endpoint: S3Endpoint,
              tmp_path_factory: pytest.TempPathFactory) -> Iterator[Archived]:
-    work = tmp_path_factory.mktemp("to-time")
-    bucket = "test-restore-to-time"
-    s3_endpoint.create_bucket(bucket)
-    with running_server() as server:
-        server.psql("postgres", "ALTER SYSTEM SET track_commit_timestamp = on;")
-        server.restart()
-        server.psql("postgres", f"CREATE DATABASE {DATABASE};")
-        server.psql(DATABASE, "CREATE TABLE orders (id bigserial PRIMARY KEY, "
-                              "at timestamptz NOT NULL);")
-        spool = work / "spool"
-        spool.mkdir(mode=0o700)
-        (work / "backups").mkdir()
-        environment = signed({**clean_environment(), **server.environment(DATABASE),
-                              **s3_endpoint.environment(), "S3_BUCKET": bucket,
-                              "BACKUP_DIR": str(work / "backups"), "WAL_SPOOL_DIR": str(spool),
-                              "WAL_MAX_DELAY": "1s", "AWS_MAX_ATTEMPTS": "2"})
-        setup = run_agent(["wal", "setup", "--yes"], environment)
-        assert setup.returncode == 0, setup.stdout + setup.stderr
-        with (work / "stream.log").open("wb") as log:
-            stream = subprocess.Popen([str(AGENT), "wal", "stream"], env=environment,
-                                      stdout=subprocess.DEVNULL, stderr=log)
-        try:
-            based = run_agent(["base-backup", "--json"], environment)
-            assert based.returncode == 0, based.stderr
-            window_start = datetime.fromisoformat(
-                json.loads(based.stdout)["end_time"])
-            writer = Writer(server, database=DATABASE)
-            writer.start()
-            time.sleep(4)
-            writer.stop.set()
-            writer.join(10)
-            rows = server.psql(DATABASE, "SELECT id, pg_xact_commit_timestamp(xmin) "
-                                         "FROM orders;")
-            commits = {int(id_): datetime.fromisoformat(at) for id_, at in
-                       (line.split("|") for line in rows.split("\n") if line)}
-            yield Archived(server=server, environment=environment,
-                           scratch=owned_directory(server, "scratch"), commits=commits,
-                           window_start=window_start)
-        finally:
-            stream.terminate()
-            stream.wait(30)
+    with running_server() as server, streamed_archive(
+            server, s3_endpoint, tmp_path_factory.mktemp("to-time"),
+            "test-restore-to-time") as archive:
+        yield archive
 
 
 def _to_time(archived: Archived, moment: str, *extra: str) -> subprocess.CompletedProcess[str]:
@@ -107,8 +48,9 @@ def test_one_database_as_of_random_moments_swapped_in_exactly(archived: Archived
         assert datetime.fromisoformat(data["last_commit"]) <= target
         # the previous database is kept, whole, for rollback
         assert archived.orders(data["previous_database"]) == set(archived.commits)
-        archived.server.psql("postgres", f"DROP DATABASE {DATABASE} WITH (FORCE); ALTER DATABASE "
-                                         f"{data['previous_database']} RENAME TO {DATABASE};")
+        archived.server.psql("postgres", f"DROP DATABASE {DATABASE} WITH (FORCE); "
+                                         f"ALTER DATABASE {data['previous_database']} "
+                                         f"RENAME TO {DATABASE};")
 
 
 def test_beside_the_database_with_target_db_nothing_is_replaced(archived: Archived) -> None:

@@ -1,0 +1,89 @@
+"""A primary under an insert loop, its WAL streamed to S3 by `wal stream` and a base backup
+taken by `base-backup`, both signed: the archive `restore --to-time` tests restore from, with
+the commit time of every row (track_commit_timestamp) to compare each restore with."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+from testbed.pitr import owned_directory
+from testbed.postgres import PostgresServer
+from testbed.s3 import S3Endpoint
+from tests.conftest import AGENT, clean_environment, run_agent, signed
+from tests.e2e.test_pitr_from_s3 import Writer
+
+DATABASE = "shop"
+
+
+@dataclass
+class Archived:
+    server: PostgresServer
+    environment: dict[str, str]
+    scratch: Path
+    commits: dict[int, datetime]  # each order's id and its transaction's commit time
+    window_start: datetime  # no earlier T is restorable (the base backup's end)
+
+    def committed_by(self, moment: datetime) -> set[int]:
+        return {id_ for id_, at in self.commits.items() if at <= moment}
+
+    def orders(self, database: str) -> set[int]:
+        text = self.server.psql(database, "SELECT id FROM orders;")
+        return {int(line) for line in text.split()}
+
+
+@contextmanager
+def streamed_archive(server: PostgresServer, s3_endpoint: S3Endpoint, work: Path,
+                     bucket: str) -> Iterator[Archived]:
+    """Stream `server`'s WAL into `bucket` while an insert loop writes for a few seconds
+    after a base backup; yield the archive (the stream still running)."""
+    s3_endpoint.create_bucket(bucket)
+    server.psql("postgres", "ALTER SYSTEM SET track_commit_timestamp = on;")
+    server.restart()
+    server.psql("postgres", f"CREATE DATABASE {DATABASE};")
+    server.psql(DATABASE, "CREATE TABLE orders (id bigserial PRIMARY KEY, "
+                          "at timestamptz NOT NULL);")
+    spool = work / "spool"
+    spool.mkdir(mode=0o700)
+    (work / "backups").mkdir()
+    environment = signed({**clean_environment(), **server.environment(DATABASE),
+                          **s3_endpoint.environment(), "S3_BUCKET": bucket,
+                          "BACKUP_DIR": str(work / "backups"), "WAL_SPOOL_DIR": str(spool),
+                          "WAL_MAX_DELAY": "1s", "AWS_MAX_ATTEMPTS": "2"})
+    setup = run_agent(["wal", "setup", "--yes"], environment)
+    assert setup.returncode == 0, setup.stdout + setup.stderr
+    with (work / "stream.log").open("wb") as log:
+        stream = subprocess.Popen([str(AGENT), "wal", "stream"], env=environment,
+                                  stdout=subprocess.DEVNULL, stderr=log)
+    try:
+        based = run_agent(["base-backup", "--json"], environment)
+        assert based.returncode == 0, based.stderr
+        window_start = datetime.fromisoformat(
+            json.loads(based.stdout)["end_time"])
+        writer = Writer(server, database=DATABASE)
+        writer.start()
+        time.sleep(4)
+        writer.stop.set()
+        writer.join(10)
+        rows = server.psql(DATABASE, "SELECT id, pg_xact_commit_timestamp(xmin) "
+                                     "FROM orders;")
+        commits = {int(id_): datetime.fromisoformat(at) for id_, at in
+                   (line.split("|") for line in rows.split("\n") if line)}
+        yield Archived(server=server, environment=environment,
+                       scratch=owned_directory(server, "scratch"), commits=commits,
+                       window_start=window_start)
+    finally:
+        stream.terminate()
+        try:
+            stream.wait(30)
+        except subprocess.TimeoutExpired:
+            stream.kill()
+            stream.wait(30)
+            raise AssertionError("wal stream did not stop within 30 s of SIGTERM: "
+                                 + (work / "stream.log").read_text()[-1000:]) from None
