@@ -88,7 +88,7 @@ class PitrBench:
         self.cluster_bytes = 0
         self.max_delay_seconds = 60.0  # WAL_MAX_DELAY's default: the stream runs with it
 
-        from bench.run import AGENT
+        from bench.run import AGENT  # here: bench.run imports this module
 
         self.bench_agent = AGENT
 
