@@ -1,11 +1,12 @@
 """Benchmark: the agent against the guide's pipeline and the tools' own limits, side by side.
 
-    .venv/bin/python -m bench.run [--size MB] [--repeat N]
+    .venv/bin/python -m bench.run [--size MB] [--repeat N] [--only dumps|pitr]
 
 Builds a database whose plain dump is about --size MB in the embedded PostgreSQL, starts
 moto's S3 server in its own process, then runs every pipeline below alternately --repeat
 times and prints medians, ratios against the targets, the agent's own CPU time and its
-peak memory (RSS of the agent process; pg_dump and psql excluded).
+peak memory (RSS of the agent process; pg_dump and psql excluded). Then, on the same
+cluster, the point-in-time recovery rows (bench/pitr.py).
 """
 
 from __future__ import annotations
@@ -28,6 +29,8 @@ import psutil
 from pyrage import x25519
 
 from backup_agent.keys.key_files import create_key_file
+from bench.pitr import PitrBench
+from bench.pitr_report import pitr_report
 from testbed.postgres import PostgresServer, running_server
 from testbed.s3 import S3Endpoint, running_s3_process
 from testbed.sample_data import load_sample_data
@@ -195,12 +198,8 @@ def median(values: list[float]) -> float:
     return statistics.median(values) if values else 0.0
 
 
-def report(bench: Bench, size_mb: int, repeat: int) -> str:
+def report(bench: Bench, size_mb: int, repeat: int, pitr: PitrBench | None) -> str:
     results = bench.results
-
-    def wall(name: str) -> float:
-        return median(results[name].wall)
-
     lines = [f"Database: plain dump {size_mb} MB requested; {repeat} alternating round(s); "
              f"{psutil.cpu_count()} cores; {datetime.now(UTC):%Y-%m-%d}", "",
              "| Pipeline | median wall (s) | agent CPU (s) | agent peak RSS (MB) |",
@@ -209,6 +208,22 @@ def report(bench: Bench, size_mb: int, repeat: int) -> str:
         cpu = f"{median(measurement.cpu):.2f}" if any(measurement.cpu) else ""
         rss = f"{max(measurement.rss) / 2**20:.0f}" if any(measurement.rss) else ""
         lines.append(f"| {name} | {median(measurement.wall):.2f} | {cpu} | {rss} |")
+    if bench.guide_file.exists():
+        lines += dump_ratios(bench)
+    if pitr is not None:
+        lines += pitr_report(pitr)
+    peak = max(max(measurement.rss) for measurement in results.values()
+               if any(measurement.rss))
+    lines += ["", f"Peak agent RSS over all commands: {peak / 2**20:.0f} MB (target < 150 MB)."]
+    return "\n".join(lines)
+
+
+def dump_ratios(bench: Bench) -> list[str]:
+    results = bench.results
+
+    def wall(name: str) -> float:
+        return median(results[name].wall)
+
     agent_size = bench.latest_backup().stat().st_size
     guide_size = bench.guide_file.stat().st_size
     local = wall("agent backup (local)")
@@ -236,13 +251,10 @@ def report(bench: Bench, size_mb: int, repeat: int) -> str:
         ("agent verify / (gzip -t + sha256sum)",
          wall("agent verify (local)") / wall("gzip -t f && sha256sum f"), "<= 1.2"),
     ]
-    lines += ["", "| Ratio | measured | target |", "|---|---:|---|"]
+    lines = ["", "| Ratio | measured | target |", "|---|---:|---|"]
     lines += [f"| {name} | {value:.2f} | {target} |" for name, value, target in ratios]
-    peak = max(max(measurement.rss) for measurement in results.values()
-               if any(measurement.rss))
-    lines += ["", f"Peak agent RSS over all commands: {peak / 2**20:.0f} MB (target < 150 MB). "
-              f"Backup {agent_size / 2**20:.1f} MiB vs gzip -6 {guide_size / 2**20:.1f} MiB."]
-    return "\n".join(lines)
+    return [*lines, "", f"Backup {agent_size / 2**20:.1f} MiB vs gzip -6 "
+            f"{guide_size / 2**20:.1f} MiB."]
 
 
 def main(arguments: list[str] | None = None) -> int:
@@ -250,6 +262,10 @@ def main(arguments: list[str] | None = None) -> int:
     parser.add_argument("--size", type=int, default=300,
                         help="approximate plain dump size in MB (default 300)")
     parser.add_argument("--repeat", type=int, default=3, help="alternating rounds (default 3)")
+    parser.add_argument("--only", choices=("dumps", "pitr"),
+                        help="only the dump rows, or only the point-in-time recovery rows")
+    parser.add_argument("--load-seconds", type=int, default=60,
+                        help="pgbench's run while the WAL lag is sampled (default 60)")
     options = parser.parse_args(arguments)
     with workspace() as work, running_server() as server, running_s3_process() as s3:
         print(f"building a ~{options.size} MB database...", file=sys.stderr, flush=True)
@@ -263,11 +279,20 @@ def main(arguments: list[str] | None = None) -> int:
                               f"{max(options.size, 1) * ENTROPY_ROWS_PER_MB}) AS g;")
         s3.create_bucket(BUCKET)
         bench = Bench(server, s3, work)
-        for round_number in range(options.repeat):
+        for round_number in range(options.repeat if options.only != "pitr" else 0):
             print(f"round {round_number + 1} of {options.repeat}...", file=sys.stderr,
                   flush=True)
             bench.one_round()
-        print(report(bench, options.size, options.repeat))
+        pitr = None
+        if options.only != "dumps":
+            # 64 segments (1 GiB of WAL) at the default size, proportionally fewer below.
+            segments = max(2, options.size * 64 // 300)
+            print(f"point-in-time recovery ({segments} segments of WAL)...", file=sys.stderr,
+                  flush=True)
+            pitr = PitrBench(bench, s3, segments=segments, load_seconds=options.load_seconds,
+                             repeat=options.repeat)
+            pitr.run()
+        print(report(bench, options.size, options.repeat, pitr))
     return 0
 
 
