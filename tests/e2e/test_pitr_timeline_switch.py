@@ -1,0 +1,97 @@
+"""A production PITR makes a new timeline: the restored cluster becomes the primary, `wal
+setup` gives it a new slot, `wal stream` stores its `.history` and its segments, and a later
+`restore-cluster --to-time latest` follows the new timeline from the old base backup.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import time
+from pathlib import Path
+
+from backup_agent.physical.server import PrivateServer
+from testbed.pitr import owned_directory
+from testbed.postgres import PostgresServer, running_server
+from testbed.s3 import S3Endpoint
+from tests.conftest import AGENT, run_agent
+from tests.streamed_archive import DATABASE, streamed_archive
+
+
+def _stream(environment: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
+    with log.open("ab") as handle:
+        return subprocess.Popen([str(AGENT), "wal", "stream"], env=environment,
+                                stdout=subprocess.DEVNULL, stderr=handle)
+
+
+def _stop(stream: subprocess.Popen[bytes]) -> None:
+    stream.terminate()
+    stream.wait(30)
+
+
+def _promote_in_place(server: PostgresServer, restored: Path) -> None:
+    """Production after a PITR: the restored directory becomes the server's, started as the
+    primary on the same address."""
+    pg_ctl = str(server.bin_directory / "pg_ctl")
+
+    def run(*arguments: str) -> None:
+        subprocess.run([pg_ctl, "-D", str(server.data_directory), *arguments],
+                       user=server.system_user, capture_output=True, check=True, cwd="/")
+
+    run("-m", "fast", "-w", "stop")
+    server.data_directory.rename(server.data_directory.with_name(
+        f"data.before-{restored.name}"))
+    restored.rename(server.data_directory)
+    options = (f"-h 127.0.0.1 -p {server.port} -k {server.data_directory.parent / 'socket'} "
+               "-c fsync=off")
+    run("-w", "-t", "60", "-l", str(server.data_directory.parent / "server.log"), "-o",
+        options, "start")
+
+
+def test_restore_follows_the_timeline_a_production_pitr_made(
+        s3_endpoint: S3Endpoint, tmp_path: Path) -> None:
+    with running_server() as server:
+        _switch_and_follow(server, s3_endpoint, tmp_path)
+
+
+def _switch_and_follow(server: PostgresServer, s3_endpoint: S3Endpoint, tmp_path: Path) -> None:
+    (tmp_path / "first").mkdir()
+    with streamed_archive(server, s3_endpoint, tmp_path / "first",
+                          "test-timeline-switch") as archived:
+        moments = sorted(archived.commits.values())
+        target = moments[len(moments) // 2]
+        kept = archived.committed_by(target)
+        environment = archived.environment
+    # The first stream is stopped; production is restored as of `target` (timeline 2).
+    restored = owned_directory(server, "restored", server.data_directory.parent)
+    first = run_agent(["restore-cluster", "--to-time", target.isoformat(), "--pgdata",
+                       str(restored)], environment)
+    assert first.returncode == 0, first.stdout + first.stderr
+    _promote_in_place(server, restored)
+    assert archived.orders(DATABASE) == kept
+    setup = run_agent(["wal", "setup", "--yes"], environment)  # a restored cluster has no slot
+    assert setup.returncode == 0, setup.stdout + setup.stderr
+    stream = _stream(environment, tmp_path / "second-stream.log")
+    try:
+        server.psql(DATABASE, "INSERT INTO orders (id, at) SELECT 100000 + g, clock_timestamp()"
+                              " FROM generate_series(1, 5) AS g;")
+        after = archived.orders(DATABASE)
+        time.sleep(4)  # WAL_MAX_DELAY is 1 s: the switch and its upload
+    finally:
+        _stop(stream)
+    listing = run_agent(["verify", "--wal", "--json"], environment)
+    assert listing.returncode == 0, listing.stdout + listing.stderr  # no false gap across it
+    assert json.loads(listing.stdout)["wal"]["clusters"][0]["timelines"] == [1, 2]
+
+    again = owned_directory(server, "again", server.data_directory.parent)
+    second = run_agent(["restore-cluster", "--to-time", "latest", "--pgdata", str(again),
+                        "--json"], environment)
+    assert second.returncode == 0, second.stdout + second.stderr
+    owner = (again.stat().st_uid, again.stat().st_gid)
+    with PrivateServer(server.bin_directory, again, {}, owner=owner) as private:
+        private.wait_until_ready()
+        row = private.query("SELECT pg_is_in_recovery()")
+        private.stop()
+    assert row == (False,)
+    _promote_in_place(server, again)
+    assert archived.orders(DATABASE) == after  # timeline 2's rows, none of timeline 1's after T
