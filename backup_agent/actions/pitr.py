@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +18,7 @@ from backup_agent.model.errors import BackupAgentError, ConfigurationError
 from backup_agent.model.settings import Settings
 from backup_agent.model.targets import parse_target
 from backup_agent.physical.server import owner_of
+from backup_agent.restoring.archive_now import archive_now
 from backup_agent.restoring.cluster import recover_cluster
 
 
@@ -58,6 +60,7 @@ def run_restore_cluster(settings: Settings, *, to_time: str, pgdata: Path,
     started = time.monotonic()
     target = parse_target(to_time)
     pgdata = _empty_directory(pgdata)
+    archive_now(settings, target, datetime.now(UTC), required=False)
     recovered = recover_cluster(with_own_key(settings), target, pgdata, owner_of(pgdata),
                                 base_backup=base_backup, system_identifier=system_identifier,
                                 allow_unsigned=allow_unsigned)

@@ -23,10 +23,9 @@ import pwd
 import shutil
 import socket
 import tempfile
-import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from functools import partial
 from pathlib import Path
 
@@ -34,26 +33,18 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from backup_agent.catalog.writing import dump_into, write_sidecars
 from backup_agent.keys.signing import public_key_text, sign
-from backup_agent.model.errors import ConfigurationError, RestoreError
+from backup_agent.model.errors import ConfigurationError
 from backup_agent.model.naming import backup_name
 from backup_agent.model.settings import Settings
 from backup_agent.model.targets import RecoveryTarget
 from backup_agent.physical.server import PrivateServer
-from backup_agent.postgres.replication import WalServer
+from backup_agent.restoring.archive_now import archive_now
 from backup_agent.restoring.cluster import RecoveredCluster, recover_cluster
 from backup_agent.storage import local
-from backup_agent.storage.s3 import S3Store
-from backup_agent.wal.names import WalFile, WalKind, wal_key
 
 log = logging.getLogger(__name__)
 
 SCRATCH_PREFIX = "backup-agent-as-of-"
-# A T this close to now may lie after the archive's last segment: the agent closes the
-# server's current segment first and waits for `wal stream` to store it.
-RECENT = timedelta(minutes=5)
-ARCHIVE_WAIT_MINIMUM_SECONDS = 60.0
-# Clocks of two machines disagree a little; a T further ahead than this is a mistake.
-CLOCK_SKEW = timedelta(seconds=5)
 
 
 @dataclass(frozen=True)
@@ -71,7 +62,7 @@ def database_as_of(settings: Settings, target: RecoveryTarget, *, scratch: Path 
     """Yield a backup of settings.postgres.database as of `target`; remove every file made
     for it afterwards. Raise a BackupAgentError when it cannot be made."""
     owner = _server_owner(scratch)
-    _archive_recent_wal(settings, target, clock())
+    archive_now(settings, target, clock(), required=True)
     root = Path(tempfile.mkdtemp(prefix=SCRATCH_PREFIX, dir=scratch))
     try:
         root.chmod(0o711)  # the server's user passes through to its own directory only
@@ -123,37 +114,6 @@ def _server_owner(scratch: Path | None) -> tuple[int, int]:
                              "run as root, and this machine has no `postgres` user: pass "
                              "--scratch DIR owned by the user to run it (e.g. install -d -o "
                              "USER -m 700 /var/tmp/pitr)")
-
-
-def _archive_recent_wal(settings: Settings, target: RecoveryTarget, now: datetime) -> None:
-    """For a T in the last minutes (or `latest`), close the server's current WAL segment
-    and wait until `wal stream` has stored it: the archive then reaches now."""
-    if target.moment is not None:
-        if target.moment > now + CLOCK_SKEW:
-            raise ConfigurationError(f"--to-time {target.describe()} is in the future (it is "
-                                     f"{now.isoformat(timespec='seconds')} here): nothing was "
-                                     "restored")
-        if target.moment < now - RECENT:
-            return
-    wal_server = WalServer(settings.postgres)
-    try:
-        identifier, name = wal_server.archive_point()
-    finally:
-        wal_server.close()
-    key = settings.s3.prefix + wal_key(identifier, WalFile(timeline=int(name[:8], 16),
-                                                           name=name, kind=WalKind.SEGMENT))
-    store = S3Store(settings.s3)
-    limit = max(ARCHIVE_WAIT_MINIMUM_SECONDS, 3 * settings.wal.max_delay.total_seconds())
-    deadline = time.monotonic() + limit
-    log.info("closed WAL segment %s; waiting for the stream to store it", name)
-    while store.head(key) is None:
-        if time.monotonic() > deadline:
-            raise RestoreError(f"WAL file {name}, which holds what the server committed until "
-                               f"now, did not reach s3://{store.bucket}/{key} within "
-                               f"{limit:.0f} s: is `backup-agent wal stream` running "
-                               "(`backup-agent status`)? Nothing was restored; restore to an "
-                               "earlier time, or start the stream")
-        time.sleep(0.5)
 
 
 def _check_database(server: PrivateServer, database: str, target: RecoveryTarget) -> None:

@@ -14,8 +14,11 @@ import subprocess
 from collections.abc import Iterator
 from datetime import datetime, timedelta
 
+import psycopg
 import pytest
 
+from backup_agent.physical.server import PrivateServer
+from testbed.pitr import owned_directory
 from testbed.postgres import running_server
 from testbed.s3 import S3Endpoint
 from tests.conftest import run_agent
@@ -98,3 +101,22 @@ def test_a_time_it_cannot_restore_is_refused_up_front(archived: Archived, when: 
             "no offset": "no UTC offset"}[when] in error
     assert archived.orders(DATABASE) == set(archived.commits)
     assert not list(archived.scratch.iterdir())
+
+
+def test_restore_cluster_to_latest_closes_the_live_servers_segment_too(
+        archived: Archived) -> None:
+    archived.server.psql(DATABASE, "INSERT INTO orders (at) VALUES (clock_timestamp());")
+    every = archived.orders(DATABASE)
+    pgdata = owned_directory(archived.server, "latest-cluster")
+    result = run_agent(["restore-cluster", "--to-time", "latest", "--pgdata", str(pgdata)],
+                       archived.environment)
+    assert result.returncode == 0, result.stdout + result.stderr
+    owner = (pgdata.stat().st_uid, pgdata.stat().st_gid)
+    with PrivateServer(archived.server.bin_directory, pgdata, {}, owner=owner) as server:
+        role = server.wait_until_ready()
+        with psycopg.connect(host=str(server.socket_directory), port=server.port, user=role,
+                             dbname=DATABASE) as connection:
+            restored = {row[0] for row in connection.execute("SELECT id FROM orders")}
+        server.stop()
+    assert restored == every
+    archived.server.psql(DATABASE, f"DELETE FROM orders WHERE id > {max(archived.commits)};")
