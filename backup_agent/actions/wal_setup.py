@@ -14,7 +14,7 @@ from backup_agent.model.errors import DatabaseError
 from backup_agent.model.settings import Settings
 from backup_agent.model.wal_setup import SetupStep
 from backup_agent.postgres.session import SqlSession
-from backup_agent.postgres.wal_setup import client_address, inspect, plan
+from backup_agent.postgres.wal_setup import client_network, inspect, plan
 
 SERVICE = """[Unit]
 Description=backup-agent WAL stream (point-in-time recovery)
@@ -64,7 +64,7 @@ def run_wal_setup(settings: Settings, *, role: str | None, slot_keep: str,
         if not server.role_exists:
             raise DatabaseError(f"role {role!r} does not exist: create the agent's role "
                                 "first, or pass --for-role")
-        steps = plan(server, role, slot, slot_keep, client_address(session),
+        steps = plan(server, role, slot, slot_keep, client_network(session),
                      settings.postgres.database)
         result = SetupResult(role=role, slot=slot, steps=steps, service=SERVICE.format(
             user="backup", agent="/usr/local/bin/backup-agent",

@@ -3,6 +3,7 @@ enough for an unprivileged role to run `wal stream`."""
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import os
 import signal
@@ -23,7 +24,7 @@ _roles = itertools.count(1)
 @pytest.fixture
 def agent_role(pg_server: PostgresServer, database: str) -> Iterator[str]:
     name = f"wal_agent_{os.getpid()}_{next(_roles)}"
-    pg_server.psql("postgres", f"CREATE ROLE {name} LOGIN PASSWORD 'agent-secret-pw';")
+    pg_server.psql("postgres", f"CREATE ROLE {name} LOGIN PASSWORD '{ROLE_PASSWORD}';")
     yield name
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline and pg_server.psql(
@@ -71,30 +72,51 @@ def test_setup_prints_each_change_then_applies_them_with_yes(
     assert "Nothing was changed" not in again.stdout
 
 
-def test_after_setup_an_unprivileged_role_streams_wal(
-        agent_env: dict[str, str], agent_role: str, pg_server: PostgresServer,
-        database: str, s3_endpoint: S3Endpoint, bucket: str, tmp_path: Path) -> None:
-    applied = run_agent(["wal", "setup", "--for-role", agent_role, "--yes"],
-                        {**agent_env, "WAL_SLOT": agent_role})
+ROLE_PASSWORD = "agent-secret-pw"
+
+
+def apply_setup(agent_env: dict[str, str], role: str) -> None:
+    """`wal setup --yes` as the superuser, for `role` and a slot of its name."""
+    applied = run_agent(["wal", "setup", "--for-role", role, "--yes"],
+                        {**agent_env, "WAL_SLOT": role})
     assert applied.returncode == 0, applied.stderr
+
+
+def role_environment(agent_env: dict[str, str], role: str, spool: Path) -> dict[str, str]:
+    """The agent as `role` itself, on its slot and `spool`."""
+    return {**agent_env, "WAL_SLOT": role, "WAL_SPOOL_DIR": str(spool),
+            "POSTGRES_USER": role, "POSTGRES_PASSWORD": ROLE_PASSWORD}
+
+
+@contextlib.contextmanager
+def streaming(agent_env: dict[str, str], role: str, tmp_path: Path, max_delay: str,
+              ) -> Iterator[tuple[dict[str, str], Path]]:
+    """Set up for `role`, then run `wal stream` as it for the block (its log in
+    tmp_path/stream.log); yield its environment and spool."""
+    apply_setup(agent_env, role)
     spool = tmp_path / "spool"
     spool.mkdir(mode=0o700)
-    environment = {**agent_env, "WAL_SLOT": agent_role, "WAL_SPOOL_DIR": str(spool),
-                   "WAL_MAX_DELAY": "1s", "POSTGRES_USER": agent_role,
-                   "POSTGRES_PASSWORD": "agent-secret-pw"}
+    environment = {**role_environment(agent_env, role, spool), "WAL_MAX_DELAY": max_delay}
     with (tmp_path / "stream.log").open("wb") as log:
         stream = subprocess.Popen([str(AGENT), "wal", "stream"], env=environment,
                                   stdout=subprocess.DEVNULL, stderr=log)
     try:
+        yield environment, spool
+    finally:
+        stream.send_signal(signal.SIGTERM)
+        stream.wait(timeout=30)
+
+
+def test_after_setup_an_unprivileged_role_streams_wal(
+        agent_env: dict[str, str], agent_role: str, pg_server: PostgresServer,
+        database: str, s3_endpoint: S3Endpoint, bucket: str, tmp_path: Path) -> None:
+    with streaming(agent_env, agent_role, tmp_path, "1s"):
         pg_server.psql(database, "CREATE TABLE probe AS SELECT generate_series(1, 10) AS n;")
         deadline = time.monotonic() + 30
         keys: list[str] = []
-        while time.monotonic() < deadline and not keys and stream.poll() is None:
+        while time.monotonic() < deadline and not keys:
             answer = s3_endpoint.client().list_objects_v2(Bucket=bucket, Prefix="backups/wal/")
             keys = [item["Key"] for item in answer.get("Contents", [])]
             time.sleep(0.3)
         assert keys, (tmp_path / "stream.log").read_text()
-    finally:
-        stream.send_signal(signal.SIGTERM)
-        stream.wait(timeout=30)
-    assert "agent-secret-pw" not in (tmp_path / "stream.log").read_text()
+    assert ROLE_PASSWORD not in (tmp_path / "stream.log").read_text()
