@@ -8,7 +8,8 @@
 # stream on its standard input into a fresh private directory that `mktemp -d` makes on the
 # server (mode 0700, a name nobody can predict or create first), removed when the session
 # ends, whatever happened. Reads PRODUCTION_HOST, PRODUCTION_USER and optionally
-# INSTALL_PREFIX (default /opt/dorami/backup-agent).
+# INSTALL_PREFIX (default /opt/dorami/backup-agent) and INSTALL_WAL_STREAM=yes (also install
+# the `wal stream` service: install-agent.sh --with-wal-stream).
 set -euo pipefail
 
 if [ -n "${AGE_IDENTITY:-}" ] || [ -n "${BACKUP_AGE_IDENTITY:-}" ]; then
@@ -32,14 +33,19 @@ python3 -m venv "$work/build"
 mkdir "$work/payload/scripts"
 cp "$here"/server/*.sh "$here/server/requirements.lock" "$work/payload/scripts/"
 wheel="$(basename "$(ls "$work"/payload/backup_agent-*.whl)")"
+wal_stream=""
+if [ "${INSTALL_WAL_STREAM:-no}" = yes ]; then
+  wal_stream=yes
+fi
 
-# What the server runs: arguments $1 (the wheel's name) and $2 (the prefix, or empty).
+# What the server runs: arguments $1 (the wheel's name), $2 (the prefix, or empty) and $3
+# ("yes": install the `wal stream` service too).
 read -r -d '' on_server <<'SH' || true
 set -euo pipefail
 staging="$(mktemp -d)"
 trap 'rm -rf "$staging"' EXIT
 tar -x -f - -C "$staging" --no-same-owner --no-same-permissions
-bash "$staging/scripts/install-agent.sh" "$staging/$1" "$staging/scripts" ${2:+"$2"}
+bash "$staging/scripts/install-agent.sh" ${3:+--with-wal-stream} "$staging/$1" "$staging/scripts" ${2:+"$2"}
 SH
 
 quote() {  # one single-quoted word for the remote login shell, whatever it holds
@@ -52,5 +58,5 @@ quote() {  # one single-quoted word for the remote login shell, whatever it hold
 tar -c -f - -C "$work/payload" . \
   | "$here/without-workflow-commands.sh" \
       ssh -o BatchMode=yes -o StrictHostKeyChecking=yes "${PRODUCTION_USER}@${PRODUCTION_HOST}" \
-      "bash -c $(quote "$on_server") install-on-server $(quote "$wheel") $(quote "${INSTALL_PREFIX:-}")" \
+      "bash -c $(quote "$on_server") install-on-server $(quote "$wheel") $(quote "${INSTALL_PREFIX:-}") $(quote "$wal_stream")" \
   >&2

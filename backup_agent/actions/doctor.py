@@ -7,7 +7,8 @@ password: pg_hba.conf), the signing key present and private, the backup director
 with room for the next backup, S3 reachable, the bucket encrypted, private, with a
 lifecycle rule, versioning and a policy that denies writing over a backup, and the key able
 to create, read and list under the prefix (and S3 refusing to write over what it created).
-With ENCRYPT_TO, that the private key is not configured here.
+With ENCRYPT_TO, that the private key is not configured here. Where point-in-time recovery
+is in use, each of its pieces (wal/checks.py).
 """
 
 from __future__ import annotations
@@ -98,6 +99,7 @@ def run_doctor(settings: Settings) -> DoctorResult:
     if reachable:
         _run(result, "pg_dump", lambda: _pg_dump(settings, facts[0]))
         _run(result, "restore-login", lambda: probe_restore_login(settings.postgres))
+        _check_pitr(settings, result)
     _run(result, "signing-key", lambda: _signing_key(settings))
     _run(result, "backup-dir", lambda: _backup_directory(
         settings, database_size[0] if database_size else 0))
@@ -109,6 +111,19 @@ def run_doctor(settings: Settings) -> DoctorResult:
     if settings.encrypt_to:
         _run(result, "client-encryption", lambda: _client_side_encryption(settings))
     return result
+
+
+def _check_pitr(settings: Settings, result: DoctorResult) -> None:
+    """Each piece of point-in-time recovery when it is in use (wal/checks.py)."""
+    from backup_agent.wal.checks import pitr_checks
+
+    try:
+        checks = pitr_checks(settings, datetime.now(UTC))
+    except Exception as error:  # noqa: BLE001 - a doctor reports every failure as a line
+        result.checks.append(Check("pitr", False, str(error)))
+        return
+    for name, check in checks:
+        _run(result, name, check)
 
 
 def _pg_dump(settings: Settings, server: ServerFacts) -> str:

@@ -18,13 +18,11 @@ from backup_agent.model.backup import BackupRef, Where, newest_complete
 from backup_agent.model.durations import age_text, human_duration, parse_duration
 from backup_agent.model.errors import BackupAgentError, StaleBackupError
 from backup_agent.model.settings import Settings
+from backup_agent.wal.health import moment, stream_health
 
 log = logging.getLogger(__name__)
 
 __all__ = ["StatusResult", "human_duration", "parse_duration", "run_status"]
-
-WAL_LAG_FACTOR = 3  # status fails past 3 x WAL_MAX_DELAY of WAL waiting for S3
-STALE_STATE = timedelta(minutes=1)  # the stream writes its state at least every 10 s
 
 
 @dataclass(frozen=True)
@@ -72,29 +70,12 @@ def run_status(settings: Settings, *, max_age: timedelta, where: Where,
 
 
 def wal_status(settings: Settings, now: datetime) -> dict[str, Any] | None:
-    """Return the WAL archive's health from what `wal stream` last recorded in WAL_SPOOL_DIR
-    (None: it never ran here): `lag_seconds` (how long the oldest WAL not yet in S3 has
-    waited; 0 when S3 holds everything), `lag_bytes`, `last_segment`, `slot` (active,
-    inactive, lost) and `problem` (why the archive is behind, or None)."""
-    from backup_agent.wal.spool import read_state
-
-    state = read_state(settings.wal.spool_directory)
-    if state is None:
+    """Return the WAL archive's health (`wal/health.py`: lag, last segment, slot, problem)
+    with the restorable window; None when `wal stream` never ran here."""
+    health = stream_health(settings.wal, now)
+    if health is None:
         return None
-    since = _moment(state.get("unarchived_since"))
-    updated = _moment(state.get("updated_at"))
-    lag = 0.0 if since is None else max(0.0, (now - since).total_seconds())
-    status = {"lag_seconds": round(lag, 1), "lag_bytes": int(state.get("lag_bytes") or 0),
-              "last_segment": state.get("last_segment"),
-              "last_uploaded_at": state.get("last_uploaded_at"),
-              "archived_through": state.get("archived_through"),
-              "slot": state.get("slot_state") or "inactive",
-              "slot_name": state.get("slot"), "receiver": state.get("receiver"),
-              "alarm": state.get("alarm"), "system_identifier": state.get("system_identifier"),
-              "timeline": state.get("timeline")}
-    status["problem"] = _wal_problem(status, settings, now, updated)
-    status["window"] = _window(settings, state)
-    return status
+    return {**health.report, "window": _window(settings, health.report)}
 
 
 def _window(settings: Settings, state: dict[str, Any]) -> dict[str, str | None]:
@@ -117,32 +98,8 @@ def _window(settings: Settings, state: dict[str, Any]) -> dict[str, str | None]:
             backups = []
         if backups and trusted:
             start = backups[0].descriptor.end_time
-    began, reached = _moment(start), _moment(end)
+    began, reached = moment(start), moment(end)
     # WAL that reached S3 before the base backup ended cannot restore it yet.
     if began is None or reached is None or reached < began:
         return {"start": start, "end": None}
     return {"start": start, "end": end}
-
-
-def _wal_problem(status: dict[str, Any], settings: Settings, now: datetime,
-                 updated: datetime | None) -> str | None:
-    limit = WAL_LAG_FACTOR * settings.wal.max_delay
-    if status["slot"] == "lost":
-        return ("the WAL stream's replication slot was lost (the server dropped it past "
-                "max_slot_wal_keep_size): run `backup-agent wal setup --yes`, restart the "
-                "stream and take a base backup")
-    if updated is None or now - updated > max(limit, STALE_STATE):
-        return (f"the WAL stream has not reported since {status.get('last_uploaded_at')} "
-                f"({settings.wal.spool_directory}): is `backup-agent wal stream` running?")
-    if timedelta(seconds=status["lag_seconds"]) > limit:
-        return (f"WAL written {age_text(timedelta(seconds=status['lag_seconds']))} ago is not "
-                f"in S3 yet, over {human_duration(limit)} (3 x WAL_MAX_DELAY): "
-                f"{status['alarm'] or 'check the WAL stream and S3'}")
-    return None
-
-
-def _moment(text: object) -> datetime | None:
-    try:
-        return datetime.fromisoformat(str(text)) if text else None
-    except ValueError:
-        return None

@@ -73,6 +73,9 @@ ForRoleOption = Annotated[str | None, typer.Option(
 SlotKeepOption = Annotated[str, typer.Option(
     "--max-slot-wal-keep-size", metavar="SIZE",
     help="What the slot may hold back before the server drops it (default: 8GB).")]
+ServiceOnlyOption = Annotated[bool, typer.Option(
+    "--print-service", help="Print only the service: the systemd unit, or in docker mode "
+                            "the sidecar's compose file (what install-agent.sh writes).")]
 
 
 @wal_app.command(cls=TidyCommand)
@@ -81,24 +84,40 @@ def setup(
     port: PortOption = None, user: UserOption = None, db: DatabaseOption = None,
     pg_bindir: BinDirectoryOption = None, connect_timeout: ConnectTimeoutOption = None,
     for_role: ForRoleOption = None, slot_keep: SlotKeepOption = DEFAULT_SLOT_KEEP,
-    yes: YesOption = False, as_json: JsonOption = False,
+    yes: YesOption = False, service_only: ServiceOnlyOption = False,
+    as_json: JsonOption = False,
 ) -> None:
     """Print every server change the WAL stream needs; apply them with --yes.
 
     The REPLICATION right, EXECUTE on pg_switch_wal(), max_slot_wal_keep_size (ALTER SYSTEM
     and a reload) and the slot (WAL_SLOT). A pg_hba.conf line or a restart is printed for a
-    human. Then how to run `wal stream` as a service.
+    human. Then how to run `wal stream` as a service: a systemd unit, or with
+    POSTGRES_CONTAINER a restart-always sidecar from the server's own image (compose).
     """
     with reported("wal setup", as_json=as_json):
         settings = resolve(ctx)
         from backup_agent.actions.wal_setup import run_wal_setup
 
-        result = run_wal_setup(settings, role=for_role, slot_keep=slot_keep, apply=yes)
-        if not as_json:
+        result = run_wal_setup(settings, role=for_role, slot_keep=slot_keep, apply=yes,
+                               env_file=ctx.params.get("env_file"))
+        if service_only and not as_json:  # what was asked for: printed even with --quiet
+            typer.echo(mask(result.service.rstrip("\n")))
+            result.warnings = []
+        elif not as_json:
             say(setup_text(result.steps, applied=yes), stdout=True)
-            say("\nRun `wal stream` as a service, e.g. /etc/systemd/system/"
-                f"backup-agent-wal.service:\n\n{result.service}", stdout=True)
+            say(f"\n{SIDECAR_INTRO if result.sidecar else SERVICE_INTRO}\n\n{result.service}",
+                stdout=True)
         finish("wal setup", result, as_json=as_json)
+
+
+SERVICE_INTRO = ("Run `wal stream` as a service, e.g. /etc/systemd/system/"
+                 "backup-agent-wal.service (install-agent.sh --with-wal-stream installs it):")
+SIDECAR_INTRO = ("The server runs in a container: run `wal stream` beside it in a "
+                 "restart-always sidecar from its own image, e.g. this compose file "
+                 "(install-agent.sh --with-wal-stream writes it and its build context); "
+                 "or on the host, with an env file of its own without POSTGRES_CONTAINER "
+                 "(POSTGRES_HOST/PORT the published address, PG_BINDIR the server's major): "
+                 "`wal setup` with that file prints its systemd unit.")
 
 
 def setup_text(steps: list[SetupStep], *, applied: bool) -> str:

@@ -84,6 +84,42 @@ def identify_system(settings: PostgresSettings) -> Identity:
     return Identity(system_identifier=fields[0], timeline=int(fields[1]), position=fields[2])
 
 
+def probe_replication(settings: PostgresSettings) -> Identity:
+    """Open a replication connection as the receiver does, straight to POSTGRES_HOST and
+    POSTGRES_PORT (never through `docker exec`: in docker mode, the container's published
+    address), and ask IDENTIFY_SYSTEM; raise naming the fix if it is refused."""
+    import psycopg
+
+    if settings.container and not settings.host:
+        raise ConfigurationError("the WAL receiver reaches the server over the network: set "
+                                 "POSTGRES_HOST and POSTGRES_PORT to the container's published "
+                                 "address (or run `backup-agent doctor` in the sidecar)")
+    parameters: dict[str, str | int] = {
+        "dbname": settings.database, "user": settings.user, "replication": "database",
+        "connect_timeout": settings.connect_timeout_seconds,
+        "application_name": "backup-agent doctor"}
+    for name, value in (("host", settings.host), ("port", settings.port),
+                        ("password", settings.password)):
+        if value:
+            parameters[name] = value
+    server = describe_server(settings)
+    try:
+        with psycopg.connect(autocommit=True, **parameters) as connection:  # type: ignore[arg-type]
+            # A walsender speaks the simple query protocol only.
+            answer = connection.pgconn.exec_(b"IDENTIFY_SYSTEM")
+            if answer.status != psycopg.pq.ExecStatus.TUPLES_OK:
+                raise DatabaseError(f"PostgreSQL at {server} answered IDENTIFY_SYSTEM with "
+                                    f"{(answer.error_message or b'').decode(errors='replace')}")
+            fields = [(answer.get_value(0, column) or b"").decode() for column in range(3)]
+    except psycopg.OperationalError as error:
+        text = str(error)
+        if "replication" in text.lower() or "wal sender" in text.lower():
+            raise _refused(settings, server, text) from None
+        raise DatabaseError(f"could not open a replication connection to {server}: "
+                            f"{last_meaningful_line(text)}") from None
+    return Identity(system_identifier=fields[0], timeline=int(fields[1]), position=fields[2])
+
+
 def _refused(settings: PostgresSettings, server: str, stderr: str) -> DatabaseError:
     return DatabaseError(f"PostgreSQL at {server} refused a replication connection for "
                         f"{settings.user!r} ({last_meaningful_line(stderr)}): run `backup-agent "

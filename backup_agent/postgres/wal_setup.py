@@ -22,7 +22,13 @@ class ServerSetup:
     max_wal_senders: int
     slot_keep: str  # max_slot_wal_keep_size as shown ("-1": unlimited)
     can_switch: bool  # the role may execute pg_switch_wal()
-    slot_exists: bool
+    slot_state: str  # "" (no such slot), active, inactive, lost
+    major: int  # the server's major version
+    port: int  # the port the server listens on (inside its container, in docker mode)
+
+    @property
+    def slot_exists(self) -> bool:
+        return bool(self.slot_state)
 
 
 def inspect(session: SqlSession, role: str, slot: str) -> ServerSetup:
@@ -31,26 +37,36 @@ def inspect(session: SqlSession, role: str, slot: str) -> ServerSetup:
         "SELECT coalesce(r.rolreplication OR r.rolsuper, false), current_setting('wal_level'), "
         "current_setting('max_wal_senders'), current_setting('max_slot_wal_keep_size'), "
         "coalesce(has_function_privilege(r.oid, 'pg_catalog.pg_switch_wal()', 'EXECUTE'), "
-        "false), EXISTS (SELECT FROM pg_catalog.pg_replication_slots WHERE slot_name = "
-        f"{quote_literal(slot)}), r.oid IS NOT NULL FROM (SELECT 1) AS one LEFT JOIN "
+        "false), coalesce((SELECT CASE WHEN s.wal_status = 'lost' THEN 'lost' WHEN s.active "
+        "THEN 'active' ELSE 'inactive' END FROM pg_catalog.pg_replication_slots s "
+        f"WHERE s.slot_name = {quote_literal(slot)}), ''), r.oid IS NOT NULL, "
+        "current_setting('server_version_num')::int / 10000, current_setting('port') "
+        "FROM (SELECT 1) AS one LEFT JOIN "
         f"pg_catalog.pg_roles r ON r.rolname = {quote_literal(role)};") if row]
-    replication, level, senders, keep, switch, slot_exists, exists = rows[0].split("|")
+    replication, level, senders, keep, switch, slot_state, exists, major, port = (
+        rows[0].split("|"))
     return ServerSetup(role_exists=exists == "t", replication=replication == "t",
                        wal_level=level, max_wal_senders=int(senders), slot_keep=keep,
-                       can_switch=switch == "t", slot_exists=slot_exists == "t")
+                       can_switch=switch == "t", slot_state=slot_state, major=int(major),
+                       port=int(port))
 
 
-def client_address(session: SqlSession) -> str | None:
-    """Return this machine's address as the server sees it (None: a local socket)."""
-    return session.query("SELECT host(inet_client_addr());")[0].strip() or None
+def client_network(session: SqlSession) -> str | None:
+    """Return this machine's address as the server sees it, as a network (None: a local
+    socket)."""
+    address = session.query("SELECT host(inet_client_addr());")[0].strip()
+    if not address:
+        return None
+    return f"{address}/{128 if ':' in address else 32}"
 
 
 def plan(server: ServerSetup, role: str, slot: str, slot_keep: str,
-         address: str | None, database: str) -> list[SetupStep]:
-    """Return every step, done or not, in the order they must happen."""
+         network: str | None, database: str, *, receiver: str = "this machine") -> list[SetupStep]:
+    """Return every step, done or not, in the order they must happen; `network` is where
+    the receiver connects from (None: the local socket)."""
     name = quote_identifier(role)
-    hba = (f"host  replication  {role}  {address}/{128 if ':' in address else 32}  "
-           "scram-sha-256" if address else f"local  replication  {role}  scram-sha-256")
+    hba = (f"host  replication  {role}  {network}  scram-sha-256" if network
+           else f"local  replication  {role}  scram-sha-256")
     return [
         SetupStep(f"wal_level is {server.wal_level}: it must be replica or logical (a "
                   "restart)", server.wal_level == "minimal",
@@ -73,7 +89,7 @@ def plan(server: ServerSetup, role: str, slot: str, slot_keep: str,
                   not server.slot_exists,
                   (f"SELECT pg_catalog.pg_create_physical_replication_slot("
                    f"{quote_literal(slot)}, true);",)),
-        SetupStep(f"pg_hba.conf lets {role} connect for replication from this machine",
+        SetupStep(f"pg_hba.conf lets {role} connect for replication from {receiver}",
                   False, hint=f"{hba}   (then SELECT pg_reload_conf();) - `wal stream` "
                               "says so if it is missing"),
     ]

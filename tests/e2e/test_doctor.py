@@ -38,7 +38,7 @@ def test_doctor_passes_on_a_good_setup(agent_env: dict[str, str], s3_endpoint: S
     result = run_agent(["doctor", "--json"], agent_env)
     assert result.returncode == 0, result.stdout + result.stderr
     assert checks(result.stdout) == dict.fromkeys(
-        ["postgres", "pg_dump", "restore-login", "signing-key", "backup-dir", "s3",
+        ["postgres", "pg_dump", "restore-login", "pitr", "signing-key", "backup-dir", "s3",
          "bucket-encryption",
          "bucket-public-access", "bucket-lifecycle", "bucket-versioning",
          "bucket-create-only", "s3-permissions"],

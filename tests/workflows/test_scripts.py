@@ -7,6 +7,7 @@ secrets travel on ssh's standard input exactly as in GitHub Actions.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import io
 import json
 import subprocess
@@ -18,7 +19,14 @@ from pyrage import x25519
 
 from testbed.postgres import PostgresServer
 from testbed.s3 import S3Endpoint
-from tests.conftest import AGENT, SHIMS, clean_environment, run_agent, signed
+from tests.conftest import (
+    AGENT,
+    DOCKER_CONTAINER,
+    SHIMS,
+    clean_environment,
+    run_agent,
+    signed,
+)
 
 REPOSITORY = Path(__file__).resolve().parents[2]
 SCRIPTS = REPOSITORY / "scripts"
@@ -229,3 +237,94 @@ def test_annotations_cannot_be_spoofed_by_text_from_s3() -> None:
     with contextlib.redirect_stdout(printed):
         annotate("error", "name\n::notice::forged 100%")
     assert printed.getvalue() == "::error::name%0A::notice::forged 100%25\n"
+
+
+FAKE_SYSTEMCTL = """#!/bin/sh
+echo "$*" >> "$SYSTEMCTL_LOG"
+"""
+
+
+def installed_prefix(tmp_path: Path) -> tuple[Path, Path, Path]:
+    """A prefix where this wheel and lock are already installed (the agent under test), so
+    install-agent.sh goes straight to what comes after pip; return (wheel, scripts, prefix)."""
+    scripts = tmp_path / "staging" / "scripts"
+    scripts.mkdir(parents=True)
+    for script in [*(SCRIPTS / "server").glob("*.sh"), SCRIPTS / "server" / "requirements.lock"]:
+        (scripts / script.name).write_bytes(script.read_bytes())
+    wheel = tmp_path / "staging" / "backup_agent-9.9.9-py3-none-any.whl"
+    wheel.write_bytes(b"the wheel under test\n")
+    prefix = tmp_path / "backup-agent"
+    (prefix / "bin").mkdir(parents=True)
+    (prefix / "bin" / "backup-agent").symlink_to(AGENT)
+    digest = hashlib.sha256(wheel.read_bytes() + (scripts / "requirements.lock").read_bytes())
+    (prefix / ".installed-wheel.sha256").write_text(digest.hexdigest() + "\n")
+    return wheel, scripts, prefix
+
+
+def install_with_wal_stream(environment: dict[str, str], wheel: Path, scripts: Path,
+                            prefix: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(["bash", str(scripts / "install-agent.sh"), "--with-wal-stream",
+                           str(wheel), str(scripts), str(prefix)], env=environment,
+                          capture_output=True, text=True, timeout=300, check=False)
+
+
+def test_install_with_wal_stream_installs_and_starts_the_systemd_unit(
+        pg_server: PostgresServer, database: str, tmp_path: Path) -> None:
+    wheel, scripts, prefix = installed_prefix(tmp_path)
+    env_file = tmp_path / ".env.production"
+    env_file.write_text("".join(f"{key}={value}\n" for key, value in
+                                pg_server.environment(database).items()))
+    tools = tmp_path / "tools"
+    tools.mkdir()
+    (tools / "systemctl").write_text(FAKE_SYSTEMCTL)
+    (tools / "systemctl").chmod(0o755)
+    units = tmp_path / "units"
+    units.mkdir()
+    log = tmp_path / "systemctl.log"
+    environment = {**clean_environment(), "PATH": f"{tools}:{clean_environment()['PATH']}",
+                   "BACKUP_ENV_FILE": str(env_file), "SYSTEMD_UNIT_DIR": str(units),
+                   "SYSTEMCTL_LOG": str(log)}
+
+    first = install_with_wal_stream(environment, wheel, scripts, prefix)
+    assert first.returncode == 0, first.stderr
+    unit = (units / "backup-agent-wal.service").read_text()
+    assert f"ExecStart={AGENT} wal stream --env-file {env_file}\n" in unit
+    # The stream signs WAL with the key the install made, as run-agent.sh signs backups.
+    assert f"Environment=SIGNING_KEY_FILE={prefix / 'signing-key.pem'}\n" in unit
+    assert (units / "backup-agent-wal.service").stat().st_mode & 0o777 == 0o644
+    assert log.read_text().splitlines() == [
+        "daemon-reload", "enable --quiet backup-agent-wal.service",
+        "restart backup-agent-wal.service"]
+    assert f"installed {units / 'backup-agent-wal.service'}" in first.stdout
+
+    log.unlink()
+    again = install_with_wal_stream(environment, wheel, scripts, prefix)
+    assert again.returncode == 0, again.stderr
+    assert log.read_text().splitlines() == [
+        "enable --quiet backup-agent-wal.service", "start backup-agent-wal.service"]
+    assert "unchanged, running" in again.stdout
+
+
+def test_install_with_wal_stream_in_docker_mode_writes_the_sidecar(
+        pg_server: PostgresServer, database: str, docker_shim: dict[str, str],
+        tmp_path: Path) -> None:
+    wheel, scripts, prefix = installed_prefix(tmp_path)
+    env_file = tmp_path / ".env.production"
+    settings = {**pg_server.environment(database), "POSTGRES_CONTAINER": DOCKER_CONTAINER}
+    del settings["PG_BINDIR"]
+    env_file.write_text("".join(f"{key}={value}\n" for key, value in settings.items()))
+    environment = {**clean_environment(), **docker_shim, "BACKUP_ENV_FILE": str(env_file),
+                   "SYSTEMD_UNIT_DIR": str(tmp_path / "no-units")}
+    result = install_with_wal_stream(environment, wheel, scripts, prefix)
+    assert result.returncode == 0, result.stderr
+    context = Path(sys.prefix) / "wal-stream"  # the agent under test's own prefix
+    stream_dir = prefix / "wal-stream"
+    compose = (stream_dir / "compose.yaml").read_text()
+    assert f"context: \"{context}\"" in compose and "FROM postgres:" in compose
+    assert f'POSTGRES_HOST: "{DOCKER_CONTAINER}"' in compose
+    assert f'SIGNING_KEY_FILE: "{prefix / "signing-key.pem"}"' in compose
+    # The build context: this wheel and the lock the image installs from.
+    assert sorted(path.name for path in stream_dir.iterdir()) == [
+        "backup_agent-9.9.9-py3-none-any.whl", "compose.yaml", "requirements.lock"]
+    assert f"docker compose -f {stream_dir}/compose.yaml up -d --build" in result.stdout
+    assert not (tmp_path / "no-units").exists()

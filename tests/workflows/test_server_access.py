@@ -200,3 +200,16 @@ def test_run_agent_signs_with_the_installed_key_unless_the_env_file_names_one(
     (prefix / "signing-key.pem").write_text("a key\n")
     expected = "" if env_file_line else str(prefix / "signing-key.pem")
     assert signing_key_seen() == f"SIGNING_KEY_FILE={expected}"
+
+
+@pytest.mark.parametrize("switch", ["yes", "no"])
+def test_install_asks_the_server_for_the_wal_stream_service_only_when_told(
+        tmp_path: Path, switch: str) -> None:
+    environment = install_environment(tmp_path)
+    environment["INSTALL_WAL_STREAM"] = switch
+    environment["SSH_SHIM_REMOTE_ENV"] += ",PYTHON=/nonexistent/python3"  # stop early
+    assert install(environment).returncode != 0
+    session = json.loads(Path(environment["SSH_SHIM_LOG"]).read_text().splitlines()[0])
+    command = session["argv"][-1]
+    assert "${3:+--with-wal-stream}" in command
+    assert command.endswith("'yes'" if switch == "yes" else "''")
