@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import itertools
 import json
+import subprocess
+import sys
 from collections.abc import Callable, Iterator
 from functools import partial
 from pathlib import Path
@@ -29,6 +31,7 @@ from tests.conftest import run_agent
 from tests.pitr_archive import BucketArchive, copy_bucket, drill_archive, record_byte
 
 SEGMENT_BYTES = 16 * 1024 * 1024
+REPOSITORY = Path(__file__).resolve().parents[2]
 PREFIX = S3Settings(bucket="any").prefix
 _copies = itertools.count(1)
 
@@ -188,3 +191,28 @@ def test_the_drill_fails_naming_each_fault_in_its_archive(
     assert says in found[0]["message"]
     [error] = [line for line in stderr.splitlines() if line.startswith("backup-agent: error:")]
     assert "drill failed before any restore" in error and victim in error
+
+
+def test_the_runner_reads_the_drill_image_s_major_from_the_newest_signed_base_backup(
+        archive: BucketArchive, tmp_path: Path) -> None:
+    checks = [sys.executable, str(REPOSITORY / "scripts" / "runner_checks.py")]
+    picked = subprocess.run([*checks, "newest-base-backup"], env=archive.environment,
+                            capture_output=True, text=True, check=False)
+    assert picked.returncode == 0, picked.stdout + picked.stderr
+    assert picked.stdout.splitlines() == [f"system-identifier={archive.system_identifier}",
+                                          "postgres-major=18"]
+    keyless = {name: value for name, value in archive.environment.items()
+               if name not in ("SIGNING_KEY_FILE", "TRUSTED_SIGNING_KEYS")}
+    refused = subprocess.run([*checks, "newest-base-backup"], env=keyless,
+                             capture_output=True, text=True, check=False)
+    assert refused.returncode == 8 and refused.stdout.startswith("::error::no trusted signing")
+    report = tmp_path / "drill.json"
+    report.write_text(json.dumps({"command": "drill", "status": "failure", "exit_code": 8,
+                                  "error": "drill failed: 1 of 3 target(s) not proven",
+                                  "warnings": []}))
+    summarized = subprocess.run([*checks, "summarize-drill", str(report)],
+                                env=archive.environment, capture_output=True, text=True,
+                                check=False)
+    assert summarized.returncode == 1
+    assert summarized.stdout == ("::error::point-in-time drill failed: drill failed: 1 of 3 "
+                                 "target(s) not proven\n")
