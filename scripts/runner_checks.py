@@ -178,10 +178,15 @@ def newest_base_backup() -> int:
 def summarize_drill(report: dict[str, Any]) -> int:
     """Annotate the drill's warnings and, when it failed, its one-line reason (the agent
     wrote the step summary itself)."""
+    return verdict(report, "point-in-time drill")
+
+
+def verdict(report: dict[str, Any], what: str) -> int:
+    """Annotate a report's warnings, and its error when it failed (then return 1)."""
     for warning in report.get("warnings", []):
         annotate("warning", warning)
     if report.get("status") == "failure":
-        annotate("error", f"point-in-time drill failed: {report.get('error')}")
+        annotate("error", f"{what} failed: {report.get('error')}")
         return 1
     return 0
 
@@ -198,12 +203,7 @@ def summarize_restore_test(report: dict[str, Any]) -> int:
     if report.get("status") == "failure":
         lines.append(f"- error: {report.get('error')}")
     append_step_summary("\n".join(lines) + "\n")
-    for warning in report.get("warnings", []):
-        annotate("warning", warning)
-    if report.get("status") == "failure":
-        annotate("error", f"restore test failed: {report.get('error')}")
-        return 1
-    return 0
+    return verdict(report, "restore test")
 
 
 def main(arguments: list[str] | None = None) -> int:

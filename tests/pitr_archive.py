@@ -139,3 +139,21 @@ def record_byte(pg_waldump: Path, directory: Path, name: str,
             if offset // 8192 == (offset - 60) // 8192 and offset % 8192 > 64:
                 return offset
     return None
+
+
+def flip_and_resign(s3: S3Endpoint, bucket: str, key: str, local: Path, offset: int, *,
+                    system_identifier: str, signing_key_file: Path) -> None:
+    """Flip the byte at `offset` of the segment at `local` (fetched from `key`, relative to
+    S3_PREFIX) and store it again in its place, signed by the server's key: as a bad disk
+    under the spool would have it uploaded. The signature and hash agree; only the record's
+    CRC can tell."""
+    data = bytearray(local.read_bytes())
+    data[offset] ^= 0xFF
+    local.write_bytes(bytes(data))
+    store = S3Store(S3Settings(bucket=bucket))
+    s3.client().delete_object(Bucket=bucket, Key=store.prefix + key)
+    wal = parse_wal_name(local.name)
+    assert wal is not None
+    upload_file(store, wal, local, Encoder(
+        system_identifier=system_identifier,
+        sign=partial(sign, load_signing_key(signing_key_file))))

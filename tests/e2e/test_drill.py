@@ -13,22 +13,26 @@ import json
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
-from functools import partial
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from backup_agent.keys.signing import load_signing_key, sign
 from backup_agent.model.settings import S3Settings
 from backup_agent.storage.s3 import S3Store
-from backup_agent.wal.names import parse_lsn, parse_wal_name, segment_number
+from backup_agent.wal.names import parse_lsn, segment_number
 from backup_agent.wal.prove import fetch_proven
-from backup_agent.wal.uploader import Encoder, upload_file
 from testbed.postgres import running_server
 from testbed.s3 import S3Endpoint
 from tests.conftest import run_agent
-from tests.pitr_archive import BucketArchive, copy_bucket, drill_archive, record_byte
+from tests.pitr_archive import (
+    BucketArchive,
+    copy_bucket,
+    drill_archive,
+    flip_and_resign,
+    record_byte,
+)
 
 SEGMENT_BYTES = 16 * 1024 * 1024
 REPOSITORY = Path(__file__).resolve().parents[2]
@@ -78,11 +82,11 @@ def test_the_drill_restores_three_random_moments_exactly(archive: BucketArchive,
 
 
 def _copy(archive: BucketArchive, s3: S3Endpoint) -> BucketArchive:
+    """The archive, in a bucket of this test's own (metadata kept)."""
     bucket = f"drill-copy-{next(_copies)}"
     copy_bucket(s3, archive.bucket, bucket)
-    return BucketArchive(bucket, {**archive.environment, "S3_BUCKET": bucket},
-                         archive.system_identifier, archive.segments, archive.base,
-                         archive.cluster)
+    return replace(archive, bucket=bucket,
+                   environment={**archive.environment, "S3_BUCKET": bucket})
 
 
 def _key(archive: BucketArchive, name: str) -> str:
@@ -140,15 +144,9 @@ def _flip_a_byte_before_signing(archive: BucketArchive, s3: S3Endpoint,
         local.unlink()
     else:
         raise AssertionError("no segment with a record to damage")
-    data = bytearray(local.read_bytes())
-    data[offset] ^= 0xFF
-    local.write_bytes(bytes(data))
-    s3.client().delete_object(Bucket=archive.bucket, Key=_key(archive, victim))
-    wal = parse_wal_name(victim)
-    assert wal is not None
-    upload_file(store, wal, local, Encoder(
-        system_identifier=archive.system_identifier,
-        sign=partial(sign, load_signing_key(Path(archive.environment["SIGNING_KEY_FILE"])))))
+    flip_and_resign(s3, archive.bucket, _key(archive, victim).removeprefix(PREFIX), local,
+                    offset, system_identifier=archive.system_identifier,
+                    signing_key_file=Path(archive.environment["SIGNING_KEY_FILE"]))
     return victim
 
 

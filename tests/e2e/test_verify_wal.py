@@ -35,7 +35,7 @@ from backup_agent.wal.uploader import Encoder, upload_file
 from testbed.postgres import PostgresServer, running_server
 from testbed.s3 import S3Endpoint
 from tests.conftest import AGENT, clean_environment, run_agent, signed
-from tests.pitr_archive import bucket_keys, copy_bucket, record_byte
+from tests.pitr_archive import bucket_keys, copy_bucket, flip_and_resign, record_byte
 
 PREFIX = "backups/"
 _buckets = itertools.count(1)
@@ -323,15 +323,9 @@ def test_deep_finds_a_flipped_byte_in_a_signed_segment(
     # only the record's CRC can tell.
     store = _store(s3_endpoint, copy.bucket)
     victim, local, offset = _a_byte_inside_a_record(copy, store, tmp_path)
-    data = bytearray(local.read_bytes())
-    data[offset] ^= 0xFF
-    local.write_bytes(bytes(data))
-    s3_endpoint.client().delete_object(Bucket=copy.bucket, Key=wal_key(copy, victim))
-    wal = parse_wal_name(victim)
-    assert wal is not None
-    upload_file(store, wal, local, Encoder(
-        system_identifier=copy.system_identifier,
-        sign=partial(sign, load_signing_key(Path(copy.environment["SIGNING_KEY_FILE"])))))
+    flip_and_resign(s3_endpoint, copy.bucket, wal_key(copy, victim).removeprefix(PREFIX), local,
+                    offset, system_identifier=copy.system_identifier,
+                    signing_key_file=Path(copy.environment["SIGNING_KEY_FILE"]))
     assert verify(copy)[0] == 0  # names and signatures are fine
     code, report, _stderr = verify(copy, "--deep")
     assert code == 8
