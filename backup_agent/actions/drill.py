@@ -118,8 +118,10 @@ def run_drill(settings: Settings, *, targets: int = 3, run_as: str | None = None
             _drill(settings, store, cluster, vouch, result, owner, Path(workspace),
                    targets, random.Random(seed))  # noqa: S311 - moments, not secrets
     result.duration_seconds = round(time.monotonic() - started, 3)
-    if any(target.amcheck.startswith(UNAVAILABLE) for target in result.targets):
-        result.warnings.append(f"pg_amcheck did not run: {result.targets[0].amcheck}")
+    unavailable = [target.amcheck for target in result.targets
+                   if target.amcheck.startswith(UNAVAILABLE)]
+    if unavailable:
+        result.warnings.append(f"pg_amcheck did not run: {unavailable[0]}")
     return result
 
 
