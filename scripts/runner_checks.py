@@ -5,6 +5,8 @@
     python scripts/runner_checks.py check-freshness --max-age-hours 26
     python scripts/runner_checks.py newest-backup
     python scripts/runner_checks.py summarize-restore-test REPORT.json
+    python scripts/runner_checks.py newest-base-backup
+    python scripts/runner_checks.py summarize-drill REPORT.json
 
 The S3 checks use the bucket and keys from the environment (S3_BUCKET, AWS_*), that is the
 runner's own view of the bucket, independent of what the server says. Exit 1 on failure,
@@ -25,11 +27,12 @@ from typing import Any
 
 from backup_agent.actions.backup import BackupResult
 from backup_agent.cli.markdown import append_step_summary, backup_markdown, failure_markdown
-from backup_agent.keys.trust import TrustedCatalog, is_trusted, with_own_key
+from backup_agent.keys.trust import TrustedCatalog, is_trusted, vouch_for, with_own_key
 from backup_agent.model.errors import SourceNotFoundError
 from backup_agent.model.naming import checksum_name
 from backup_agent.model.settings import resolve_settings
 from backup_agent.storage.s3 import S3Store
+from backup_agent.wal.base_backups import base_backups, system_identifiers
 
 REFUSED = 8  # the agent's "verification failed" code: a backup it will not believe
 
@@ -145,6 +148,49 @@ def newest_backup(now: datetime) -> int:
     return 0
 
 
+def newest_base_backup() -> int:
+    """Print `system-identifier=` and `postgres-major=` of the newest base backup in S3 whose
+    descriptor a trusted key signed: the drill's image is that major's (a planted descriptor
+    cannot choose it). Exit 8 without a trusted key or a signed base backup."""
+    settings = with_own_key(resolve_settings({}, os.environ))
+    if not settings.trusted_signing_keys:
+        annotate("error", "no trusted signing key (the BACKUP_TRUSTED_SIGNING_KEYS secret): no "
+                          "base backup can be proven, nothing is drilled; set the secret to "
+                          "the server's public key")
+        return REFUSED
+    store = S3Store(settings.s3)
+    clusters = system_identifiers(store)
+    if len(clusters) != 1:
+        annotate("error", f"the bucket holds base backups of {len(clusters)} clusters "
+                          f"({', '.join(clusters) or 'none'}): the drill needs exactly one")
+        return 1
+    backups = base_backups(store, clusters[0],
+                           vouch=vouch_for(settings.trusted_signing_keys))
+    if not backups:
+        annotate("error", f"no base backup of cluster {clusters[0]} in S3 is signed by a key "
+                          "of TRUSTED_SIGNING_KEYS: nothing is drilled")
+        return REFUSED
+    print(f"system-identifier={clusters[0]}\n"
+          f"postgres-major={backups[-1].descriptor.major_version}")
+    return 0
+
+
+def summarize_drill(report: dict[str, Any]) -> int:
+    """Annotate the drill's warnings and, when it failed, its one-line reason (the agent
+    wrote the step summary itself)."""
+    return verdict(report, "point-in-time drill")
+
+
+def verdict(report: dict[str, Any], what: str) -> int:
+    """Annotate a report's warnings, and its error when it failed (then return 1)."""
+    for warning in report.get("warnings", []):
+        annotate("warning", warning)
+    if report.get("status") == "failure":
+        annotate("error", f"{what} failed: {report.get('error')}")
+        return 1
+    return 0
+
+
 def summarize_restore_test(report: dict[str, Any]) -> int:
     """Write the restore test's result to the step summary; annotate and fail if it failed."""
     lines = [f"### Weekly restore test (from S3, on the runner): {report.get('status')}", ""]
@@ -157,22 +203,18 @@ def summarize_restore_test(report: dict[str, Any]) -> int:
     if report.get("status") == "failure":
         lines.append(f"- error: {report.get('error')}")
     append_step_summary("\n".join(lines) + "\n")
-    for warning in report.get("warnings", []):
-        annotate("warning", warning)
-    if report.get("status") == "failure":
-        annotate("error", f"restore test failed: {report.get('error')}")
-        return 1
-    return 0
+    return verdict(report, "restore test")
 
 
 def main(arguments: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     commands = parser.add_subparsers(dest="command", required=True)
-    for name in ("summarize", "check-upload", "summarize-restore-test"):
+    for name in ("summarize", "check-upload", "summarize-restore-test", "summarize-drill"):
         commands.add_parser(name).add_argument("report", type=Path)
     freshness = commands.add_parser("check-freshness")
     freshness.add_argument("--max-age-hours", type=float, default=26)
     commands.add_parser("newest-backup")
+    commands.add_parser("newest-base-backup")
     options = parser.parse_args(arguments)
     if options.command == "summarize":
         return summarize(load_report(options.report))
@@ -182,6 +224,10 @@ def main(arguments: list[str] | None = None) -> int:
         return summarize_restore_test(load_report(options.report))
     if options.command == "newest-backup":
         return newest_backup(datetime.now(UTC))
+    if options.command == "newest-base-backup":
+        return newest_base_backup()
+    if options.command == "summarize-drill":
+        return summarize_drill(load_report(options.report))
     return check_freshness(timedelta(hours=options.max_age_hours), datetime.now(UTC))
 
 

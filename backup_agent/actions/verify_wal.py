@@ -11,19 +11,17 @@ from __future__ import annotations
 
 import tempfile
 import time
-from dataclasses import asdict, dataclass, field
-from datetime import datetime
-from functools import partial
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from backup_agent.keys.trust import NO_KEY, with_own_key
+from backup_agent.keys.age_identities import first_identities
+from backup_agent.keys.trust import NO_KEY, vouch_for, with_own_key
 from backup_agent.model.errors import BackupAgentError, ConfigurationError, VerificationError
 from backup_agent.model.settings import NO_BUCKET, Settings
-from backup_agent.model.wal_report import ClusterReport, Finding, Level, LevelReport
+from backup_agent.model.wal_report import ClusterReport, Finding, Level, LevelReport, plain
 
 if TYPE_CHECKING:
-    from pyrage.x25519 import Identity
 
     from backup_agent.storage.s3 import S3Store
     from backup_agent.wal.archive import ClusterArchive
@@ -43,7 +41,7 @@ class WalVerifyResult:
     warnings: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
-        document: dict[str, Any] = _plain({
+        document: dict[str, Any] = plain({
             "wal": {"deep": self.deep, "levels": self.levels, "clusters": self.clusters,
                     "findings": self.findings},
             "duration_seconds": self.duration_seconds})
@@ -57,54 +55,20 @@ class WalVerifyResult:
                                  "wrote or removed what", details=self.to_dict())
 
 
-def _plain(value: Any) -> Any:
-    """JSON-ready: dataclasses as dicts, datetimes as ISO 8601, a finding with its line."""
-    if isinstance(value, Finding):
-        return {**_plain(asdict(value)), "line": value.line}
-    if hasattr(value, "__dataclass_fields__"):
-        return _plain(asdict(value))
-    if isinstance(value, dict):
-        return {key: _plain(item) for key, item in value.items()}
-    if isinstance(value, list | tuple):
-        return [_plain(item) for item in value]
-    if isinstance(value, datetime):
-        return value.isoformat()
-    return value
-
-
-def _vouch(trusted: tuple[str, ...]) -> Vouch | None:
-    if not trusted:
-        return None
-    from backup_agent.keys.signing import signer
-
-    check = partial(signer, trusted=trusted)
-    return lambda document, statement: check(document, statement)
-
-
-def _identities(settings: Settings) -> list[Identity]:
-    from backup_agent.keys.age_identities import configured_identities
-
-    configured = configured_identities(settings)
-    return configured[0] if configured else []
-
-
 def run_verify_wal(settings: Settings, *, deep: bool = False) -> WalVerifyResult:
     """Verify every cluster's WAL archive and base backups under S3_PREFIX."""
     from backup_agent.storage.s3 import S3Store
     from backup_agent.wal.archive import list_archive
+    from backup_agent.wal.survey import opening_findings
 
     started = time.monotonic()
     if not settings.s3.configured:
         raise ConfigurationError(f"{NO_BUCKET}: the WAL archive is in S3; set S3_BUCKET")
     settings = with_own_key(settings)
     store = S3Store(settings.s3)
-    vouch = _vouch(settings.trusted_signing_keys)
-    findings = [] if vouch else [Finding(level=Level.CONTENT, kind="key", message=NO_TRUSTED_KEY)]
+    vouch = vouch_for(settings.trusted_signing_keys)
     clusters = list_archive(store)
-    if not clusters:
-        findings.append(Finding(level=Level.NAMES, kind="empty", message=(
-            f"no WAL archive under {store.url(store.prefix)}wal/: nothing can be restored to a "
-            "time (is `wal stream` running, with this S3_PREFIX?)")))
+    findings = opening_findings(store, clusters, vouch, NO_TRUSTED_KEY)
     levels = {level: LevelReport(level=level, checked=level is not Level.PARSE or deep)
               for level in Level}
     reports = []
@@ -127,12 +91,13 @@ def run_verify_wal(settings: Settings, *, deep: bool = False) -> WalVerifyResult
 def _verify_cluster(settings: Settings, store: S3Store, cluster: ClusterArchive,
                     vouch: Vouch | None, deep: bool,
                     levels: dict[Level, LevelReport]) -> tuple[list[Finding], ClusterReport]:
-    from backup_agent.wal.audit import check_content
     from backup_agent.wal.gaps import check_names
+    from backup_agent.wal.survey import survey_cluster
 
-    inventory, findings = check_content(store, cluster, vouch)
+    survey = survey_cluster(store, cluster, vouch)
+    inventory, findings = survey.inventory, survey.content
+    names, windows, checks = survey.names, survey.windows, survey.checks
     levels[Level.CONTENT].objects += inventory.objects_checked
-    names, windows, checks = check_names(cluster, inventory)
     if deep:
         from backup_agent.wal.deep import (
             fetch_segments,
@@ -140,7 +105,7 @@ def _verify_cluster(settings: Settings, store: S3Store, cluster: ClusterArchive,
             verify_base_backups,
         )
 
-        identities = _identities(settings)
+        identities = first_identities(settings)
         with tempfile.TemporaryDirectory(prefix="backup-agent-verify-wal-") as workspace:
             directory = Path(workspace) / "pg_wal"
             directory.mkdir()

@@ -6,6 +6,7 @@ import sys
 from collections.abc import Sequence
 
 from backup_agent.cli import (
+    drill,  # noqa: F401 - registers drill
     operating,  # noqa: F401 - registers status, doctor, config, keygen
     pitr,  # noqa: F401 - registers restore-cluster
     wal,  # noqa: F401 - registers wal stream, wal setup, base-backup

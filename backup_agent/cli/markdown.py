@@ -10,6 +10,7 @@ from backup_agent.cli.progress import human_size
 
 if TYPE_CHECKING:
     from backup_agent.actions.backup import BackupResult
+    from backup_agent.actions.drill import DrillResult
     from backup_agent.actions.restore import RestoreResult
     from backup_agent.actions.verify import VerifyResult
 
@@ -72,4 +73,21 @@ def verify_markdown(result: VerifyResult) -> str:
         lines.append(f"| `{item.name}` | {item.checksum} | {_state(item.gzip_complete)}"
                      f" | {_state(item.dump_complete)} | {test} | "
                      f"{'✅' if item.ok else '❌'} |")
+    return "\n".join(lines) + "\n"
+
+
+def drill_markdown(result: DrillResult) -> str:
+    good = result.failure() is None
+    lines = [f"### {'✅' if good else '❌'} Point-in-time drill: "
+             f"{'success' if good else 'failure'}", "",
+             f"Base backup `{result.base_backup or 'none'}`, {result.segments_read} WAL "
+             f"segment(s) read; audit: {len(result.findings)} problem(s)", ""]
+    lines += [f"- ❌ {finding.line}" for finding in result.findings]
+    if result.targets:
+        lines += ["", "| Target (UTC) | Last commit reached | Exact | amcheck | Marker | "
+                  "Duration |", "|---|---|---|---|---|---|"]
+        lines += [f"| {item.target.isoformat()} | "
+                  f"{item.reached_last.isoformat() if item.reached_last else 'none'} | "
+                  f"{'✅' if item.passed else '❌ ' + (item.problem or '')} | {item.amcheck} | "
+                  f"{item.marker} | {item.duration_seconds:.1f} s |" for item in result.targets]
     return "\n".join(lines) + "\n"

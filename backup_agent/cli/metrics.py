@@ -21,6 +21,12 @@ HELP = {
     "backup_agent_last_run_timestamp_seconds": "Unix time of the last backup run.",
     "backup_agent_last_run_success": "1 if the last backup run succeeded, 0 if it failed.",
     "backup_agent_last_run_exit_code": "Exit code of the last backup run.",
+    "backup_agent_drill_last_run_timestamp_seconds": "Unix time of the last PITR drill.",
+    "backup_agent_drill_last_run_success": "1 if the last drill proved every target, else 0.",
+    "backup_agent_drill_last_run_exit_code": "Exit code of the last drill.",
+    "backup_agent_drill_last_run_targets_exact": "Targets the last drill proved exact.",
+    "backup_agent_drill_last_success_timestamp_seconds": "Unix time of the last passed drill.",
+    "backup_agent_drill_last_success_duration_seconds": "Duration of the last passed drill.",
 }
 
 
@@ -58,18 +64,35 @@ def read_metrics(path: Path) -> dict[tuple[str, str], float]:
 
 
 def write_metrics(path: Path, outcome: RunOutcome) -> None:
-    """Merge this run's outcome into the metrics file and write it atomically."""
-    values = read_metrics(path)
-    database = _escape(outcome.database)
-    values["backup_agent_last_run_timestamp_seconds", database] = outcome.finished_at
-    values["backup_agent_last_run_success", database] = 1.0 if outcome.exit_code == 0 else 0.0
-    values["backup_agent_last_run_exit_code", database] = float(outcome.exit_code)
+    """Merge this backup run's outcome into the metrics file and write it atomically."""
+    updates = _run_values("backup_agent", outcome)
     if outcome.exit_code == 0:
-        values["backup_agent_last_success_timestamp_seconds", database] = outcome.finished_at
-        values["backup_agent_last_success_duration_seconds", database] = \
-            outcome.duration_seconds or 0.0
-        values["backup_agent_last_success_size_bytes", database] = \
-            float(outcome.size_bytes or 0)
+        updates["backup_agent_last_success_size_bytes"] = float(outcome.size_bytes or 0)
+    _merge(path, outcome.database, updates)
+
+
+def write_drill_metrics(path: Path, outcome: RunOutcome, *, targets_exact: int) -> None:
+    """Merge a drill's outcome (same labels as the backup's) and write the file atomically."""
+    updates = _run_values("backup_agent_drill", outcome)
+    updates["backup_agent_drill_last_run_targets_exact"] = float(targets_exact)
+    _merge(path, outcome.database, updates)
+
+
+def _run_values(prefix: str, outcome: RunOutcome) -> dict[str, float]:
+    values = {f"{prefix}_last_run_timestamp_seconds": outcome.finished_at,
+              f"{prefix}_last_run_success": 1.0 if outcome.exit_code == 0 else 0.0,
+              f"{prefix}_last_run_exit_code": float(outcome.exit_code)}
+    if outcome.exit_code == 0:
+        values[f"{prefix}_last_success_timestamp_seconds"] = outcome.finished_at
+        values[f"{prefix}_last_success_duration_seconds"] = outcome.duration_seconds or 0.0
+    return values
+
+
+def _merge(path: Path, database_label: str, updates: dict[str, float]) -> None:
+    values = read_metrics(path)
+    database = _escape(database_label)
+    for metric, value in updates.items():
+        values[metric, database] = value
     lines = []
     for metric, description in HELP.items():
         samples = sorted((label, value) for (name, label), value in values.items()

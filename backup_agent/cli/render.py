@@ -21,6 +21,7 @@ from backup_agent.model.masking import masked
 
 if TYPE_CHECKING:
     from backup_agent.actions.backup import BackupResult
+    from backup_agent.actions.drill import DrillResult
     from backup_agent.actions.list import ListedBackup, ListResult
     from backup_agent.actions.prune import Leftover, PruneResult
     from backup_agent.actions.restore import RestoreResult
@@ -174,6 +175,22 @@ def wal_verify_summary(result: WalVerifyResult) -> str:
                  f"segment(s) on timeline(s) "
                  f"{', '.join(str(t) for c in result.clusters for t in c.timelines) or 'none'} "
                  f"in {result.duration_seconds:.1f}s")
+    return "\n".join(lines)
+
+
+def drill_summary(result: DrillResult) -> str:
+    """The audit, one line per target, then the verdict."""
+    lines = [finding.line for finding in result.findings]
+    audit = "clean" if not result.findings else f"{len(result.findings)} problem(s)"
+    lines.insert(0, f"audit: names and content of the whole archive, {result.segments_read} "
+                    f"segment(s) of base backup {result.base_backup or 'none'} downloaded and "
+                    f"parsed: {audit}")
+    lines += [target.line for target in result.targets]
+    status = "success" if result.failure() is None else "failure"
+    window = (f"window {result.window['start']} .. {result.window['end']}" if result.window
+              else "no window drilled")
+    lines.append(f"drill {status}: {result.exact}/{len(result.targets)} target(s) exact, "
+                 f"{window}, in {result.duration_seconds:.1f}s")
     return "\n".join(lines)
 
 

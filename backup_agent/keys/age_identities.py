@@ -27,6 +27,12 @@ def configured_identities(settings: Settings) -> tuple[list[Identity], str] | No
     return None
 
 
+def first_identities(settings: Settings) -> list[Identity]:
+    """Return the configured age identities, or none (an unencrypted archive needs none)."""
+    configured = configured_identities(settings)
+    return configured[0] if configured else []
+
+
 def decryption_keys(settings: Settings, backup: BackupRef, *,
                     required: bool = True) -> list[Identity] | None:
     """Return the age identities that open `backup`; None for an unencrypted backup (or,

@@ -12,11 +12,16 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import replace
 from datetime import datetime
+from functools import partial
+from typing import TYPE_CHECKING
 
 from backup_agent.catalog import Catalog
 from backup_agent.model.backup import BackupRef
 from backup_agent.model.errors import BackupAgentError, VerificationError
 from backup_agent.model.settings import Settings
+
+if TYPE_CHECKING:
+    from backup_agent.wal.objects import Vouch
 
 UNCHECKED = ("authenticity was not checked (--allow-unsigned): code in the backup still runs "
              "only as a powerless role while it is restored, but what it holds is in your "
@@ -48,6 +53,17 @@ def with_own_key(settings: Settings) -> Settings:
     if public in settings.trusted_signing_keys:
         return settings
     return replace(settings, trusted_signing_keys=(*settings.trusted_signing_keys, public))
+
+
+def vouch_for(trusted: tuple[str, ...]) -> Vouch | None:
+    """The check an archive object's signature must pass: one of `trusted` signed it
+    (None when no key is trusted: the caller says so and fails)."""
+    if not trusted:
+        return None
+    from backup_agent.keys.signing import signer
+
+    check = partial(signer, trusted=trusted)
+    return lambda document, statement: check(document, statement)
 
 
 def why_untrusted(backup: BackupRef, trusted: Sequence[str]) -> str | None:

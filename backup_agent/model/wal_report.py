@@ -8,9 +8,10 @@ segment reached S3, up to WAL_MAX_DELAY after its last record was written).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from enum import StrEnum
+from typing import Any
 
 
 class Level(StrEnum):
@@ -100,3 +101,18 @@ class ClusterReport:
     timelines: list[int] = field(default_factory=list)
     segments: int = 0
     base_backups: list[BaseBackupWindow] = field(default_factory=list)
+
+
+def plain(value: Any) -> Any:
+    """JSON-ready: dataclasses as dicts, datetimes as ISO 8601, a finding with its line."""
+    if isinstance(value, Finding):
+        return {**plain(asdict(value)), "line": value.line}
+    if hasattr(value, "__dataclass_fields__"):
+        return plain(asdict(value))
+    if isinstance(value, dict):
+        return {key: plain(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [plain(item) for item in value]
+    if isinstance(value, datetime):
+        return value.isoformat()
+    return value

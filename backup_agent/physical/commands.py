@@ -30,6 +30,13 @@ def make_waldump_command(bin_directory: Path | None, wal_directory: Path, first:
             "--rmgr=Transaction", first, last]
 
 
+def make_amcheck_command(bin_directory: Path | None, connection: list[str]) -> list[str]:
+    """pg_amcheck of every table and B-tree index in every database (a drilled cluster is a
+    throwaway: the amcheck extension is created where it is missing)."""
+    return [program(bin_directory, "pg_amcheck"), *connection, "--all", "--install-missing",
+            "--no-password"]
+
+
 def make_server_command(bin_directory: Path | None, data_directory: Path,
                         settings: Mapping[str, str]) -> list[str]:
     """The postmaster itself (not pg_ctl start), so that it is the agent's own child."""

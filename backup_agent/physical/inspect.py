@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from backup_agent import execute
-from backup_agent.model.errors import RestoreError
+from backup_agent.model.errors import RestoreError, ToolMissingError, VerificationError
 from backup_agent.physical.commands import (
     ENVIRONMENT,
     make_controldata_command,
@@ -26,10 +26,17 @@ _RECORD = re.compile(r"lsn: ([0-9A-F]+/[0-9A-F]+), .*desc: (?:COMMIT|ABORT)(?:_P
                      r"(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d(?:\.\d+)?) UTC")
 
 
+# pg_controldata's warnings when pg_control was written on another CPU architecture: the
+# other byte order, or another layout (32/64-bit, alignment) that its CRC does not cover.
+_FOREIGN = ("byte ordering mismatch", "crc checksum does not match")
+_VERSION = re.compile(r"\(PostgreSQL\) (\d+)")
+
+
 @dataclass(frozen=True)
 class ControlFacts:
     system_identifier: str
     segment_bytes: int
+    foreign: str | None = None  # pg_controldata's warning that this machine cannot run it
 
 
 def control_facts(bin_directory: Path | None, data_directory: Path) -> ControlFacts:
@@ -39,11 +46,42 @@ def control_facts(bin_directory: Path | None, data_directory: Path) -> ControlFa
     fields = dict(line.split(":", 1) for line in completed.stdout.splitlines() if ":" in line)
     try:
         return ControlFacts(system_identifier=fields["Database system identifier"].strip(),
-                            segment_bytes=int(fields["Bytes per WAL segment"].strip()))
+                            segment_bytes=int(fields["Bytes per WAL segment"].strip()),
+                            foreign=next((line.strip() for line in completed.stderr.splitlines()
+                                          if any(text in line.lower() for text in _FOREIGN)),
+                                         None))
     except (KeyError, ValueError):
         raise RestoreError(f"pg_controldata could not read {data_directory} "
                            f"({completed.stderr.strip()[:200]}): is it a base backup of "
                            "PostgreSQL, made with this major version?") from None
+
+
+def refuse_incompatible(bin_directory: Path | None, data_directory: Path, facts: ControlFacts,
+                        *, system_identifier: str | None) -> None:
+    """Raise before anything starts when this machine's binaries cannot run the extracted
+    base backup (another major, another CPU architecture: ToolMissingError) or it is not
+    the cluster its descriptor names (VerificationError)."""
+    completed = execute.run([*make_controldata_command(bin_directory, data_directory)[:1],
+                             "--version"], environment=ENVIRONMENT)
+    binaries = _VERSION.search(completed.stdout)
+    try:
+        cluster = (data_directory / "PG_VERSION").read_text().strip().split(".")[0]
+    except OSError:
+        cluster = "unknown (no PG_VERSION)"
+    if binaries is None or binaries.group(1) != cluster:
+        raise ToolMissingError(
+            f"the base backup is PostgreSQL {cluster}, these binaries are "
+            f"{binaries.group(1) if binaries else 'unknown'} ({completed.stdout.strip()}): set "
+            f"PG_BINDIR to PostgreSQL {cluster}'s bin directory (or run the postgres:{cluster} "
+            "image)")
+    if facts.foreign is not None:
+        raise ToolMissingError(f"this machine cannot run the base backup: pg_controldata says "
+                               f"'{facts.foreign}' (it was made on another CPU architecture); "
+                               "restore on a machine of the server's architecture")
+    if system_identifier is not None and facts.system_identifier != system_identifier:
+        raise VerificationError(f"the base backup's pg_control names cluster "
+                                f"{facts.system_identifier}, its descriptor {system_identifier}:"
+                                " it is not the backup it claims to be; nothing was started")
 
 
 def transaction_times(bin_directory: Path | None, wal_directory: Path, first: str,

@@ -39,6 +39,8 @@ STATE_SQL = ("SELECT pg_is_in_recovery(), CASE WHEN pg_is_in_recovery() THEN "
              "pg_get_wal_replay_pause_state() END, pg_last_wal_replay_lsn()::text, "
              "pg_last_xact_replay_timestamp()")
 _LAST_COMMIT = re.compile(r"last completed transaction was at log time (.+)$", re.MULTILINE)
+_STOPPING = re.compile(r"recovery stopping before (?:commit|abort) of transaction .+$",
+                       re.MULTILINE)
 
 
 @dataclass(frozen=True)
@@ -48,6 +50,7 @@ class Reached:
     lsn: str
     last_commit: datetime | None  # the last transaction replayed (None: none was)
     timeline: str  # the new timeline's id, as in WAL file names
+    stopped_before: str | None = None  # the server's "recovery stopping before …" log line
 
 
 @dataclass(frozen=True)
@@ -77,6 +80,8 @@ def recover(recovery: Recovery, supply: WalSupply) -> Reached:
                    else None)
     settings = recovery_settings(restore_command=restore_command(script),
                                  target_time=target_time, timeline=recovery.timeline)
+    # Where replay stopped is logged at LOG: kept, so the drill can read it (and errors too).
+    settings["log_min_messages"] = "log"
     with PrivateServer(recovery.bin_directory, directory, settings,
                        owner=recovery.owner) as server:
         answered: set[str] = set()
@@ -172,7 +177,9 @@ def _promote(server: PrivateServer, recovery: Recovery, supply: WalSupply,
         if time.monotonic() > deadline:
             raise RestoreError("the server did not leave recovery within 300 s of promotion")
         time.sleep(POLL_SECONDS)
-    return Reached(lsn=str(state[2]), last_commit=last_commit, timeline=str(state[1])[:8])
+    stopping = _STOPPING.search(server.log_text())
+    return Reached(lsn=str(state[2]), last_commit=last_commit, timeline=str(state[1])[:8],
+                   stopped_before=stopping.group(0).strip() if stopping else None)
 
 
 def _moment(value: Any) -> str:

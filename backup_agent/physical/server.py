@@ -53,6 +53,23 @@ def owner_of(directory: Path) -> tuple[int, int]:
     return status.st_uid, status.st_gid
 
 
+def owner_named(name: str | None) -> tuple[int, int]:
+    """Return (uid, gid) of the user a server the agent starts runs as: `name`, else this
+    process's own user; as root, `postgres` (PostgreSQL refuses to run as root)."""
+    if name is None and os.geteuid() != 0:
+        return os.geteuid(), os.getegid()
+    try:
+        entry = pwd.getpwnam(name or "postgres")
+    except KeyError:
+        raise ConfigurationError(f"no operating system user {name or 'postgres'!r} here: pass "
+                                 "--run-as USER, the user the recovered servers run as "
+                                 "(PostgreSQL refuses root)") from None
+    if entry.pw_uid == 0:
+        raise ConfigurationError("--run-as root: PostgreSQL refuses to run as root; name "
+                                 "another user")
+    return entry.pw_uid, entry.pw_gid
+
+
 def free_port() -> int:
     """A port number no one listens on: it only names the private socket file."""
     with socket.socket() as probe:
@@ -129,6 +146,12 @@ class PrivateServer:
             time.sleep(0.1)
         assert self._role is not None
         return self._role
+
+    def client_arguments(self) -> list[str]:
+        """libpq flags that reach this server (for pg_amcheck), as the role `query` uses."""
+        if self._role is None:
+            raise RestoreError("the restored server was not asked anything yet")
+        return ["-h", str(self.socket_directory), "-p", str(self.port), "-U", self._role]
 
     def _connect(self) -> psycopg.Connection[Any] | None:
         import psycopg

@@ -16,10 +16,14 @@ from datetime import datetime
 from pathlib import Path
 
 from backup_agent import execute
+from backup_agent.model.drill import Transaction
 from backup_agent.model.settings import PostgresSettings
 
 _COMMIT = re.compile(r"lsn: ([0-9A-F]+/[0-9A-F]+),.*desc: COMMIT (\d{4}-\d\d-\d\d "
                      r"\d\d:\d\d:\d\d(?:\.\d+)?) UTC")
+# The drill's reading: commits and aborts with their transaction ids (2PC's are its own).
+_TRANSACTION = re.compile(r"tx: +(\d+), lsn: ([0-9A-F]+/[0-9A-F]+),.*desc: (COMMIT|ABORT)"
+                          r"(?:_PREPARED (\d+):)? (\d{4}-\d\d-\d\d \d\d:\d\d:\d\d(?:\.\d+)?) UTC")
 _ERROR_AT = re.compile(r"error in WAL record at ([0-9A-F]+/[0-9A-F]+): (.*)")
 
 
@@ -49,6 +53,7 @@ class Dump:
     """What pg_waldump said about one stretch: commit times by LSN, and its error if any."""
 
     commits: list[tuple[int, datetime]] = field(default_factory=list)
+    transactions: list[Transaction] = field(default_factory=list)  # commits and aborts
     error: str | None = None
     error_lsn: int | None = None
 
@@ -61,6 +66,18 @@ def parse_commit(line: str) -> tuple[int, datetime] | None:
     high, low = match.group(1).split("/")
     moment = datetime.fromisoformat(match.group(2) + "+00:00")
     return (int(high, 16) << 32) | int(low, 16), moment
+
+
+def parse_transaction(line: str) -> Transaction | None:
+    """Return the COMMIT or ABORT record on a line (a prepared one's own xid), or None."""
+    match = _TRANSACTION.search(line)
+    if match is None:
+        return None
+    high, low = match.group(2).split("/")
+    return Transaction(lsn=(int(high, 16) << 32) | int(low, 16),
+                       moment=datetime.fromisoformat(match.group(5) + "+00:00"),
+                       xid=int(match.group(4) or match.group(1)),
+                       committed=match.group(3) == "COMMIT")
 
 
 def parse_error(stderr: str) -> tuple[int | None, str]:
@@ -83,9 +100,13 @@ def dump_wal(settings: PostgresSettings, directory: Path, timeline: int, start: 
     with execute.running(command, environment=environment()) as child:
         assert child.process.stdout is not None
         for raw in child.process.stdout:
-            commit = parse_commit(raw.decode("utf-8", "replace"))
+            line = raw.decode("utf-8", "replace")
+            commit = parse_commit(line)
             if commit is not None:
                 result.commits.append(commit)
+            transaction = parse_transaction(line)
+            if transaction is not None:
+                result.transactions.append(transaction)
         if child.wait() != 0:
             result.error_lsn, result.error = parse_error(child.stderr_text())
     return result

@@ -24,7 +24,7 @@ from backup_agent.model.errors import ConfigurationError
 from backup_agent.model.settings import Settings
 from backup_agent.model.targets import RecoveryTarget
 from backup_agent.physical.base_source import BaseSource, local_base_backup
-from backup_agent.physical.inspect import control_facts
+from backup_agent.physical.inspect import control_facts, refuse_incompatible
 from backup_agent.physical.recovery import Reached, Recovery, recover
 from backup_agent.physical.window import restorable_window
 from backup_agent.storage.s3 import S3Store
@@ -122,6 +122,8 @@ def recover_cluster(settings: Settings, target: RecoveryTarget, pgdata: Path,
     try:
         base.extract_into(pgdata, owner)
         facts = control_facts(binaries, pgdata)
+        refuse_incompatible(binaries, pgdata, facts, system_identifier=(
+            base.descriptor.system_identifier if isinstance(base, S3BaseBackup) else None))
         archive = _archive(settings, facts.system_identifier, allow_unsigned=allow_unsigned)
         wal_directory, tail_directory = scratch / "wal", scratch / "tail"
         for directory in (wal_directory, tail_directory):

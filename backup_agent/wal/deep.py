@@ -16,6 +16,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from backup_agent.model.drill import Transaction
 from backup_agent.model.errors import BackupAgentError
 from backup_agent.model.settings import PostgresSettings
 from backup_agent.model.wal_report import Finding, Level
@@ -78,10 +79,12 @@ def stretches(checks: Sequence[PathCheck], present: set[str],
 
 
 def parse_chain(settings: PostgresSettings, directory: Path, checks: Sequence[PathCheck],
-                inventory: Inventory, cluster: ClusterArchive,
+                inventory: Inventory, cluster: ClusterArchive, *,
+                transactions: list[Transaction] | None = None,
                 ) -> tuple[list[Finding], dict[str, datetime]]:
     """Run pg_waldump over every stretch; return its findings (the bad segment leaves the
-    inventory) and the last commit time read in each segment."""
+    inventory) and the last commit time read in each segment. Every commit and abort read
+    goes into `transactions` when given."""
     size, findings, last_commits = inventory.segment_bytes, [], {}
     for timeline, first, last in stretches(checks, inventory.segments(), size):
         start = first
@@ -90,6 +93,8 @@ def parse_chain(settings: PostgresSettings, directory: Path, checks: Sequence[Pa
                             format_lsn((last + 1) * size))
             for lsn, moment in dump.commits:
                 last_commits[segment_name(timeline, lsn // size, size)] = moment
+            if transactions is not None:
+                transactions += dump.transactions
             if dump.error is None:
                 break
             bad = dump.error_lsn // size if dump.error_lsn is not None else start

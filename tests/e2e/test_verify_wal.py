@@ -14,7 +14,6 @@ from __future__ import annotations
 import itertools
 import json
 import os
-import re
 import signal
 import subprocess
 import threading
@@ -36,6 +35,7 @@ from backup_agent.wal.uploader import Encoder, upload_file
 from testbed.postgres import PostgresServer, running_server
 from testbed.s3 import S3Endpoint
 from tests.conftest import AGENT, clean_environment, run_agent, signed
+from tests.pitr_archive import bucket_keys, copy_bucket, flip_and_resign, record_byte
 
 PREFIX = "backups/"
 _buckets = itertools.count(1)
@@ -61,9 +61,7 @@ def _wait(what: str, condition: Any, seconds: float = 90) -> Any:
 
 
 def _keys(s3: S3Endpoint, bucket: str, prefix: str = PREFIX) -> list[str]:
-    paginator = s3.client().get_paginator("list_objects_v2")
-    return [item["Key"] for page in paginator.paginate(Bucket=bucket, Prefix=prefix)
-            for item in page.get("Contents", [])]
+    return bucket_keys(s3, bucket, prefix)
 
 
 def _load(pg: PostgresServer, database: str, stop: threading.Event) -> None:
@@ -186,11 +184,7 @@ def _second_timeline(root: Path, s3: S3Endpoint, environment: dict[str, str],
 def copy(archive: Archive, s3_endpoint: S3Endpoint) -> Archive:
     """The archive, copied into a bucket of this test's own (metadata kept)."""
     bucket = f"verify-wal-copy-{next(_buckets)}"
-    s3_endpoint.create_bucket(bucket)
-    client = s3_endpoint.client()
-    for key in _keys(s3_endpoint, archive.bucket):
-        client.copy_object(Bucket=bucket, Key=key,
-                           CopySource={"Bucket": archive.bucket, "Key": key})
+    copy_bucket(s3_endpoint, archive.bucket, bucket)
     return Archive(bucket, {**archive.environment, "S3_BUCKET": bucket},
                    archive.system_identifier, archive.segments, archive.timeline_two,
                    archive.bases)
@@ -309,25 +303,16 @@ def test_deep_parses_the_chain_and_checks_each_base_backup(copy: Archive) -> Non
 def _a_byte_inside_a_record(archive: Archive, store: S3Store,
                             tmp_path: Path) -> tuple[str, Path, int]:
     """A segment of timeline 1 and the offset of a byte in the middle of one of its records
-    (pg_waldump says where they are), away from page headers."""
+    (pg_waldump says where they are, `record_byte`)."""
     size = 16 * 1024 * 1024
     first = parse_lsn(archive.bases[0]["end_lsn"]) // size
     for victim in [name for name in archive.segments if _number(name) > first]:
         local = tmp_path / victim
         fetch_proven(store, wal_key(archive, victim).removeprefix(PREFIX), local, vouch=None)
-        listed = subprocess.run([str(Path(archive.environment["PG_BINDIR"]) / "pg_waldump"),
-                                 "--path", str(tmp_path), victim], capture_output=True,
-                                text=True, check=False).stdout
-        # 60 bytes into a record of 80 or more (past its header and block references), on
-        # the record's own page, after the segment's first record (it may continue
-        # from the segment before): its CRC covers the byte.
-        for line in listed.splitlines()[1:]:
-            match = re.search(r"len \(rec/tot\): +\d+/ *(\d+), .*lsn: [0-9A-F]+/([0-9A-F]+)",
-                              line)
-            if match and int(match.group(1)) >= 80:
-                offset = int(match.group(2), 16) % size + 60
-                if offset // 8192 == (offset - 60) // 8192 and offset % 8192 > 64:
-                    return victim, local, offset
+        offset = record_byte(Path(archive.environment["PG_BINDIR"]) / "pg_waldump", tmp_path,
+                             victim, size)
+        if offset is not None:
+            return victim, local, offset
         local.unlink()
     raise AssertionError("no segment with a record to damage")
 
@@ -338,15 +323,9 @@ def test_deep_finds_a_flipped_byte_in_a_signed_segment(
     # only the record's CRC can tell.
     store = _store(s3_endpoint, copy.bucket)
     victim, local, offset = _a_byte_inside_a_record(copy, store, tmp_path)
-    data = bytearray(local.read_bytes())
-    data[offset] ^= 0xFF
-    local.write_bytes(bytes(data))
-    s3_endpoint.client().delete_object(Bucket=copy.bucket, Key=wal_key(copy, victim))
-    wal = parse_wal_name(victim)
-    assert wal is not None
-    upload_file(store, wal, local, Encoder(
-        system_identifier=copy.system_identifier,
-        sign=partial(sign, load_signing_key(Path(copy.environment["SIGNING_KEY_FILE"])))))
+    flip_and_resign(s3_endpoint, copy.bucket, wal_key(copy, victim).removeprefix(PREFIX), local,
+                    offset, system_identifier=copy.system_identifier,
+                    signing_key_file=Path(copy.environment["SIGNING_KEY_FILE"]))
     assert verify(copy)[0] == 0  # names and signatures are fine
     code, report, _stderr = verify(copy, "--deep")
     assert code == 8

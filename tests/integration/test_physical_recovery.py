@@ -13,17 +13,24 @@ from pathlib import Path
 
 import pytest
 
-from backup_agent.model.errors import ConfigurationError, RestoreError
+from backup_agent.model.errors import (
+    ConfigurationError,
+    RestoreError,
+    ToolMissingError,
+    VerificationError,
+)
 from backup_agent.model.targets import RecoveryTarget
 from backup_agent.model.wal_positions import segment_name as segment_file
 from backup_agent.physical.base_source import local_base_backup
 from backup_agent.physical.handout import LocalWal
+from backup_agent.physical.inspect import control_facts, refuse_incompatible
 from backup_agent.physical.recovery import Recovery, recover
 from backup_agent.physical.server import PrivateServer
 from backup_agent.physical.wal_files import SEGMENT_NAME
 from backup_agent.physical.window import restorable_window
 from testbed.pitr import ArchivedCluster, archived_cluster, copy_of, owned_directory
 from testbed.postgres import running_server
+from testbed.postgres16 import pg16_bin_directory
 
 SEGMENT_BYTES = 16 * 1024 * 1024
 
@@ -129,3 +136,24 @@ def test_a_time_outside_the_window_is_refused_naming_it(cluster: ArchivedCluster
     with pytest.raises(ConfigurationError, match=f"{where} .*restorable window is from "
                                                  f"{re.escape(earliest.isoformat())}"):
         Window(earliest=earliest, latest=latest).check(RecoveryTarget(moment=moment))
+
+
+def test_a_base_backup_these_binaries_cannot_run_is_refused_before_anything_starts(
+        cluster: ArchivedCluster) -> None:
+    directory = owned_directory(cluster.server, "refused")
+    local_base_backup(cluster.base).extract_into(directory, cluster.owner)
+    binaries = cluster.server.bin_directory
+    facts = control_facts(binaries, directory)
+    refuse_incompatible(binaries, directory, facts, system_identifier=facts.system_identifier)
+    with pytest.raises(ToolMissingError, match="is PostgreSQL 18, these binaries are 16"):
+        refuse_incompatible(pg16_bin_directory(), directory, facts, system_identifier=None)
+    with pytest.raises(VerificationError, match="its descriptor 42"):
+        refuse_incompatible(binaries, directory, facts, system_identifier="42")
+    # pg_control as a machine of the other byte order wrote it: pg_control_version swapped.
+    control = directory / "global" / "pg_control"
+    data = bytearray(control.read_bytes())
+    data[8:12] = data[8:12][::-1]
+    control.write_bytes(bytes(data))
+    foreign = control_facts(binaries, directory)
+    with pytest.raises(ToolMissingError, match="another CPU architecture"):
+        refuse_incompatible(binaries, directory, foreign, system_identifier=None)

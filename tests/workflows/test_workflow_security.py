@@ -28,7 +28,8 @@ DEFAULT_ROLE_SESSION_SECONDS: int = importlib.import_module(
     "stack_settings").DEFAULT_ROLE_SESSION_SECONDS
 REMOTE = re.compile(r"\b(ssh|scp|remote\.sh|install-on-server\.sh|ssh-setup\.sh)\b")
 # A step that needs AWS credentials in its environment, directly or on the server.
-NEEDS_AWS = re.compile(r"remote\.sh|runner_checks\.py|restore-test-on-runner\.sh")
+NEEDS_AWS = re.compile(r"remote\.sh|runner_checks\.py|restore-test-on-runner\.sh|"
+                       r"drill-on-runner\.sh")
 
 
 def jobs() -> list[tuple[str, str, dict[str, Any]]]:
@@ -119,6 +120,14 @@ def test_the_restore_tests_and_the_freshness_check_read_s3() -> None:
     # The server-side variant is opt-in; the runner is the default.
     plan = backup["plan"]["steps"][0]["run"]
     assert 'where="${WHERE_VARIABLE:-runner}"' in plan
+    # The drill: on the runner, weekly, only once PITR is on; its image's major from the
+    # newest signed base backup, the keys by name into its container.
+    drill = backup["drill"]
+    assert "vars.PITR_ENABLED == 'true'" in drill["if"] and "ssh" not in str(drill)
+    assert "scripts/drill-on-runner.sh" in drill["steps"][-1]["run"]
+    script = (REPOSITORY / "scripts" / "drill-on-runner.sh").read_text()
+    assert 'runner_checks.py" newest-base-backup' in script and "drill --json" in script
+    assert "--env AGE_IDENTITY --env TRUSTED_SIGNING_KEYS" in script
 
 
 @pytest.mark.parametrize(("workflow", "name", "job"), jobs(), ids=job_ids())

@@ -1,0 +1,30 @@
+"""pg_amcheck over a restored cluster: is every table and B-tree index intact and readable
+with this machine's binaries and collation library (an index sorted by another glibc's
+collation fails here, not in production)?"""
+
+from __future__ import annotations
+
+from backup_agent import execute
+from backup_agent.physical.commands import ENVIRONMENT, make_amcheck_command
+from backup_agent.physical.server import PrivateServer
+
+PASSED = "passed"
+UNAVAILABLE = "unavailable"
+
+
+def amcheck(server: PrivateServer) -> str:
+    """Return `passed`, `failed: <its first complaint>`, or `unavailable: <why>` when these
+    binaries do not ship the amcheck extension."""
+    available = server.query("SELECT count(*) FROM pg_available_extensions "
+                             "WHERE name = 'amcheck'")
+    if not available or not available[0]:
+        return (f"{UNAVAILABLE}: these PostgreSQL binaries have no amcheck extension (contrib); "
+                "install it (the postgres images have it)")
+    completed = execute.run(make_amcheck_command(server.bin_directory,
+                                                 server.client_arguments()),
+                            environment=ENVIRONMENT, timeout=None)
+    if completed.returncode == 0:
+        return PASSED
+    complaint = (completed.stdout.strip() or completed.stderr.strip()
+                 or f"pg_amcheck exited {completed.returncode}").splitlines()[0]
+    return f"failed: {complaint[:300]}"
