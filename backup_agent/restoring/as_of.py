@@ -38,6 +38,7 @@ from backup_agent.model.errors import ConfigurationError, RestoreError
 from backup_agent.model.naming import backup_name
 from backup_agent.model.settings import Settings
 from backup_agent.model.targets import RecoveryTarget
+from backup_agent.physical.commands import session_options
 from backup_agent.physical.server import PrivateServer
 from backup_agent.postgres.replication import WalServer
 from backup_agent.restoring.cluster import RecoveredCluster, recover_cluster
@@ -87,9 +88,13 @@ def database_as_of(settings: Settings, target: RecoveryTarget, *, scratch: Path 
         with PrivateServer(settings.postgres.bin_directory, pgdata, {}, owner=owner) as server:
             role = server.wait_until_ready()
             _check_database(server, settings.postgres.database, target)
+            # pg_dump and psql connect as the superuser: the cluster's own role and
+            # database settings (event_triggers, preload libraries) must not outrank the
+            # command line's there, as they would without the client's options.
             private = replace(settings, encrypt_to=(), postgres=replace(
                 settings.postgres, host=str(server.socket_directory), port=server.port,
-                user=role, password=None, container=None))
+                user=role, password=None, container=None,
+                options=session_options(server.major)))
             with local.temporary_file(dumps, name) as (temporary, handle):
                 dumped = dump_into(private, handle)
                 os.fsync(handle.fileno())
