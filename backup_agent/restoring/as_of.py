@@ -22,6 +22,7 @@ import os
 import pwd
 import shutil
 import socket
+import stat
 import tempfile
 import time
 from collections.abc import Callable, Iterator
@@ -34,7 +35,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from backup_agent.catalog.writing import dump_into, write_sidecars
 from backup_agent.keys.signing import public_key_text, sign
-from backup_agent.model.errors import ConfigurationError, RestoreError
+from backup_agent.model.errors import ConfigurationError, LocalStorageError, RestoreError
 from backup_agent.model.naming import backup_name
 from backup_agent.model.settings import Settings
 from backup_agent.model.targets import RecoveryTarget
@@ -71,7 +72,11 @@ def database_as_of(settings: Settings, target: RecoveryTarget, *, scratch: Path 
                    allow_unsigned: bool = False) -> Iterator[DatabaseAsOf]:
     """Yield a backup of settings.postgres.database as of `target`; remove every file made
     for it afterwards. Raise a BackupAgentError when it cannot be made."""
+    if scratch is not None:
+        scratch = scratch.resolve()  # checked and used as one path: a link is not re-read
     owner = _server_owner(scratch)
+    if scratch is not None:
+        _check_scratch(scratch, owner)
     _archive_recent_wal(settings, target, clock())
     root = Path(tempfile.mkdtemp(prefix=SCRATCH_PREFIX, dir=scratch))
     try:
@@ -128,6 +133,21 @@ def _server_owner(scratch: Path | None) -> tuple[int, int]:
                              "run as root, and this machine has no `postgres` user: pass "
                              "--scratch DIR owned by the user to run it (e.g. install -d -o "
                              "USER -m 700 /var/tmp/pitr)")
+
+
+def _check_scratch(scratch: Path, owner: tuple[int, int]) -> None:
+    """Raise LocalStorageError when anyone but the agent and the server's user may rename
+    what the agent makes in --scratch: they could put their own directory in its place and
+    change the recovered cluster between its proof and the dump the one-run key signs."""
+    status = scratch.stat()
+    if status.st_uid not in (0, os.geteuid(), owner[0]):
+        raise LocalStorageError(f"--scratch {scratch} belongs to uid {status.st_uid}, another "
+                                "user, who could replace what the agent makes in it: use a "
+                                f"directory of this user's (install -d -m 700 DIR)")
+    if status.st_mode & (stat.S_IWGRP | stat.S_IWOTH) and not status.st_mode & stat.S_ISVTX:
+        raise LocalStorageError(f"--scratch {scratch} is writable by other users, who could "
+                                "replace what the agent makes in it: chmod 700 it or use "
+                                "another directory")
 
 
 def _archive_recent_wal(settings: Settings, target: RecoveryTarget, now: datetime) -> None:

@@ -8,6 +8,7 @@ changes what it needs in it, or in the restore's environment, and restores with 
 
 from __future__ import annotations
 
+import secrets
 import shutil
 import tempfile
 from collections.abc import Iterator
@@ -77,4 +78,25 @@ def test_an_unproven_archive_cannot_reenable_event_triggers_for_the_agents_dump(
             ALTER ROLE "{superuser}" IN DATABASE {DATABASE} RESET event_triggers;
             ALTER DATABASE {DATABASE} RESET session_preload_libraries;""")
         shutil.rmtree(marks.parent, ignore_errors=True)
+
+
+@pytest.mark.parametrize("mode", [0o777, 0o770])
+def test_a_scratch_directory_other_users_may_write_in_is_refused(archived: Archived,
+                                                                 mode: int) -> None:
+    """Whoever may write in --scratch (no sticky bit) can rename the throwaway directory
+    the agent made in it and put their own in its place: swap the recovered cluster's data
+    files between the archive's proof and the dump (which the one-run key then makes
+    TRUSTED), or read the dump. It is refused before anything is fetched, as BACKUP_DIR and
+    WAL_SPOOL_DIR are."""
+    scratch = owned_directory(archived.server, f"shared-{secrets.token_hex(3)}",
+                              archived.scratch.parent)
+    scratch.chmod(mode)
+    try:
+        result = run_agent(["restore", "--to-time", "latest", "--scratch", str(scratch),
+                            "--dry-run"], archived.environment)
+        assert result.returncode == 4, result.stdout + result.stderr
+        assert "--scratch" in result.stderr and "other users" in result.stderr
+        assert not list(scratch.iterdir())
+    finally:
+        shutil.rmtree(scratch)
 
