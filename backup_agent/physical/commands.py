@@ -54,7 +54,8 @@ def private_settings(*, socket_directory: Path, port: int, hba_file: Path,
             "port": str(port), "hba_file": str(hba_file), "archive_mode": "off",
             "lc_messages": "C", "log_timezone": "UTC", "logging_collector": "off",
             "log_destination": "stderr", "log_min_messages": "warning", "hot_standby": "on",
-            **untrusted_settings(major)}
+            # the source's huge pages are reserved for it (on this host, likely held by it)
+            "huge_pages": "off", **untrusted_settings(major)}
 
 
 def untrusted_settings(major: int) -> dict[str, str]:

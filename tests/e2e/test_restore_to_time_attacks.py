@@ -100,3 +100,21 @@ def test_a_scratch_directory_other_users_may_write_in_is_refused(archived: Archi
     finally:
         shutil.rmtree(scratch)
 
+
+
+def test_the_sources_huge_pages_do_not_stop_the_throwaway_server(archived: Archived) -> None:
+    """Production often runs with `huge_pages = on` (pages reserved for it alone): the
+    throwaway server, started next to it on the same host from its configuration, finds
+    none free and exits, so no restore --to-time could ever run there. (Here no huge page
+    is reserved at all, as on a host whose reserved pages production holds.)"""
+    server = archived.server
+    server.psql("postgres", "ALTER SYSTEM SET huge_pages = 'on';")  # from its next start
+    try:
+        based = run_agent(["base-backup"], archived.environment)
+        assert based.returncode == 0, based.stderr
+        result = run_agent(["restore", "--to-time", "latest", "--scratch",
+                            str(archived.scratch), "--dry-run"], archived.environment)
+        assert result.returncode == 0, result.stdout + result.stderr
+        assert "dry run" in result.stderr
+    finally:
+        server.psql("postgres", "ALTER SYSTEM RESET huge_pages;")
