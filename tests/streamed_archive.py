@@ -13,8 +13,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
+import pytest
+
 from testbed.pitr import owned_directory
-from testbed.postgres import PostgresServer
+from testbed.postgres import PostgresServer, running_server
 from testbed.s3 import S3Endpoint
 from tests.conftest import AGENT, clean_environment, run_agent, signed
 from tests.e2e.test_pitr_from_s3 import Writer
@@ -87,3 +89,12 @@ def streamed_archive(server: PostgresServer, s3_endpoint: S3Endpoint, work: Path
             stream.wait(30)
             raise AssertionError("wal stream did not stop within 30 s of SIGTERM: "
                                  + (work / "stream.log").read_text()[-1000:]) from None
+
+
+@contextmanager
+def served_archive(s3_endpoint: S3Endpoint, tmp_path_factory: pytest.TempPathFactory,
+                   name: str) -> Iterator[Archived]:
+    """A fresh server and its streamed archive in bucket `name` (a module's fixture)."""
+    with running_server() as server, streamed_archive(
+            server, s3_endpoint, tmp_path_factory.mktemp(name), name) as archive:
+        yield archive

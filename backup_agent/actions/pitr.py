@@ -60,7 +60,7 @@ def run_restore_cluster(settings: Settings, *, to_time: str, pgdata: Path,
     started = time.monotonic()
     target = parse_target(to_time)
     pgdata = _empty_directory(pgdata)
-    archive_now(settings, target, datetime.now(UTC), required=False)
+    late_wal = archive_now(settings, target, datetime.now(UTC), required=False)
     recovered = recover_cluster(with_own_key(settings), target, pgdata, owner_of(pgdata),
                                 base_backup=base_backup, system_identifier=system_identifier,
                                 allow_unsigned=allow_unsigned)
@@ -70,4 +70,5 @@ def run_restore_cluster(settings: Settings, *, to_time: str, pgdata: Path,
         window=recovered.window,
         last_commit=reached.last_commit.isoformat() if reached.last_commit else None,
         lsn=reached.lsn, timeline=reached.timeline, trusted=recovered.trusted,
-        duration_seconds=round(time.monotonic() - started, 3), warnings=recovered.warnings)
+        duration_seconds=round(time.monotonic() - started, 3),
+        warnings=[*recovered.warnings, *filter(None, [late_wal])])

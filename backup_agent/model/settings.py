@@ -152,6 +152,7 @@ class PostgresSettings:
     # Every wait is bounded: for a lock (pg_dump's and our own sessions'), for a connection.
     lock_wait: timedelta = DEFAULT_LOCK_WAIT
     connect_timeout_seconds: int = _connect_timeout(_default("PGCONNECT_TIMEOUT"))
+    options: str = ""  # every client's `-c` settings, after a role's and database's own
 
 
 @dataclass(frozen=True)

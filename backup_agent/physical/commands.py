@@ -53,15 +53,18 @@ def make_stop_command(bin_directory: Path | None, data_directory: Path, *,
             "-w", "-t", str(timeout_seconds)]
 
 
-def private_settings(*, socket_directory: Path, port: int, hba_file: Path,
-                     major: int) -> dict[str, str]:
+def private_settings(*, data_directory: Path, socket_directory: Path, port: int,
+                     hba_file: Path, major: int) -> dict[str, str]:
     """Settings that keep the server to the agent: no TCP, a socket in a private directory,
     trust only there, no archiving of its own (it must not write into anyone's archive)."""
-    return {"listen_addresses": "", "unix_socket_directories": str(socket_directory),
+    # data_directory: -D names only where postgresql.conf is, which may name another
+    return {"data_directory": str(data_directory), "listen_addresses": "",
+            "unix_socket_directories": str(socket_directory),
             "port": str(port), "hba_file": str(hba_file), "archive_mode": "off",
             "lc_messages": "C", "log_timezone": "UTC", "logging_collector": "off",
             "log_destination": "stderr", "log_min_messages": "warning", "hot_standby": "on",
-            **untrusted_settings(major)}
+            # the source's huge pages are reserved for it (on this host, likely held by it)
+            "huge_pages": "off", **untrusted_settings(major)}
 
 
 def untrusted_settings(major: int) -> dict[str, str]:

@@ -93,7 +93,8 @@ class PrivateServer:
         self.port = free_port()
         # The cluster's own version: settings it does not know would stop it at start.
         self.major = int((data_directory / "PG_VERSION").read_text().split(".")[0])
-        self.settings = {**private_settings(socket_directory=self.socket_directory,
+        self.settings = {**private_settings(data_directory=data_directory,
+                                            socket_directory=self.socket_directory,
                                             port=self.port, hba_file=hba, major=self.major),
                          **settings}
         self._child: execute.Child | None = None

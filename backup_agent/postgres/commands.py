@@ -91,7 +91,7 @@ def make_environment(settings: PostgresSettings,
     # role's own default: a dump made with it off holds E'' strings and SET ... = off, which
     # no restore of ours accepts.
     environment["PGOPTIONS"] = (f"{environment.get('PGOPTIONS', '')} "
-                                f"{STANDARD_STRINGS}").strip()
+                                f"{STANDARD_STRINGS} {settings.options}").strip()
     return environment
 
 

@@ -25,6 +25,7 @@ from backup_agent.postgres.session import SqlSession
 MINIMUM_SERVER_MAJOR = 15
 # How long the stream's session waits for POSTGRES_DB to exist again (a restore's swap).
 DATABASE_GONE_SECONDS = 30
+CLOSE_SECONDS = 5
 
 
 def _connection(settings: PostgresSettings) -> list[str]:
@@ -150,7 +151,8 @@ class WalServer:
         self._session = SqlSession(settings, settings.database)
 
     def close(self) -> None:
-        self._session.close()
+        # Only questions were asked: a stream stopping (SIGTERM) need not wait long for psql.
+        self._session.close(timeout=CLOSE_SECONDS)
 
     def _query(self, sql: str) -> list[str]:
         # Each question is bounded on the server too: a stuck query must not stall the

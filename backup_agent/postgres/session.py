@@ -157,8 +157,9 @@ class SqlSession:
         """Stop psql at once (a query in flight is abandoned; the server rolls back)."""
         self._child.kill()
 
-    def close(self) -> None:
-        """End the transaction (read-only, so nothing to commit) and the process."""
+    def close(self, timeout: float = 30) -> None:
+        """End the transaction (read-only, so nothing to commit) and the process, waiting
+        at most `timeout` seconds before killing it."""
         if self._process.poll() is None:
             try:
                 assert self._process.stdin is not None
@@ -166,5 +167,5 @@ class SqlSession:
                 self._process.stdin.close()
             except (BrokenPipeError, OSError):
                 pass
-            self._child.wait(timeout=30)
+            self._child.wait(timeout=timeout)
         self._child.close()

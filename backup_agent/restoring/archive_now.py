@@ -31,17 +31,19 @@ CLOCK_SKEW = timedelta(seconds=5)
 
 
 def archive_now(settings: Settings, target: RecoveryTarget, now: datetime, *,
-                required: bool) -> None:
+                required: bool) -> str | None:
     """For `latest` or a recent T, close the server's current WAL segment and wait until the
-    stream has stored it. Raise ConfigurationError for a T in the future; RestoreError when
-    the segment does not arrive, or (`required`) the server cannot be asked."""
+    stream has stored it; return a warning when it did not arrive (the restore goes on to
+    the archive's end as it is, and the window check refuses a T past it). Raise
+    ConfigurationError for a T in the future, a BackupAgentError when (`required`) the
+    server cannot be asked."""
     if target.moment is not None:
         if target.moment > now + CLOCK_SKEW:
             raise ConfigurationError(f"--to-time {target.describe()} is in the future (it is "
                                      f"{now.isoformat(timespec='seconds')} here): nothing was "
                                      "restored")
         if target.moment < now - RECENT:
-            return
+            return None
     store = S3Store(settings.s3)
     try:
         wal_server = WalServer(settings.postgres)
@@ -54,7 +56,7 @@ def archive_now(settings: Settings, target: RecoveryTarget, now: datetime, *,
             raise
         log.info("the server at %s does not answer (%s): restoring to the end of the archive "
                  "as it is", describe_server(settings.postgres), error)
-        return
+        return None
     if not store.keys_after(f"{store.prefix}{WAL_ROOT}{identifier}/", "", limit=1):
         if required:
             raise RestoreError(f"the server at {describe_server(settings.postgres)} (system "
@@ -64,11 +66,11 @@ def archive_now(settings: Settings, target: RecoveryTarget, now: datetime, *,
         log.info("the server at %s is not the archive's (system identifier %s): restoring to "
                  "the end of the archive as it is", describe_server(settings.postgres),
                  identifier)
-        return
-    _wait_for(store, settings, identifier, name)
+        return None
+    return _wait_for(store, settings, identifier, name)
 
 
-def _wait_for(store: S3Store, settings: Settings, identifier: str, name: str) -> None:
+def _wait_for(store: S3Store, settings: Settings, identifier: str, name: str) -> str | None:
     key = store.prefix + wal_key(identifier, WalFile(timeline=int(name[:8], 16), name=name,
                                                      kind=WalKind.SEGMENT))
     limit = max(ARCHIVE_WAIT_MINIMUM_SECONDS, 3 * settings.wal.max_delay.total_seconds())
@@ -76,9 +78,9 @@ def _wait_for(store: S3Store, settings: Settings, identifier: str, name: str) ->
     log.info("closed WAL segment %s; waiting for the stream to store it", name)
     while store.head(key) is None:
         if time.monotonic() > deadline:
-            raise RestoreError(f"WAL file {name}, which holds what the server committed until "
-                               f"now, did not reach s3://{store.bucket}/{key} within "
-                               f"{limit:.0f} s: is `backup-agent wal stream` running "
-                               "(`backup-agent status`)? Nothing was restored; restore to an "
-                               "earlier time, or start the stream")
+            return (f"WAL file {name}, which holds what the server committed until now, did "
+                    f"not reach s3://{store.bucket}/{key} within {limit:.0f} s (is `backup-agent "
+                    "wal stream` running? `backup-agent status`): the restore went only as far "
+                    "as the archive reaches")
         time.sleep(0.5)
+    return None

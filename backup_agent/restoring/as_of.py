@@ -22,6 +22,7 @@ import os
 import pwd
 import shutil
 import socket
+import stat
 import tempfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
@@ -33,10 +34,11 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from backup_agent.catalog.writing import dump_into, write_sidecars
 from backup_agent.keys.signing import public_key_text, sign
-from backup_agent.model.errors import ConfigurationError
+from backup_agent.model.errors import ConfigurationError, LocalStorageError
 from backup_agent.model.naming import backup_name
 from backup_agent.model.settings import Settings
 from backup_agent.model.targets import RecoveryTarget
+from backup_agent.physical.commands import session_options
 from backup_agent.physical.server import PrivateServer
 from backup_agent.restoring.archive_now import archive_now
 from backup_agent.restoring.cluster import RecoveredCluster, recover_cluster
@@ -53,6 +55,7 @@ class DatabaseAsOf:
     name: str  # the backup file's name in it
     trusted_key: str | None  # this run's public key, when base backup and WAL were proven
     recovered: RecoveredCluster
+    late_wal: str | None = None  # the server's newest WAL did not reach S3 in time
 
 
 @contextlib.contextmanager
@@ -61,8 +64,12 @@ def database_as_of(settings: Settings, target: RecoveryTarget, *, scratch: Path 
                    allow_unsigned: bool = False) -> Iterator[DatabaseAsOf]:
     """Yield a backup of settings.postgres.database as of `target`; remove every file made
     for it afterwards. Raise a BackupAgentError when it cannot be made."""
+    if scratch is not None:
+        scratch = scratch.resolve()  # checked and used as one path: a link is not re-read
     owner = _server_owner(scratch)
-    archive_now(settings, target, clock(), required=True)
+    if scratch is not None:
+        _check_scratch(scratch, owner)
+    late_wal = archive_now(settings, target, clock(), required=True)
     root = Path(tempfile.mkdtemp(prefix=SCRATCH_PREFIX, dir=scratch))
     try:
         root.chmod(0o711)  # the server's user passes through to its own directory only
@@ -78,9 +85,13 @@ def database_as_of(settings: Settings, target: RecoveryTarget, *, scratch: Path 
         with PrivateServer(settings.postgres.bin_directory, pgdata, {}, owner=owner) as server:
             role = server.wait_until_ready()
             _check_database(server, settings.postgres.database, target)
+            # pg_dump and psql connect as the superuser: the cluster's own role and
+            # database settings (event_triggers, preload libraries) must not outrank the
+            # command line's there, as they would without the client's options.
             private = replace(settings, encrypt_to=(), postgres=replace(
                 settings.postgres, host=str(server.socket_directory), port=server.port,
-                user=role, password=None, container=None))
+                user=role, password=None, container=None,
+                options=session_options(server.major)))
             with local.temporary_file(dumps, name) as (temporary, handle):
                 dumped = dump_into(private, handle)
                 os.fsync(handle.fileno())
@@ -92,7 +103,7 @@ def database_as_of(settings: Settings, target: RecoveryTarget, *, scratch: Path 
         shutil.rmtree(pgdata)  # its room is the restore's spool's now
         yield DatabaseAsOf(directory=dumps, name=name,
                            trusted_key=public_key_text(key) if key is not None else None,
-                           recovered=recovered)
+                           recovered=recovered, late_wal=late_wal)
     finally:
         shutil.rmtree(root, ignore_errors=True)
 
@@ -114,6 +125,21 @@ def _server_owner(scratch: Path | None) -> tuple[int, int]:
                              "run as root, and this machine has no `postgres` user: pass "
                              "--scratch DIR owned by the user to run it (e.g. install -d -o "
                              "USER -m 700 /var/tmp/pitr)")
+
+
+def _check_scratch(scratch: Path, owner: tuple[int, int]) -> None:
+    """Raise LocalStorageError when anyone but the agent and the server's user may rename
+    what the agent makes in --scratch: they could put their own directory in its place and
+    change the recovered cluster between its proof and the dump the one-run key signs."""
+    status = scratch.stat()
+    if status.st_uid not in (0, os.geteuid(), owner[0]):
+        raise LocalStorageError(f"--scratch {scratch} belongs to uid {status.st_uid}, another "
+                                "user, who could replace what the agent makes in it: use a "
+                                f"directory of this user's (install -d -m 700 DIR)")
+    if status.st_mode & (stat.S_IWGRP | stat.S_IWOTH) and not status.st_mode & stat.S_ISVTX:
+        raise LocalStorageError(f"--scratch {scratch} is writable by other users, who could "
+                                "replace what the agent makes in it: chmod 700 it or use "
+                                "another directory")
 
 
 def _check_database(server: PrivateServer, database: str, target: RecoveryTarget) -> None:

@@ -354,3 +354,21 @@ def test_a_standby_signal_in_the_base_backup_is_not_followed(
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout)["timeline"] != "00000001"
     assert not (pgdata / "standby.signal").exists()
+
+
+def test_the_sources_data_directory_setting_does_not_move_the_private_server(
+        cluster: ArchivedCluster, environment: dict[str, str]) -> None:
+    """`data_directory` in the base backup's postgresql.conf names the directory the server
+    runs on: the private server must run on DIR, never on another directory of its user's
+    (another cluster, production's own) with the agent's trust-everyone socket."""
+    decoy = _hostile_base(cluster, "")
+    (decoy / "backup_label").unlink()
+    base = _hostile_base(cluster, "")
+    with (base / "postgresql.conf").open("a") as conf:
+        conf.write(f"data_directory = '{decoy}'\n")
+    pgdata = owned_directory(cluster.server, "pgdata")
+    result = run_agent(["restore-cluster", "--to-time", "latest", "--pgdata", str(pgdata),
+                        "--base-backup", str(base), "--json"], environment)
+    assert not (decoy / "postmaster.opts").exists(), "the private server ran on the decoy"
+    assert result.returncode == 0, result.stderr
+    assert _max_tick(cluster, pgdata) == (False, cluster.commits[-1][0])

@@ -29,23 +29,22 @@ def _stop(stream: subprocess.Popen[bytes]) -> None:
     stream.wait(30)
 
 
-def _promote_in_place(server: PostgresServer, restored: Path) -> None:
-    """Production after a PITR: the restored directory becomes the server's, started as the
-    primary on the same address."""
-    pg_ctl = str(server.bin_directory / "pg_ctl")
+def _pg_ctl(server: PostgresServer, *arguments: str) -> None:
+    subprocess.run([str(server.bin_directory / "pg_ctl"), "-D", str(server.data_directory),
+                    *arguments], user=server.system_user, capture_output=True, check=True,
+                   cwd="/")
 
-    def run(*arguments: str) -> None:
-        subprocess.run([pg_ctl, "-D", str(server.data_directory), *arguments],
-                       user=server.system_user, capture_output=True, check=True, cwd="/")
 
-    run("-m", "fast", "-w", "stop")
+def _start_on(server: PostgresServer, restored: Path) -> None:
+    """Production after a PITR: the restored directory becomes the (stopped) server's,
+    started as the primary on the same address."""
     server.data_directory.rename(server.data_directory.with_name(
         f"data.before-{restored.name}"))
     restored.rename(server.data_directory)
     options = (f"-h 127.0.0.1 -p {server.port} -k {server.data_directory.parent / 'socket'} "
                "-c fsync=off")
-    run("-w", "-t", "60", "-l", str(server.data_directory.parent / "server.log"), "-o",
-        options, "start")
+    _pg_ctl(server, "-w", "-t", "60", "-l", str(server.data_directory.parent / "server.log"),
+            "-o", options, "start")
 
 
 def test_restore_follows_the_timeline_a_production_pitr_made(
@@ -62,12 +61,13 @@ def _switch_and_follow(server: PostgresServer, s3_endpoint: S3Endpoint, tmp_path
         target = moments[len(moments) // 2]
         kept = archived.committed_by(target)
         environment = archived.environment
-    # The first stream is stopped; production is restored as of `target` (timeline 2).
+    # Production is stopped and restored as of `target`: it starts on timeline 2.
+    _pg_ctl(server, "-m", "fast", "-w", "stop")
     restored = owned_directory(server, "restored", server.data_directory.parent)
     first = run_agent(["restore-cluster", "--to-time", target.isoformat(), "--pgdata",
                        str(restored)], environment)
     assert first.returncode == 0, first.stdout + first.stderr
-    _promote_in_place(server, restored)
+    _start_on(server, restored)
     assert archived.orders(DATABASE) == kept
     setup = run_agent(["wal", "setup", "--yes"], environment)  # a restored cluster has no slot
     assert setup.returncode == 0, setup.stdout + setup.stderr
@@ -83,6 +83,7 @@ def _switch_and_follow(server: PostgresServer, s3_endpoint: S3Endpoint, tmp_path
     assert listing.returncode == 0, listing.stdout + listing.stderr  # no false gap across it
     assert json.loads(listing.stdout)["wal"]["clusters"][0]["timelines"] == [1, 2]
 
+    _pg_ctl(server, "-m", "fast", "-w", "stop")  # the server is lost; S3 has everything
     again = owned_directory(server, "again", server.data_directory.parent)
     second = run_agent(["restore-cluster", "--to-time", "latest", "--pgdata", str(again),
                         "--json"], environment)
@@ -93,5 +94,5 @@ def _switch_and_follow(server: PostgresServer, s3_endpoint: S3Endpoint, tmp_path
         row = private.query("SELECT pg_is_in_recovery()")
         private.stop()
     assert row == (False,)
-    _promote_in_place(server, again)
+    _start_on(server, again)
     assert archived.orders(DATABASE) == after  # timeline 2's rows, none of timeline 1's after T

@@ -19,18 +19,15 @@ import pytest
 
 from backup_agent.physical.server import PrivateServer
 from testbed.pitr import owned_directory
-from testbed.postgres import running_server
 from testbed.s3 import S3Endpoint
 from tests.conftest import run_agent
-from tests.streamed_archive import DATABASE, Archived, streamed_archive
+from tests.streamed_archive import DATABASE, Archived, served_archive
 
 
 @pytest.fixture(scope="module")
 def archived(s3_endpoint: S3Endpoint,
              tmp_path_factory: pytest.TempPathFactory) -> Iterator[Archived]:
-    with running_server() as server, streamed_archive(
-            server, s3_endpoint, tmp_path_factory.mktemp("to-time"),
-            "test-restore-to-time") as archive:
+    with served_archive(s3_endpoint, tmp_path_factory, "test-restore-to-time") as archive:
         yield archive
 
 
