@@ -4,12 +4,16 @@ collation fails here, not in production)?"""
 
 from __future__ import annotations
 
+import subprocess
+
 from backup_agent import execute
-from backup_agent.physical.commands import ENVIRONMENT, make_amcheck_command
+from backup_agent.physical.commands import ENVIRONMENT, make_amcheck_command, session_options
 from backup_agent.physical.server import PrivateServer
 
 PASSED = "passed"
 UNAVAILABLE = "unavailable"
+# The whole cluster's tables and indexes are read: hours for a big one, never unbounded.
+TIMEOUT_SECONDS = 6 * 3600
 
 
 def amcheck(server: PrivateServer) -> str:
@@ -20,9 +24,17 @@ def amcheck(server: PrivateServer) -> str:
     if not available or not available[0]:
         return (f"{UNAVAILABLE}: these PostgreSQL binaries have no amcheck extension (contrib); "
                 "install it (the postgres images have it)")
-    completed = execute.run(make_amcheck_command(server.bin_directory,
-                                                 server.client_arguments()),
-                            environment=ENVIRONMENT, timeout=None)
+    # The agent's session options (event triggers and preload libraries off) for each of
+    # its connections: a role's or database's settings in the restored cluster come after
+    # the server's command line, never after a client's.
+    try:
+        completed = execute.run(make_amcheck_command(server.bin_directory,
+                                                     server.client_arguments()),
+                                environment={**ENVIRONMENT,
+                                             "PGOPTIONS": session_options(server.major)},
+                                timeout=TIMEOUT_SECONDS)
+    except subprocess.TimeoutExpired:
+        return f"failed: pg_amcheck did not finish within {TIMEOUT_SECONDS // 3600} hours"
     if completed.returncode == 0:
         return PASSED
     complaint = (completed.stdout.strip() or completed.stderr.strip()
