@@ -133,8 +133,9 @@ def _wal_problem(status: dict[str, Any], settings: Settings, now: datetime,
     limit = WAL_LAG_FACTOR * settings.wal.max_delay
     if status["slot"] == "lost":
         return ("the WAL stream's replication slot was lost (the server dropped it past "
-                "max_slot_wal_keep_size): run `backup-agent wal setup --yes`, restart the "
-                "stream and take a base backup")
+                "max_slot_wal_keep_size): the archive has a hole; the stream makes the slot "
+                "again and takes a new base backup once S3 holds its spool (if it is not "
+                "running: `backup-agent wal setup --yes`, then start it)")
     if updated is None or now - updated > max(limit, STALE_STATE):
         return (f"the WAL stream has not reported since {status.get('last_uploaded_at')} "
                 f"({settings.wal.spool_directory}): is `backup-agent wal stream` running?")
