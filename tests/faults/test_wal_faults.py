@@ -26,7 +26,7 @@ from testbed.faulty_s3 import Request, faulty_s3
 from testbed.postgres import PostgresServer, _run_as, free_port, running_server
 from testbed.s3 import S3Endpoint
 from tests.e2e.test_wal_stream import receivers, state, wait_for
-from tests.faults.wal_bed import WalBed, lines_with, make_bed, tear_down
+from tests.faults.wal_bed import WalBed, forward, lines_with, make_bed, tear_down
 
 SEGMENT_BYTES = 16 * 1024 * 1024
 
@@ -43,10 +43,6 @@ def bed(primary: PostgresServer, s3_endpoint: S3Endpoint, bucket: str,
     made = make_bed(primary, s3_endpoint, bucket, tmp_path)
     yield made
     tear_down(made)
-
-
-def forward(request: Request) -> None:
-    return None
 
 
 def flushed_into_the_spool(bed: WalBed) -> None:

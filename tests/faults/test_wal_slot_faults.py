@@ -21,8 +21,7 @@ from testbed.postgres import PostgresServer, free_port, running_server
 from testbed.s3 import S3Endpoint
 from tests.conftest import make_backup, run_agent
 from tests.e2e.test_wal_stream import receivers, state, wait_for
-from tests.faults.test_wal_faults import forward
-from tests.faults.wal_bed import lines_with, make_bed, tear_down
+from tests.faults.wal_bed import forward, lines_with, make_bed, tear_down
 
 
 @pytest.fixture

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from testbed.faulty_s3 import Request
 from testbed.postgres import PostgresServer
 from testbed.s3 import S3Endpoint
 from tests.conftest import clean_environment, run_agent, signed
@@ -114,6 +115,11 @@ def tear_down(bed: WalBed) -> None:
     wait_for("the slot to be released", lambda: not slot_active(bed.server, bed.slot), 30)
     bed.server.psql("postgres", "SELECT pg_drop_replication_slot(slot_name) FROM "
                                 f"pg_replication_slots WHERE slot_name = '{bed.slot}';")
+
+
+def forward(request: Request) -> None:
+    """A faulty_s3 rule that lets everything through (S3 is down only between blocks)."""
+    return None
 
 
 def lines_with(stream: Streaming, text: str) -> list[str]:
