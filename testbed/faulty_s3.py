@@ -6,7 +6,9 @@ decides, per request, whether to forward it, answer with an S3 error, or stall f
 
 from __future__ import annotations
 
+import contextlib
 import http.client
+import socket
 import threading
 import time
 import urllib.parse
@@ -14,6 +16,7 @@ from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -136,14 +139,22 @@ def _handler(upstream: str, rule: Rule, proxy: FaultyS3,
 
 
 @contextmanager
-def faulty_s3(upstream: str, rule: Rule, *,
-              dropped_headers: frozenset[str] = frozenset()) -> Iterator[FaultyS3]:
-    """Serve a fault-injecting proxy to `upstream` on a free 127.0.0.1 port; it forwards
-    requests without `dropped_headers` (lower case), e.g. a bucket that ignores
-    If-None-Match (moto does not check request signatures)."""
+def faulty_s3(upstream: str, rule: Rule, *, dropped_headers: frozenset[str] = frozenset(),
+              port: int = 0, hang_up: bool = False) -> Iterator[FaultyS3]:
+    """Serve a fault-injecting proxy to `upstream` on 127.0.0.1 (`port`, or a free one); it
+    forwards requests without `dropped_headers` (lower case), e.g. a bucket that ignores
+    If-None-Match (moto does not check request signatures). Leaving the block closes the
+    port; with `hang_up` it also ends the connections clients keep alive, so every request
+    fails until a proxy serves the port again: S3 down, then back."""
     proxy = FaultyS3(url="")
-    server = ThreadingHTTPServer(("127.0.0.1", 0),
-                                 _handler(upstream, rule, proxy, dropped_headers))
+    connections: list[socket.socket] = []
+
+    class Server(ThreadingHTTPServer):
+        def process_request(self, request: Any, client_address: Any) -> None:
+            connections.append(request)
+            super().process_request(request, client_address)
+
+    server = Server(("127.0.0.1", port), _handler(upstream, rule, proxy, dropped_headers))
     proxy.url = f"http://127.0.0.1:{server.server_address[1]}"
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
@@ -151,6 +162,9 @@ def faulty_s3(upstream: str, rule: Rule, *,
         yield proxy
     finally:
         server.shutdown()
+        for connection in connections if hang_up else []:
+            with contextlib.suppress(OSError):
+                connection.shutdown(socket.SHUT_RDWR)
         server.server_close()
 
 

@@ -1,28 +1,18 @@
-"""`backup-agent base-backup`: pg_basebackup through the archive's chain into S3.
+"""`backup-agent base-backup`: one base backup to S3 (its chain is `wal/base_backup.py`).
 
-One pass, as a dump: pg_basebackup's tar → SHA-256 of the plaintext (and a look at its
-label and manifest) → gzip (ISA-L) → age (ENCRYPT_TO) → SHA-256 as stored → a hidden file
-in BACKUP_DIR that is uploaded create-only while it grows. Then the signed descriptor
-(physical/descriptor.py), last: a base backup without one is incomplete and never used.
-The local file is removed at the end: without the WAL archive it restores nothing.
+The action checks what it needs (S3_BUCKET, the signing key) and hands the base backup to
+the core `wal stream` also uses after a lost slot.
 """
 
 from __future__ import annotations
 
-import io
-import os
-import socket
 from collections.abc import Callable
-from contextlib import ExitStack
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from backup_agent.model.errors import ConfigurationError, S3Error
-from backup_agent.model.naming import AGENT_NAME
+from backup_agent.model.errors import ConfigurationError
 from backup_agent.model.settings import NO_BUCKET, Settings
-
-CONTENT_TYPE = "application/octet-stream"
 
 
 def utc_now() -> datetime:
@@ -47,82 +37,16 @@ class BaseBackupResult:
 def run_base_backup(settings: Settings, *,
                     clock: Callable[[], datetime] = utc_now) -> BaseBackupResult:
     """Take one base backup into S3; return its descriptor. Raise a BackupAgentError."""
-    import json
-
     from backup_agent.keys.signing import statement_signer
-    from backup_agent.physical.basebackup import stream_basebackup
-    from backup_agent.physical.descriptor import (
-        DESCRIPTOR_NAME,
-        TAR_NAME,
-        Descriptor,
-        StoredFile,
-    )
-    from backup_agent.postgres.replication import identify_system
-    from backup_agent.postgres.session import SqlSession
-    from backup_agent.storage import local
     from backup_agent.storage.s3 import S3Store
-    from backup_agent.streams.age import encrypting
-    from backup_agent.streams.gzip import compressing
-    from backup_agent.streams.hashing import HashingWriter
-    from backup_agent.wal.codec import encode_stream
-    from backup_agent.wal.names import base_key, base_stamp
-    from backup_agent.wal.objects import encoding_for, metadata_for, streamed_metadata
+    from backup_agent.wal.base_backup import take_base_backup
 
     if not settings.s3.configured:
         raise ConfigurationError(f"{NO_BUCKET}: base backups go to S3 beside the WAL archive; "
                                  "set S3_BUCKET and AWS credentials")
     sign = statement_signer(settings.signing_key_file)  # a bad key fails before anything
     warnings = [] if sign else ["SIGNING_KEY_FILE is not set: the base backup is unsigned"]
-    directory = settings.backup_directory
-    local.check_writable_directory(directory)
     store = S3Store(settings.s3)
-    identity = identify_system(settings.postgres)
-    with SqlSession(settings.postgres, settings.postgres.database) as session:
-        server = session.server_facts()
-    started = clock()
-    stamp = base_stamp(started)
-    tar_key = base_key(identity.system_identifier, stamp, TAR_NAME)
-    extra = {"hostname": socket.gethostname(), "tool": AGENT_NAME}
-    encrypted = bool(settings.encrypt_to)
-    with local.temporary_file(directory, f"base-{stamp}.tar") as (temporary, handle):
-        upload = store.start_upload(store.prefix + tar_key, temporary,
-                                    content_type=CONTENT_TYPE,
-                                    metadata=streamed_metadata(encrypted=encrypted, extra=extra))
-        try:
-            with ExitStack() as chain:
-                stored = HashingWriter(handle, upload.advance)
-                sealed = chain.enter_context(encrypting(stored, settings.encrypt_to))
-                compressed = chain.enter_context(compressing(sealed))
-                plain = HashingWriter(compressed)
-                facts = stream_basebackup(settings.postgres, plain,  # type: ignore[arg-type]
-                                          label=f"{AGENT_NAME} {stamp}")
-            stored.flush()
-            os.fsync(handle.fileno())
-            store.finish_upload(upload, stored.size)
-        except BaseException as error:
-            upload.abort()
-            if isinstance(error, OSError):
-                raise local.storage_error(error, directory) from None
-            raise
-    descriptor = Descriptor(
-        system_identifier=identity.system_identifier, server_version=server.version,
-        major_version=server.major, start_lsn=facts.start_lsn,
-        start_timeline=facts.start_timeline, end_lsn=facts.end_lsn,
-        end_timeline=facts.end_timeline, start_time=started.isoformat(),
-        end_time=clock().isoformat(), label=f"{AGENT_NAME} {stamp}",
-        tar=StoredFile(key=tar_key, sha256=plain.hexdigest(), size=plain.size,
-                       stored_sha256=stored.hexdigest(), stored_size=stored.size,
-                       encoding=encoding_for(encrypted=encrypted)))
-    descriptor_key = base_key(identity.system_identifier, stamp, DESCRIPTOR_NAME)
-    with local.temporary_file(directory, f"base-{stamp}.descriptor") as (path, target):
-        described = encode_stream(io.BytesIO(descriptor.render()), target, ())
-        target.close()
-        try:
-            store.put_file(store.prefix + descriptor_key, path, content_type=CONTENT_TYPE,
-                           metadata=metadata_for(descriptor_key, described, sign, extra))
-        except S3Error as error:
-            raise S3Error(f"{error} (the base backup's tar is in S3 but without its "
-                          "descriptor it is incomplete: run base-backup again)") from None
-    return BaseBackupResult(descriptor=json.loads(descriptor.render()),
-                            descriptor_key=descriptor_key, bucket=store.bucket,
-                            warnings=warnings)
+    descriptor, descriptor_key = take_base_backup(settings, store, sign, clock=clock)
+    return BaseBackupResult(descriptor=descriptor, descriptor_key=descriptor_key,
+                            bucket=store.bucket, warnings=warnings)

@@ -98,6 +98,10 @@ def _window(settings: Settings, state: dict[str, Any]) -> dict[str, str | None]:
             backups = []
         if backups and trusted:
             start = backups[0].descriptor.end_time
+    # A lost slot left a hole: only the base backup the stream took after it restores on.
+    rebased, began = moment(state.get("restorable_from")), moment(start)
+    if rebased is not None and began is not None and rebased > began:
+        start = str(state["restorable_from"])
     began, reached = moment(start), moment(end)
     # WAL that reached S3 before the base backup ended cannot restore it yet.
     if began is None or reached is None or reached < began:

@@ -48,7 +48,8 @@ def stream(
     it. Each complete segment is compressed, encrypted (ENCRYPT_TO), signed
     (SIGNING_KEY_FILE) and stored create-only under wal/<system id>/<timeline>/. WAL that
     waits longer than WAL_MAX_DELAY is closed with pg_switch_wal(). Past WAL_SPOOL_MAX it
-    stops taking WAL and alerts; a lost slot ends it (exit 3).
+    stops taking WAL and alerts (so when its disk is full); a lost slot is an alarm, then a
+    new slot and a new base backup once S3 takes WAL again.
     """
     with reported("wal stream", as_json=as_json):
         settings = resolve(ctx)

@@ -214,3 +214,12 @@ class WalServer:
         active, status, restart, current = rows[0].split("|")
         return SlotState(active=active == "t", wal_status=status, restart_lsn=restart or None,
                          current_lsn=current)
+
+    def recreate_slot(self, name: str) -> None:
+        """Drop the physical slot `name` (lost) and make it again, reserving WAL from now
+        (the REPLICATION right allows both)."""
+        literal = quote_literal(name)
+        self._query("SELECT pg_catalog.pg_drop_replication_slot(slot_name) FROM "
+                    f"pg_catalog.pg_replication_slots WHERE slot_name = {literal};\n"
+                    f"SELECT 1 FROM pg_catalog.pg_create_physical_replication_slot({literal}, "
+                    "true);")

@@ -57,8 +57,9 @@ def lag_limit(wal: WalSettings) -> timedelta:
 
 def lost_slot() -> str:
     return ("the WAL stream's replication slot was lost (the server dropped it past "
-            "max_slot_wal_keep_size): run `backup-agent wal setup --yes`, restart the "
-            "stream and take a base backup")
+            "max_slot_wal_keep_size): the archive has a hole; the stream makes the slot "
+            "again and takes a new base backup once S3 holds its spool (if it is not "
+            "running: `backup-agent wal setup --yes`, then start it)")
 
 
 def not_reporting(health: StreamHealth, wal: WalSettings) -> str:

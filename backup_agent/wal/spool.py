@@ -13,8 +13,10 @@ import contextlib
 import json
 import logging
 import os
+import shutil
 import stat
 from collections.abc import Mapping
+from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -27,6 +29,8 @@ log = logging.getLogger(__name__)
 AGENT_DIRECTORY = ".backup-agent"
 PARTIAL_SUFFIX = ".partial"
 STATE_FILE = "state.json"
+SLOT_KEEPS = ("the server keeps WAL for the slot up to max_slot_wal_keep_size, then drops "
+              "the slot")
 
 
 def agent_directory(spool: Path, *parts: str) -> Path:
@@ -52,6 +56,21 @@ def check_spool(spool: Path) -> None:
                                 f"could plant WAL the server signs: chmod 700 {spool}")
 
 
+def over_cap_alarm(spool: Path, held: int, cap: int) -> str:
+    return (f"ALARM: the WAL spool {spool} holds {held} bytes, over WAL_SPOOL_MAX ({cap}): "
+            f"stopped taking WAL until uploads catch up; {SLOT_KEEPS} (check S3)")
+
+
+def full_disk_alarm(spool: Path, reason: str) -> str:
+    return (f"ALARM: the WAL spool's disk is full ({spool}: {reason}; "
+            f"{shutil.disk_usage(spool).free} bytes free): stopped taking WAL until it has "
+            f"room for a segment again; {SLOT_KEEPS}")
+
+
+def room_for(spool: Path, size: int) -> bool:
+    return shutil.disk_usage(spool).free >= size
+
+
 def ready_files(spool: Path) -> list[tuple[WalFile, Path]]:
     """Return the complete WAL files waiting in the spool, in archive order: by timeline,
     its history file first (a restore needs it before the new timeline's segments)."""
@@ -74,15 +93,27 @@ def spool_bytes(spool: Path) -> int:
     return total
 
 
-def set_partials_aside(spool: Path, segment_bytes: int | None) -> list[Path]:
+def set_partials_aside(spool: Path, segment_bytes: int | None, *,
+                       torn_only: bool = False) -> list[Path]:
     """Move every `.partial` a crash left in the spool into `.backup-agent/aside/`; return
     where they went. pg_receivewal resumes from the server, not from a partial file, so
     none is ever fed back to it: an odd-sized one (a torn write) would make it refuse to
     start, and a full-sized one only repeats what the server still has in the slot.
-    Full-sized ones are kept (they may hold WAL the slot has since lost) for a human."""
+    Full-sized ones are kept (they may hold WAL the slot has since lost) for a human.
+    `torn_only`: only the odd-sized ones (a whole one is where a restart resumes), and
+    one holding nothing but zeros is deleted: pg_receivewal pads a segment to its size
+    before it writes WAL into it, so that is a padding cut short (a full disk, a kill), and
+    keeping it would keep the disk full."""
     moved = []
     for path in sorted(spool.glob(f"*{PARTIAL_SUFFIX}")):
         size = path.stat().st_size
+        if torn_only and size in (0, segment_bytes):
+            continue
+        if torn_only and not path.read_bytes().strip(b"\0"):
+            path.unlink()
+            log.warning("deleted %s (%d bytes of zeros): a segment's padding cut short",
+                        path.name, size)
+            continue
         stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
         target = agent_directory(spool, "aside") / f"{path.name}.{stamp}"
         path.rename(target)
@@ -92,6 +123,39 @@ def set_partials_aside(spool: Path, segment_bytes: int | None) -> list[Path]:
                     ", not a whole segment" if odd else "", target)
         moved.append(target)
     return moved
+
+
+def utc_now_text() -> str:
+    return datetime.now(UTC).isoformat(timespec="milliseconds")
+
+
+@dataclass
+class StreamState:
+    """What `status` reads from the spool while (and after) `wal stream` runs."""
+
+    system_identifier: str
+    timeline: int
+    slot: str
+    pid: int
+    receiver: str = "starting"  # running, paused (spool full), restarting, stopped
+    last_segment: str | None = None
+    last_key: str | None = None
+    last_uploaded_at: str | None = None
+    archived_through: str | None = None  # LSN: every byte before it is in S3
+    current_lsn: str | None = None  # the server's, at the last tick
+    lag_bytes: int = 0  # WAL written but not yet in S3, at the last tick
+    # When the oldest WAL not yet in S3 was first seen written (None: all of it is in S3).
+    unarchived_since: str | None = None
+    slot_state: str = "inactive"  # active, inactive, lost
+    last_switch_at: str | None = None
+    alarm: str | None = None
+    # The end of the base backup taken after the slot was lost: the archive has a hole
+    # before it, so the restorable window starts there.
+    restorable_from: str | None = None
+    updated_at: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
 
 
 def write_state(spool: Path, state: Mapping[str, Any]) -> None:

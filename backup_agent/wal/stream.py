@@ -2,24 +2,25 @@
 
 Each tick (a quarter of WAL_MAX_DELAY, at most a second): restart pg_receivewal if it
 ended for a reason a restart can fix, upload every complete file in the spool, stop taking
-WAL while the spool is over WAL_SPOOL_MAX (the slot's max_slot_wal_keep_size then protects
-the server) and take it again once uploads brought it under, read the slot (a lost slot
-ends the stream, loudly), and call pg_switch_wal() when WAL has waited past WAL_MAX_DELAY
-outside a complete segment. The state goes to the spool's `.backup-agent/state.json` after
-every change, for `status`.
+WAL while the spool is over WAL_SPOOL_MAX or its disk is full (the slot's
+max_slot_wal_keep_size then protects the server) and take it again once there is room, read
+the slot (waiting for a server that stops answering, as for a restart), and call
+pg_switch_wal() when WAL has waited past WAL_MAX_DELAY outside a complete segment. A lost
+slot is an alarm; once S3 holds what the spool kept, the stream makes the slot again and
+takes a new base backup (`rebase`; without it a lost slot ends the stream). The state goes
+to the spool's `.backup-agent/state.json` after every change, for `status`.
 """
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
-from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from backup_agent.model.errors import ConfigurationError, DatabaseError, S3Error
+from backup_agent.model.errors import BackupAgentError, ConfigurationError, DatabaseError, S3Error
 from backup_agent.model.settings import PostgresSettings
 from backup_agent.model.wal_settings import WalSettings
 from backup_agent.postgres.replication import (
@@ -29,15 +30,17 @@ from backup_agent.postgres.replication import (
     identify_system,
     local_clients_only,
 )
+from backup_agent.wal import spool as spooling
 from backup_agent.wal.names import WalKind, format_lsn, parse_lsn, segment_number
-from backup_agent.wal.receiver import Receiver, slot_lost
-from backup_agent.wal.spool import (
-    ready_files,
-    set_partials_aside,
-    spool_bytes,
-    trim_aside,
-    write_state,
+from backup_agent.wal.receiver import (
+    RECOVERING,
+    Receiver,
+    SlotLostError,
+    SlotWatch,
+    SpoolFullError,
+    slot_lost,
 )
+from backup_agent.wal.spool import StreamState, ready_files, set_partials_aside
 from backup_agent.wal.uploader import ConflictingObjectError, Encoder, upload_ready
 
 if TYPE_CHECKING:
@@ -47,39 +50,8 @@ log = logging.getLogger(__name__)
 
 RESUME_FRACTION = 0.8  # a paused stream takes WAL again below 80% of WAL_SPOOL_MAX
 S3_ALARM_REPEAT_SECONDS = 60
-# The state is written at least this often, so `status` can tell a quiet stream from a
-# dead one.
-HEARTBEAT_SECONDS = 10
-
-
-def utc_now_text() -> str:
-    return datetime.now(UTC).isoformat(timespec="milliseconds")
-
-
-@dataclass
-class StreamState:
-    """What `status` reads from the spool while (and after) the stream runs."""
-
-    system_identifier: str
-    timeline: int
-    slot: str
-    pid: int
-    receiver: str = "starting"  # running, paused (spool full), restarting, stopped
-    last_segment: str | None = None
-    last_key: str | None = None
-    last_uploaded_at: str | None = None
-    archived_through: str | None = None  # LSN: every byte before it is in S3
-    current_lsn: str | None = None  # the server's, at the last tick
-    lag_bytes: int = 0  # WAL written but not yet in S3, at the last tick
-    # When the oldest WAL not yet in S3 was first seen written (None: all of it is in S3).
-    unarchived_since: str | None = None
-    slot_state: str = "inactive"  # active, inactive, lost
-    last_switch_at: str | None = None
-    alarm: str | None = None
-    updated_at: str = ""
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+HEARTBEAT_SECONDS = 10  # the state is written this often at least: `status` sees we live
+ROOM_SEGMENTS = 2  # a full disk takes WAL again with room for a segment and its upload
 
 
 class Stream:
@@ -88,6 +60,7 @@ class Stream:
     def __init__(self, store: S3Store, postgres: PostgresSettings, wal: WalSettings,
                  encoder_for: Callable[[str], Encoder], *,
                  on_alarm: Callable[[str], None] | None = None,
+                 rebase: Callable[[], str] | None = None,
                  clock: Callable[[], float] = time.monotonic) -> None:
         local_clients_only(postgres)
         self._store, self._postgres, self._wal = store, postgres, wal
@@ -96,7 +69,10 @@ class Stream:
         self._clock = clock
         self._spool = wal.spool_directory
         self._tick_seconds = max(0.1, min(1.0, wal.max_delay.total_seconds() / 4))
-        self._paused = False
+        self._paused = self._full = False  # over WAL_SPOOL_MAX; its disk full
+        # `rebase` takes a base backup into S3 and returns when it ended (ISO 8601).
+        self._rebase, self._lost, self._rebase_at = rebase, False, 0.0
+        self._unrecorded = False  # the state could not be written (said once)
         self._pending_since: float | None = None
         self._s3_alarm_at: float | None = None
         # (when first seen, LSN) as the server's position moves: the lag's clock.
@@ -114,34 +90,36 @@ class Stream:
             raise DatabaseError(f"the WAL stream needs PostgreSQL {MINIMUM_SERVER_MAJOR} or "
                                 f"newer (the server is {major}): pg_receivewal resumes from "
                                 "its slot only from 15 on")
-        slot = self._slot()
         self._encoder = self._encoder_for(identity.system_identifier)
         self.state = StreamState(system_identifier=identity.system_identifier,
                                  timeline=identity.timeline, slot=self._wal.slot,
                                  pid=os.getpid())
+        self._slots = SlotWatch(self._server, self._wal.slot)
+        slot = self._slots.read(lost_too=True)
+        self._start_from(slot)
+        set_partials_aside(self._spool, self._segment_bytes)
+        spooling.trim_aside(self._spool)
+        self._receiver = Receiver(self._postgres, self._spool, self._wal.slot,
+                                  self._segment_bytes)
+        if slot.lost:
+            self._lose(slot_lost(self._wal.slot, f"wal_status {slot.wal_status}"))
+
+    def _start_from(self, slot: SlotState) -> None:
         # Everything before the slot's segment is complete: only later WAL can be waiting.
         start = parse_lsn(slot.restart_lsn or slot.current_lsn)
         self._completed_end = start - start % self._segment_bytes
-        set_partials_aside(self._spool, self._segment_bytes)
-        trim_aside(self._spool)
-        self._receiver = Receiver(self._postgres, self._spool, self._wal.slot)
-
-    def _slot(self) -> SlotState:
-        slot = self._server.slot(self._wal.slot)
-        if slot is None:
-            raise DatabaseError(f"the replication slot {self._wal.slot!r} does not exist: run "
-                                "`backup-agent wal setup --yes` (or fix WAL_SLOT)")
-        if slot.lost:
-            if hasattr(self, "state"):
-                self.state.slot_state = "lost"
-                self._record()
-            raise slot_lost(self._wal.slot, f"wal_status {slot.wal_status}")
-        return slot
 
     def _record(self) -> None:
         self._recorded_at = self._clock()
-        self.state.updated_at = utc_now_text()
-        write_state(self._spool, self.state.to_dict())
+        self.state.updated_at = spooling.utc_now_text()
+        try:
+            spooling.write_state(self._spool, self.state.to_dict())
+            self._unrecorded = False
+        except OSError as error:  # a full disk: `status` says the stream stopped reporting
+            if not self._unrecorded:
+                log.warning("could not record the stream's state in %s: %s", self._spool,
+                            error)
+            self._unrecorded = True
 
     def run(self, should_stop: Callable[[], bool] = lambda: False) -> StreamState:
         """Stream until `should_stop()` (or a signal, or a final error); return the state."""
@@ -161,22 +139,68 @@ class Stream:
         return self.state
 
     def _tick(self, now: float) -> None:
-        self._receiver.check(now)
+        try:
+            self._receiver.check(now)
+        except SpoolFullError as error:
+            self._fill(now, str(error))
+        except SlotLostError as error:
+            self._lose(error)
         self._upload(now)
+        if self._lost:
+            self._recover(now)
+            return
         self._cap(now)
-        if not self._paused and self._receiver.start_when_due(now):
+        if not (self._paused or self._full) and self._receiver.start_when_due(now):
             self.state.receiver = "running"
             self._record()
-        slot = self._slot()
+        try:
+            slot = self._slots.read_unless_away(now)
+        except SlotLostError as error:
+            self._lose(error)
+            return
+        if slot is None:  # a restart, say: asked again next tick
+            return
         self._measure_lag(now, slot)
         self._force_switch(now, slot)
+
+    def _lose(self, error: SlotLostError) -> None:
+        """The slot is lost: stop receiving, say so loudly, recover once S3 takes WAL."""
+        if self._rebase is None:
+            raise error
+        self._receiver.stop()
+        self.state.receiver, self.state.slot_state = "stopped", "lost"
+        if not self._lost:
+            self._lost = True
+            self._alarm(str(SlotLostError(error.slot, error.detail, RECOVERING)))
+
+    def _recover(self, now: float) -> None:
+        """Once S3 holds every file the spool kept (WAL before the hole): the slot again,
+        reserving WAL from now, pg_receivewal on it, then a new base backup after it."""
+        if ready_files(self._spool) or now < self._rebase_at or self._rebase is None:
+            return
+        if made := self._receiver.start_over(self._server, now):
+            self._start_from(made)  # the lag's clock: S3 holds all it can before the new slot
+        try:
+            ended = self._rebase()
+        except BackupAgentError as error:
+            self._rebase_at = now + S3_ALARM_REPEAT_SECONDS
+            self._alarm(f"ALARM: the base backup after the lost slot {self._wal.slot!r} "
+                        f"failed ({error}): tried again in {S3_ALARM_REPEAT_SECONDS}s")
+            return
+        self._lost, self._paused, self._written = False, False, []
+        self.state.receiver, self.state.slot_state, self.state.alarm = "running", "active", None
+        self.state.restorable_from = ended
+        log.warning("made the replication slot %r again and took a new base backup (ended "
+                    "%s): times from then on are restorable; the hole before it stays "
+                    "(`verify --wal` names it)", self._wal.slot, ended)
+        self._record()
 
     def _measure_lag(self, now: float, slot: SlotState) -> None:
         """Bytes and age of the WAL the server wrote that S3 does not hold yet."""
         current = parse_lsn(slot.current_lsn)
         archived = self._completed_end
         if not self._written or self._written[-1][1] != current:
-            self._written.append((utc_now_text(), current))
+            self._written.append((spooling.utc_now_text(), current))
         # Keep the first sample past what S3 holds (and the newest): its time is the lag's.
         self._written = [sample for index, sample in enumerate(self._written)
                          if sample[1] > archived or index == len(self._written) - 1]
@@ -200,18 +224,22 @@ class Stream:
                     self.state.archived_through = format_lsn(self._completed_end)
                 self.state.timeline = max(self.state.timeline, uploaded.wal.timeline)
                 self.state.last_segment, self.state.last_key = uploaded.wal.name, uploaded.key
-                self.state.last_uploaded_at = utc_now_text()
+                self.state.last_uploaded_at = spooling.utc_now_text()
                 if self._s3_alarm_at is not None:
                     self._s3_alarm_at, self.state.alarm = None, None
                     log.warning("S3 takes WAL again")
                 self._record()
         except ConflictingObjectError:
             raise
+        except OSError as error:  # no room to encode it: the same as pg_receivewal's
+            if error.errno != errno.ENOSPC:
+                raise
+            self._fill(now, str(error))
         except S3Error as error:  # S3 down or refusing: WAL waits in the spool, loudly
             if self._s3_alarm_at is None or now - self._s3_alarm_at >= S3_ALARM_REPEAT_SECONDS:
                 self._s3_alarm_at = now
                 self._alarm(f"WAL cannot reach S3 ({error}); it waits in {self._spool}, "
-                            f"{spool_bytes(self._spool)} bytes so far")
+                            f"{spooling.spool_bytes(self._spool)} bytes so far")
 
     def _alarm(self, text: str) -> None:
         log.error("%s", text)
@@ -220,21 +248,36 @@ class Stream:
         self._on_alarm(text)
 
     def _cap(self, now: float) -> None:
-        held = spool_bytes(self._spool)
-        cap = self._wal.spool_max_bytes
+        """Stop taking WAL over WAL_SPOOL_MAX; take it again under, or when a full disk
+        has room for a segment again."""
+        held, cap = spooling.spool_bytes(self._spool), self._wal.spool_max_bytes
         if not self._paused and held > cap:
             self._paused = True
-            self._receiver.pause(now)
-            self.state.receiver = "paused"
-            self._alarm(f"ALARM: the WAL spool {self._spool} holds {held} bytes, over "
-                        f"WAL_SPOOL_MAX ({cap}): stopped taking WAL until uploads catch up; "
-                        "the server keeps WAL for the slot up to max_slot_wal_keep_size, "
-                        "then drops the slot (check S3)")
+            self._hold(now, spooling.over_cap_alarm(self._spool, held, cap))
         elif self._paused and held <= cap * RESUME_FRACTION:
             self._paused = False
-            self.state.receiver, self.state.alarm = "restarting", None
-            log.warning("the WAL spool is under WAL_SPOOL_MAX again: taking WAL")
-            self._record()
+            self._release("the WAL spool is under WAL_SPOOL_MAX again")
+        if self._full and spooling.room_for(self._spool, ROOM_SEGMENTS * self._segment_bytes):
+            self._full = False
+            self._release("the WAL spool's disk has room again")
+
+    def _hold(self, now: float, alarm: str) -> None:
+        """Stop taking WAL (the slot keeps it on the server, up to its cap), loudly."""
+        self._receiver.pause(now)
+        self.state.receiver = "paused"
+        self._alarm(alarm)
+
+    def _release(self, why: str) -> None:
+        self.state.receiver, self.state.alarm = "restarting", None
+        log.warning("%s: taking WAL", why)
+        self._record()
+
+    def _fill(self, now: float, reason: str) -> None:
+        """The spool's disk is full: stop taking WAL until it has room again."""
+        if not self._full:
+            self._full = True
+            self._hold(now, spooling.full_disk_alarm(self._spool, reason))
+        set_partials_aside(self._spool, self._segment_bytes, torn_only=True)  # room to encode
 
     def _force_switch(self, now: float, slot: SlotState) -> None:
         """pg_switch_wal() when WAL written has sat outside a complete segment too long."""
@@ -253,5 +296,5 @@ class Stream:
             log.info("forced a WAL segment switch at %s: WAL waited %.0fs (WAL_MAX_DELAY)",
                      position, now - self._pending_since)
             self._pending_since = now
-            self.state.last_switch_at = utc_now_text()
+            self.state.last_switch_at = spooling.utc_now_text()
             self._record()

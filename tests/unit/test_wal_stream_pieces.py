@@ -13,7 +13,7 @@ from backup_agent.postgres.replication import (
     make_identify_command,
     make_receivewal_command,
 )
-from backup_agent.wal.receiver import SlotLostError, explain_exit
+from backup_agent.wal.receiver import SlotLostError, SpoolFullError, explain_exit
 
 POSTGRES = PostgresSettings(database="app", user="backup", host="db", port=5433,
                             bin_directory=Path("/usr/lib/postgresql/18/bin"))
@@ -64,6 +64,9 @@ def test_the_stream_refuses_docker_mode() -> None:
     ('ERROR:  replication slot "s" is active for PID 42', DatabaseError, "another receiver"),
     ('pg_receivewal: error: could not create file "/spool/x.partial": Permission denied',
      LocalStorageError, "WAL_SPOOL_DIR"),
+    # The cause is named, not pg_receivewal's last line; the stream pauses on this one.
+    ('pg_receivewal: error: could not open write-ahead log file "x.partial": No space left on '
+     "device\npg_receivewal: error: disconnected", SpoolFullError, "x.partial\": No space left"),
     ('FATAL:  no pg_hba.conf entry for replication connection from host "10.0.0.2"',
      DatabaseError, "wal setup"),
     ('FATAL:  password authentication failed for user "backup"', DatabaseError,
@@ -76,6 +79,19 @@ def test_a_final_exit_is_explained(stderr: str, kind: type[Exception], fragment:
 def test_a_dropped_connection_is_worth_a_restart() -> None:
     assert explain_exit("pg_receivewal: error: unexpected termination of replication stream: "
                         "server closed the connection unexpectedly", POSTGRES, "s") is None
+
+
+def test_a_torn_partial_of_zeros_is_deleted_one_with_wal_set_aside_a_whole_one_kept(
+        tmp_path: Path) -> None:
+    from backup_agent.wal.spool import set_partials_aside
+
+    (tmp_path / "000000010000000000000001.partial").write_bytes(b"\0" * 1000)  # padding cut
+    (tmp_path / "000000010000000000000002.partial").write_bytes(b"\0\1" * 500)
+    (tmp_path / "000000010000000000000003.partial").write_bytes(b"\0" * 4096)  # whole
+    moved = set_partials_aside(tmp_path, 4096, torn_only=True)
+    assert [path.name.split(".")[0] for path in moved] == ["000000010000000000000002"]
+    assert sorted(path.name for path in tmp_path.glob("*.partial")) == [
+        "000000010000000000000003.partial"]
 
 
 def test_status_reads_the_stream_s_state_from_the_spool(tmp_path: Path) -> None:
