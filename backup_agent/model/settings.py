@@ -152,7 +152,9 @@ class PostgresSettings:
     # Every wait is bounded: for a lock (pg_dump's and our own sessions'), for a connection.
     lock_wait: timedelta = DEFAULT_LOCK_WAIT
     connect_timeout_seconds: int = _connect_timeout(_default("PGCONNECT_TIMEOUT"))
-    options: str = ""  # every client's `-c` settings, after a role's and database's own
+    # Every client's `-c` settings, after a role's and database's own: set by the agent for
+    # the private servers it starts (restore --to-time), never a user's setting.
+    options: str = field(default="", metadata={"internal": True})
 
 
 @dataclass(frozen=True)

@@ -24,6 +24,8 @@ def settings_fields(kind: type, prefix: str = "") -> list[str]:
     hints = typing.get_type_hints(kind)
     paths = []
     for item in dataclasses.fields(kind):
+        if item.metadata.get("internal"):
+            continue  # the agent's own, never a variable
         if dataclasses.is_dataclass(hints[item.name]):
             paths += settings_fields(hints[item.name], f"{prefix}{item.name}.")
         else:
