@@ -5,6 +5,7 @@ the commit time of every row (track_commit_timestamp) to compare each restore wi
 from __future__ import annotations
 
 import json
+import signal
 import subprocess
 import time
 from collections.abc import Iterator
@@ -81,14 +82,22 @@ def streamed_archive(server: PostgresServer, s3_endpoint: S3Endpoint, work: Path
                        scratch=owned_directory(server, "scratch"), commits=commits,
                        window_start=window_start)
     finally:
-        stream.terminate()
-        try:
-            stream.wait(30)
-        except subprocess.TimeoutExpired:
-            stream.kill()
-            stream.wait(30)
-            raise AssertionError("wal stream did not stop within 30 s of SIGTERM: "
-                                 + (work / "stream.log").read_text()[-1000:]) from None
+        stop(stream, work / "stream.log")
+
+
+def stop(stream: subprocess.Popen[bytes], log: Path) -> None:
+    """SIGTERM the stream; if it has not stopped within 60 s, have it print where it is
+    (SIGUSR1: faulthandler) into its log, then kill it and fail with that."""
+    stream.terminate()
+    try:
+        stream.wait(60)
+    except subprocess.TimeoutExpired:
+        stream.send_signal(signal.SIGUSR1)
+        time.sleep(2)
+        stream.kill()
+        stream.wait(30)
+        raise AssertionError("wal stream did not stop within 60 s of SIGTERM: "
+                             + log.read_text()[-4000:]) from None
 
 
 @contextmanager

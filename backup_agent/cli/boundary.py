@@ -6,6 +6,7 @@ only with `backup-agent --debug ...`. Known secrets are masked in every line tha
 
 from __future__ import annotations
 
+import faulthandler
 import logging
 import os
 import signal
@@ -28,11 +29,11 @@ from backup_agent.model.errors import (
     BackupAgentError,
     CancelledError,
     ExitCode,
-    InterruptedRunError,
 )
 from backup_agent.model.masking import masked
 from backup_agent.model.progress import NO_PROGRESS, Progress
 from backup_agent.model.settings import Settings, resolve_settings
+from backup_agent.model.stopping import interrupted, request_stop
 
 log = logging.getLogger("backup_agent")
 
@@ -118,11 +119,13 @@ def start_run(*, debug: bool, quiet: bool = False) -> None:
     STATE.secrets = tuple(_environment_secrets())
     configure_logging(debug=debug, quiet=STATE.quiet)
     signal.signal(signal.SIGTERM, raise_interrupted)
+    # `kill -USR1 <pid>` prints where every thread is to stderr: for a run that hangs.
+    faulthandler.register(signal.SIGUSR1, all_threads=True)
 
 
 def raise_interrupted(signal_number: int, frame: FrameType | None) -> None:
-    raise InterruptedRunError(f"stopped by signal {signal.Signals(signal_number).name}: "
-                              "temporary files removed, nothing published")
+    request_stop(signal_number)  # asked again where a library swallowed what this raises
+    raise interrupted(signal_number)
 
 
 def version_callback(value: bool) -> None:

@@ -8,7 +8,14 @@ from typing import Annotated
 import typer
 
 from backup_agent.cli.app import app
-from backup_agent.cli.boundary import finish, mask, notified, reported, resolve, say
+from backup_agent.cli.boundary import (
+    finish,
+    mask,
+    notified,
+    reported,
+    resolve,
+    say,
+)
 from backup_agent.cli.help import TidyCommand, TidyHelpGroup
 from backup_agent.cli.options import (
     BackupDirectoryOption,
@@ -25,6 +32,7 @@ from backup_agent.cli.options import (
     UserOption,
     YesOption,
 )
+from backup_agent.model.stopping import raise_if_stopped
 from backup_agent.model.wal_setup import DEFAULT_SLOT_KEEP, SetupStep
 
 log = logging.getLogger("backup_agent")
@@ -62,7 +70,7 @@ def stream(
                 notify_failure(settings.notify, mask(f"backup-agent wal stream: {text}"), "")
 
         with notified(settings, "wal stream"):
-            result = run_wal_stream(settings, on_alarm=alarm,
+            result = run_wal_stream(settings, on_alarm=alarm, should_stop=raise_if_stopped,
                                     warn=lambda text: log.warning("%s", text))
         result.warnings = []  # said when they happened: the stream runs for months
         finish("wal stream", result, as_json=as_json)

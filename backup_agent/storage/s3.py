@@ -32,6 +32,7 @@ from backup_agent.model.errors import (
 )
 from backup_agent.model.naming import SIDECAR_LIMIT_BYTES
 from backup_agent.model.settings import NO_BUCKET, S3Settings
+from backup_agent.model.stopping import raise_if_stopped
 from backup_agent.model.variables import named
 from backup_agent.storage.s3_bucket import (
     ENCRYPTED_AT_REST,
@@ -114,6 +115,9 @@ class S3Store:
             with self._translated("connect to S3"):
                 self._client = self._session.client("s3", endpoint_url=self._endpoint,
                                                     config=client_config())
+            # botocore swallows a signal's exception raised while it sends a request, and
+            # retries: before it retries anything, a stop a signal asked for is raised.
+            self._client.meta.events.register("needs-retry.s3", _stop_before_retrying)
         return self._client
 
     def url(self, key: str) -> str:
@@ -126,9 +130,11 @@ class S3Store:
         except BackupAgentError:
             raise
         except Exception as error:  # noqa: BLE001 - translate_error re-raises the unknown
+            raise_if_stopped()  # the signal's own exception, which botocore wrapped
             # The configured endpoint, not the client's: making a client can be what failed.
             raise translate_error(error, bucket=self.bucket, action=action,
                                   endpoint=self._endpoint) from None
+        raise_if_stopped()  # ... or swallowed, retrying the request: stop now all the same
 
     # Reading
 
@@ -267,3 +273,7 @@ class S3Store:
                     raise S3Error(f"{method} was denied: the IAM policy lacks the read-only "
                                   "bucket-configuration actions (pulumi up adds them)") from None
                 raise
+
+
+def _stop_before_retrying(**_: object) -> None:
+    raise_if_stopped()

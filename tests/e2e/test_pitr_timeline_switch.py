@@ -15,7 +15,7 @@ from testbed.pitr import owned_directory
 from testbed.postgres import PostgresServer, running_server
 from testbed.s3 import S3Endpoint
 from tests.conftest import AGENT, run_agent
-from tests.streamed_archive import DATABASE, streamed_archive
+from tests.streamed_archive import DATABASE, stop, streamed_archive
 
 
 def _stream(environment: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
@@ -24,9 +24,20 @@ def _stream(environment: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
                                 stdout=subprocess.DEVNULL, stderr=handle)
 
 
-def _stop(stream: subprocess.Popen[bytes]) -> None:
-    stream.terminate()
-    stream.wait(30)
+def _wait_until_archived(environment: dict[str, str]) -> None:
+    """Until the stream's state says S3 holds everything the server wrote on timeline 2
+    (WAL_MAX_DELAY is 1 s)."""
+    state_file = Path(environment["WAL_SPOOL_DIR"]) / ".backup-agent" / "state.json"
+    deadline = time.monotonic() + 60
+    state: dict[str, object] = {}
+    while time.monotonic() < deadline:
+        if state_file.exists():
+            state = json.loads(state_file.read_text())
+            if state.get("lag_bytes") == 0 and \
+                    str(state.get("last_segment", "")).startswith("00000002"):
+                return
+        time.sleep(0.5)
+    raise AssertionError(f"timeline 2's WAL did not reach S3 within 60 s: {state}")
 
 
 def _pg_ctl(server: PostgresServer, *arguments: str) -> None:
@@ -76,9 +87,9 @@ def _switch_and_follow(server: PostgresServer, s3_endpoint: S3Endpoint, tmp_path
         server.psql(DATABASE, "INSERT INTO orders (id, at) SELECT 100000 + g, clock_timestamp()"
                               " FROM generate_series(1, 5) AS g;")
         after = archived.orders(DATABASE)
-        time.sleep(4)  # WAL_MAX_DELAY is 1 s: the switch and its upload
+        _wait_until_archived(environment)
     finally:
-        _stop(stream)
+        stop(stream, tmp_path / "second-stream.log")
     listing = run_agent(["verify", "--wal", "--json"], environment)
     assert listing.returncode == 0, listing.stdout + listing.stderr  # no false gap across it
     assert json.loads(listing.stdout)["wal"]["clusters"][0]["timelines"] == [1, 2]
@@ -96,3 +107,22 @@ def _switch_and_follow(server: PostgresServer, s3_endpoint: S3Endpoint, tmp_path
     assert row == (False,)
     _start_on(server, again)
     assert archived.orders(DATABASE) == after  # timeline 2's rows, none of timeline 1's after T
+    _drill_across_the_switch(environment, s3_endpoint)
+
+
+def _drill_across_the_switch(environment: dict[str, str], s3_endpoint: S3Endpoint) -> None:
+    """The drill restores moments on both sides of the switch exactly; without timeline 2's
+    `.history` file it cannot follow the switch, and says so before restoring anything."""
+    drill = run_agent(["drill", "--targets", "2", "--json"], environment)
+    assert drill.returncode == 0, drill.stdout + drill.stderr
+    assert json.loads(drill.stdout)["drill"]["exact"] == 2
+    client = s3_endpoint.client()
+    bucket = environment["S3_BUCKET"]
+    history = [item["Key"] for item in client.list_objects_v2(Bucket=bucket)["Contents"]
+               if item["Key"].endswith("00000002.history")]
+    assert len(history) == 1, history
+    client.delete_object(Bucket=bucket, Key=history[0])
+    for command in (["verify", "--wal"], ["drill", "--targets", "2"]):
+        result = run_agent(command, environment)
+        assert result.returncode == 8, result.stdout + result.stderr
+        assert "history" in (result.stdout + result.stderr).lower(), result.stdout
