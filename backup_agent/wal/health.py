@@ -45,7 +45,9 @@ def stream_health(wal: WalSettings, now: datetime) -> StreamHealth | None:
               "slot": state.get("slot_state") or "inactive",
               "slot_name": state.get("slot"), "receiver": state.get("receiver"),
               "alarm": state.get("alarm"), "system_identifier": state.get("system_identifier"),
-              "timeline": state.get("timeline")}
+              "timeline": state.get("timeline"),
+              # after a lost slot: the base backup the stream took, where restores start
+              "restorable_from": state.get("restorable_from")}
     health = StreamHealth(report=report, updated=moment(state.get("updated_at")))
     report["problem"] = _problem(health, wal, now)
     return health
