@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import signal
 import subprocess
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -20,7 +21,6 @@ from testbed.pitr import owned_directory
 from testbed.postgres import PostgresServer, running_server
 from testbed.s3 import S3Endpoint
 from tests.conftest import AGENT, clean_environment, run_agent, signed
-from tests.e2e.test_pitr_from_s3 import Writer
 
 DATABASE = "shop"
 
@@ -41,6 +41,47 @@ class Archived:
         return {int(line) for line in text.split()}
 
 
+class Writer(threading.Thread):
+    """An insert loop: one row per transaction, stamped with its own clock_timestamp()."""
+
+    def __init__(self, server: PostgresServer, database: str = "postgres") -> None:
+        super().__init__(daemon=True)
+        self.server, self.database = server, database
+        self.stop = threading.Event()
+
+    def run(self) -> None:
+        import psycopg
+
+        with psycopg.connect(host=self.server.host, port=self.server.port, user=self.server.user,
+                             password=self.server.password, dbname=self.database,
+                             autocommit=True) as connection:
+            while not self.stop.is_set():
+                try:
+                    connection.execute("INSERT INTO orders (at) VALUES (clock_timestamp())")
+                except psycopg.Error:
+                    return  # the server was killed
+                time.sleep(0.01)
+
+
+def start_streaming(server: PostgresServer, database: str, s3_endpoint: S3Endpoint,
+                    bucket: str, work: Path) -> tuple[dict[str, str], subprocess.Popen[bytes]]:
+    """`wal setup --yes`, then `wal stream` (WAL_MAX_DELAY 1 s, its log in work/stream.log)
+    into `bucket`; return the agent's environment (signed) and the running stream."""
+    spool = work / "spool"
+    spool.mkdir(mode=0o700)
+    (work / "backups").mkdir()
+    environment = signed({**clean_environment(), **server.environment(database),
+                          **s3_endpoint.environment(), "S3_BUCKET": bucket,
+                          "BACKUP_DIR": str(work / "backups"), "WAL_SPOOL_DIR": str(spool),
+                          "WAL_MAX_DELAY": "1s", "AWS_MAX_ATTEMPTS": "2"})
+    setup = run_agent(["wal", "setup", "--yes"], environment)
+    assert setup.returncode == 0, setup.stdout + setup.stderr
+    with (work / "stream.log").open("wb") as log:
+        stream = subprocess.Popen([str(AGENT), "wal", "stream"], env=environment,
+                                  stdout=subprocess.DEVNULL, stderr=log)
+    return environment, stream
+
+
 @contextmanager
 def streamed_archive(server: PostgresServer, s3_endpoint: S3Endpoint, work: Path,
                      bucket: str) -> Iterator[Archived]:
@@ -52,18 +93,7 @@ def streamed_archive(server: PostgresServer, s3_endpoint: S3Endpoint, work: Path
     server.psql("postgres", f"CREATE DATABASE {DATABASE};")
     server.psql(DATABASE, "CREATE TABLE orders (id bigserial PRIMARY KEY, "
                           "at timestamptz NOT NULL);")
-    spool = work / "spool"
-    spool.mkdir(mode=0o700)
-    (work / "backups").mkdir()
-    environment = signed({**clean_environment(), **server.environment(DATABASE),
-                          **s3_endpoint.environment(), "S3_BUCKET": bucket,
-                          "BACKUP_DIR": str(work / "backups"), "WAL_SPOOL_DIR": str(spool),
-                          "WAL_MAX_DELAY": "1s", "AWS_MAX_ATTEMPTS": "2"})
-    setup = run_agent(["wal", "setup", "--yes"], environment)
-    assert setup.returncode == 0, setup.stdout + setup.stderr
-    with (work / "stream.log").open("wb") as log:
-        stream = subprocess.Popen([str(AGENT), "wal", "stream"], env=environment,
-                                  stdout=subprocess.DEVNULL, stderr=log)
+    environment, stream = start_streaming(server, DATABASE, s3_endpoint, bucket, work)
     try:
         based = run_agent(["base-backup", "--json"], environment)
         assert based.returncode == 0, based.stderr

@@ -11,8 +11,6 @@ import os
 import secrets
 import shutil
 import signal
-import subprocess
-import threading
 import time
 from collections.abc import Iterator
 from datetime import datetime, timedelta
@@ -24,31 +22,10 @@ from backup_agent.physical.server import PrivateServer
 from testbed.pitr import owned_directory
 from testbed.postgres import PostgresServer, running_server
 from testbed.s3 import S3Endpoint
-from tests.conftest import AGENT, clean_environment, run_agent, signed
+from tests.conftest import run_agent
+from tests.streamed_archive import Writer, start_streaming
 
 RPO = timedelta(seconds=60)
-
-
-class Writer(threading.Thread):
-    """An insert loop: one row per transaction, stamped with its own clock_timestamp()."""
-
-    def __init__(self, server: PostgresServer, database: str = "postgres") -> None:
-        super().__init__(daemon=True)
-        self.server, self.database = server, database
-        self.stop = threading.Event()
-
-    def run(self) -> None:
-        import psycopg
-
-        with psycopg.connect(host=self.server.host, port=self.server.port, user=self.server.user,
-                             password=self.server.password, dbname=self.database,
-                             autocommit=True) as connection:
-            while not self.stop.is_set():
-                try:
-                    connection.execute("INSERT INTO orders (at) VALUES (clock_timestamp())")
-                except psycopg.Error:
-                    return  # the server was killed
-                time.sleep(0.01)
 
 
 @pytest.fixture
@@ -62,18 +39,7 @@ def primary() -> Iterator[PostgresServer]:
 def test_a_killed_primary_comes_back_from_s3_alone(
         primary: PostgresServer, s3_endpoint: S3Endpoint, bucket: str,
         tmp_path: Path) -> None:
-    spool = tmp_path / "spool"
-    spool.mkdir(mode=0o700)
-    (tmp_path / "backups").mkdir()
-    environment = signed({**clean_environment(), **primary.environment("postgres"),
-                          **s3_endpoint.environment(), "S3_BUCKET": bucket,
-                          "BACKUP_DIR": str(tmp_path / "backups"), "WAL_SPOOL_DIR": str(spool),
-                          "WAL_MAX_DELAY": "1s", "AWS_MAX_ATTEMPTS": "2"})
-    setup = run_agent(["wal", "setup", "--yes"], environment)
-    assert setup.returncode == 0, setup.stdout + setup.stderr
-    with (tmp_path / "stream.log").open("wb") as log:
-        stream = subprocess.Popen([str(AGENT), "wal", "stream"], env=environment,
-                                  stdout=subprocess.DEVNULL, stderr=log)
+    environment, stream = start_streaming(primary, "postgres", s3_endpoint, bucket, tmp_path)
     writer = Writer(primary)
     try:
         writer.start()
