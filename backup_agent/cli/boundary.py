@@ -6,7 +6,9 @@ only with `backup-agent --debug ...`. Known secrets are masked in every line tha
 
 from __future__ import annotations
 
+import contextlib
 import faulthandler
+import io
 import logging
 import os
 import signal
@@ -120,7 +122,9 @@ def start_run(*, debug: bool, quiet: bool = False) -> None:
     configure_logging(debug=debug, quiet=STATE.quiet)
     signal.signal(signal.SIGTERM, raise_interrupted)
     # `kill -USR1 <pid>` prints where every thread is to stderr: for a run that hangs.
-    faulthandler.register(signal.SIGUSR1, all_threads=True)
+    # stderr may not be a file (closed, or captured in a test): then no dump, same run.
+    with contextlib.suppress(io.UnsupportedOperation, ValueError, OSError, RuntimeError):
+        faulthandler.register(signal.SIGUSR1, all_threads=True)
 
 
 def raise_interrupted(signal_number: int, frame: FrameType | None) -> None:
