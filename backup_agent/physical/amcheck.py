@@ -17,6 +17,8 @@ TIMEOUT_SECONDS = 6 * 3600
 # The databases pg_amcheck --all checks.
 DATABASES_SQL = ("SELECT array_agg(datname::text) FROM pg_database "
                  "WHERE datallowconn AND datconnlimit <> -2")
+# Transactions left prepared in this database (rolled back: see _prepare_databases).
+PREPARED_SQL = "SELECT gid FROM pg_prepared_xacts WHERE database = current_database()"
 # pg_amcheck calls `<amcheck's schema>.bt_index_check(index := c.oid, ...)` as the
 # superuser. amcheck installed where others may create functions (`public`, by a DBA with
 # the default search_path) lets an application's own `bt_index_check(index oid, ...)`
@@ -38,7 +40,7 @@ def amcheck(server: PrivateServer) -> str:
     if not available or not available[0]:
         return (f"{UNAVAILABLE}: these PostgreSQL binaries have no amcheck extension (contrib); "
                 "install it (the postgres images have it)")
-    problem = _amcheck_into_catalog(server)
+    problem = _prepare_databases(server)
     if problem is not None:
         return f"failed: {problem}"
     # The agent's session options (event triggers and preload libraries off) for each of
@@ -59,15 +61,20 @@ def amcheck(server: PrivateServer) -> str:
     return f"failed: {complaint[:300]}"
 
 
-def _amcheck_into_catalog(server: PrivateServer) -> str | None:
-    """Move amcheck into pg_catalog in every database pg_amcheck checks; why not, or None."""
+def _prepare_databases(server: PrivateServer) -> str | None:
+    """In every database pg_amcheck checks, roll back the transactions left prepared (they
+    survive recovery with their locks: an ACCESS EXCLUSIVE one would hold pg_amcheck for
+    its whole timeout) and move amcheck into pg_catalog; return why not, or None."""
     import psycopg
+    from psycopg import sql
 
     row = server.query(DATABASES_SQL)
     for database in (row[0] if row and row[0] else []):
         try:
-            server.run_in(database, INTO_CATALOG_SQL)
+            with server.connect_to(database) as connection:
+                for (gid,) in connection.execute(PREPARED_SQL).fetchall():
+                    connection.execute(sql.SQL("ROLLBACK PREPARED {}").format(sql.Literal(gid)))
+                connection.execute(INTO_CATALOG_SQL)
         except psycopg.Error as error:
-            return (f"amcheck could not be moved into pg_catalog in database {database!r} "
-                    f"(pg_amcheck would call it where others create functions): {error}")
+            return f"could not ready database {database!r} for pg_amcheck: {error}"
     return None

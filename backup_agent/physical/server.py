@@ -19,7 +19,7 @@ import socket
 import tempfile
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, LiteralString
+from typing import TYPE_CHECKING, Any
 
 from backup_agent import execute
 from backup_agent.model.errors import ConfigurationError, RestoreError
@@ -154,17 +154,17 @@ class PrivateServer:
             raise RestoreError("the restored server was not asked anything yet")
         return ["-h", str(self.socket_directory), "-p", str(self.port), "-U", self._role]
 
-    def run_in(self, database: str, sql: LiteralString) -> None:
-        """Run `sql` in `database` (a connection of its own, as the role `query` uses)."""
+    def connect_to(self, database: str) -> psycopg.Connection[Any]:
+        """A connection of its own to `database`, as the role `query` uses (close it)."""
         import psycopg
 
         if self._role is None:
             raise RestoreError("the restored server was not asked anything yet")
-        with psycopg.connect(host=str(self.socket_directory), port=self.port, user=self._role,
-                             dbname=database, connect_timeout=CONNECT_TIMEOUT_SECONDS,
-                             autocommit=True, application_name="backup-agent restore",
-                             options=session_options(self.major)) as connection:
-            connection.execute(sql)
+        return psycopg.connect(host=str(self.socket_directory), port=self.port,
+                               user=self._role, dbname=database,
+                               connect_timeout=CONNECT_TIMEOUT_SECONDS, autocommit=True,
+                               application_name="backup-agent restore",
+                               options=session_options(self.major))
 
     def _connect(self) -> psycopg.Connection[Any] | None:
         import psycopg

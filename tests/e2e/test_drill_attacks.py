@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import secrets
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -16,7 +17,7 @@ import pytest
 
 from testbed.postgres import running_server
 from testbed.s3 import S3Endpoint
-from tests.conftest import run_agent
+from tests.conftest import AGENT
 from tests.pitr_archive import BucketArchive, drill_archive
 
 # Where the application's function writes when it runs as a superuser (a server-side COPY,
@@ -49,24 +50,53 @@ RETURNS SETOF record LANGUAGE sql AS 'SELECT NULL::bigint, NULL::int, NULL::int,
 """
 
 
+# A transaction the application prepared (two-phase commit) and never finished: it survives
+# recovery with its locks, here ACCESS EXCLUSIVE on a table pg_amcheck must read.
+_PREPARED = """
+SET ROLE app;
+CREATE TABLE parked (id int PRIMARY KEY);
+BEGIN; LOCK TABLE parked IN ACCESS EXCLUSIVE MODE; PREPARE TRANSACTION 'parked';
+"""
+DRILL_SECONDS = 150  # one target takes about 15 s here
+
+
 @pytest.fixture(scope="module")
 def archive(s3_endpoint: S3Endpoint) -> Iterator[BucketArchive]:
     with running_server() as server:
-        server.psql("postgres", "CREATE ROLE app LOGIN; CREATE DATABASE app OWNER app;")
+        server.psql("postgres", "CREATE ROLE app LOGIN; CREATE DATABASE app OWNER app; "
+                                "ALTER SYSTEM SET max_prepared_transactions = 5;")
+        server.restart()
         server.psql("app", "CREATE EXTENSION amcheck;")  # a DBA's, into public
-        server.psql("app", _APPLICATION)
+        server.psql("app", _APPLICATION + _PREPARED)
         yield drill_archive(server, s3_endpoint, "drill-attacks")
     ESCAPED.unlink(missing_ok=True)
 
 
+def _drill(archive: BucketArchive) -> subprocess.CompletedProcess[str]:
+    user = archive.cluster.server.system_user
+    try:
+        return subprocess.run([str(AGENT), "drill", "--json", "--targets", "1",
+                               *(["--run-as", user] if user else [])],
+                              env=archive.environment, capture_output=True, text=True,
+                              timeout=DRILL_SECONDS, check=False)
+    except subprocess.TimeoutExpired:
+        pytest.fail(f"the drill did not end within {DRILL_SECONDS} s")
+
+
 def test_an_application_s_function_in_amcheck_s_schema_never_runs_as_the_superuser(
         archive: BucketArchive) -> None:
-    user = archive.cluster.server.system_user
-    result = run_agent(["drill", "--json", "--targets", "1",
-                        *(["--run-as", user] if user else [])], archive.environment)
+    result = _drill(archive)
     assert not ESCAPED.exists(), (
         f"the application's bt_index_check ran as {ESCAPED.read_text().strip()!r} during "
         "the drill's pg_amcheck")
     assert result.returncode == 0, result.stderr
     [target] = json.loads(result.stdout)["drill"]["targets"]
     assert target["amcheck"] == "passed"
+
+
+def test_a_transaction_left_prepared_does_not_hang_the_drill_s_amcheck(
+        archive: BucketArchive) -> None:
+    result = _drill(archive)
+    assert result.returncode == 0, result.stderr
+    [target] = json.loads(result.stdout)["drill"]["targets"]
+    assert target["amcheck"] == "passed" and target["problem"] is None
