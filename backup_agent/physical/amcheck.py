@@ -14,6 +14,22 @@ PASSED = "passed"
 UNAVAILABLE = "unavailable"
 # The whole cluster's tables and indexes are read: hours for a big one, never unbounded.
 TIMEOUT_SECONDS = 6 * 3600
+# The databases pg_amcheck --all checks.
+DATABASES_SQL = ("SELECT array_agg(datname::text) FROM pg_database "
+                 "WHERE datallowconn AND datconnlimit <> -2")
+# Transactions left prepared in this database (rolled back: see _prepare_databases).
+PREPARED_SQL = "SELECT gid FROM pg_prepared_xacts WHERE database = current_database()"
+# pg_amcheck calls `<amcheck's schema>.bt_index_check(index := c.oid, ...)` as the
+# superuser. amcheck installed where others may create functions (`public`, by a DBA with
+# the default search_path) lets an application's own `bt_index_check(index oid, ...)`
+# match better than the extension's (regclass) and run as the superuser here, on the
+# runner: moved into pg_catalog first, where only a superuser creates anything.
+INTO_CATALOG_SQL = """DO $$ BEGIN
+  IF EXISTS (SELECT FROM pg_catalog.pg_extension WHERE extname = 'amcheck'
+             AND extnamespace <> 'pg_catalog'::pg_catalog.regnamespace) THEN
+    ALTER EXTENSION amcheck SET SCHEMA pg_catalog;
+  END IF;
+END $$"""
 
 
 def amcheck(server: PrivateServer) -> str:
@@ -24,6 +40,9 @@ def amcheck(server: PrivateServer) -> str:
     if not available or not available[0]:
         return (f"{UNAVAILABLE}: these PostgreSQL binaries have no amcheck extension (contrib); "
                 "install it (the postgres images have it)")
+    problem = _prepare_databases(server)
+    if problem is not None:
+        return f"failed: {problem}"
     # The agent's session options (event triggers and preload libraries off) for each of
     # its connections: a role's or database's settings in the restored cluster come after
     # the server's command line, never after a client's.
@@ -40,3 +59,22 @@ def amcheck(server: PrivateServer) -> str:
     complaint = (completed.stdout.strip() or completed.stderr.strip()
                  or f"pg_amcheck exited {completed.returncode}").splitlines()[0]
     return f"failed: {complaint[:300]}"
+
+
+def _prepare_databases(server: PrivateServer) -> str | None:
+    """In every database pg_amcheck checks, roll back the transactions left prepared (they
+    survive recovery with their locks: an ACCESS EXCLUSIVE one would hold pg_amcheck for
+    its whole timeout) and move amcheck into pg_catalog; return why not, or None."""
+    import psycopg
+    from psycopg import sql
+
+    row = server.query(DATABASES_SQL)
+    for database in (row[0] if row and row[0] else []):
+        try:
+            with server.connect_to(database) as connection:
+                for (gid,) in connection.execute(PREPARED_SQL).fetchall():
+                    connection.execute(sql.SQL("ROLLBACK PREPARED {}").format(sql.Literal(gid)))
+                connection.execute(INTO_CATALOG_SQL)
+        except psycopg.Error as error:
+            return f"could not ready database {database!r} for pg_amcheck: {error}"
+    return None

@@ -154,6 +154,18 @@ class PrivateServer:
             raise RestoreError("the restored server was not asked anything yet")
         return ["-h", str(self.socket_directory), "-p", str(self.port), "-U", self._role]
 
+    def connect_to(self, database: str) -> psycopg.Connection[Any]:
+        """A connection of its own to `database`, as the role `query` uses (close it)."""
+        import psycopg
+
+        if self._role is None:
+            raise RestoreError("the restored server was not asked anything yet")
+        return psycopg.connect(host=str(self.socket_directory), port=self.port,
+                               user=self._role, dbname=database,
+                               connect_timeout=CONNECT_TIMEOUT_SECONDS, autocommit=True,
+                               application_name="backup-agent restore",
+                               options=session_options(self.major))
+
     def _connect(self) -> psycopg.Connection[Any] | None:
         import psycopg
 
