@@ -47,25 +47,24 @@ def run_status(settings: Settings, *, max_age: timedelta, where: Where,
     """Return the newest complete backup; raise StaleBackupError if it is too old or absent."""
     listing = Catalog(settings, now=now).listing(where)
     warnings = listing.warnings  # names dated in the future among them
+    wal = wal_status(settings, now)
+
+    def stale(message: str) -> StaleBackupError:
+        error = StaleBackupError(message, details={"wal": wal})  # --json shows it either way
+        error.warned = warnings
+        return error
+
     newest = newest_complete(listing.backups, now)
     if newest is None:
-        error = StaleBackupError(f"no complete backup found ({where.value}): backups are not "
-                                 "being made; check the backup job's logs")
-        error.warned = warnings
-        raise error
+        raise stale(f"no complete backup found ({where.value}): backups are not being made; "
+                    "check the backup job's logs")
     age = newest.age(now)
     if age > max_age:
-        error = StaleBackupError(
-            f"the newest complete backup ({newest.name}, {newest.where.value}) is "
-            f"{age_text(age)} old, over the {human_duration(max_age)} limit: backups have "
-            "stopped; check the backup job's logs")
-        error.warned = warnings
-        raise error
-    wal = wal_status(settings, now)
+        raise stale(f"the newest complete backup ({newest.name}, {newest.where.value}) is "
+                    f"{age_text(age)} old, over the {human_duration(max_age)} limit: backups "
+                    "have stopped; check the backup job's logs")
     if wal is not None and wal["problem"]:
-        error = StaleBackupError(f"point-in-time recovery is behind: {wal['problem']}")
-        error.warned = warnings
-        raise error
+        raise stale(f"point-in-time recovery is behind: {wal['problem']}")
     return StatusResult(newest=newest, age=age, max_age=max_age, warnings=warnings, wal=wal)
 
 

@@ -32,7 +32,7 @@ from backup_agent.cli.options import (
     UserOption,
     YesOption,
 )
-from backup_agent.model.stopping import raise_if_stopped
+from backup_agent.model.stopping import raise_if_stopped, set_stop_note
 from backup_agent.model.wal_setup import DEFAULT_SLOT_KEEP, SetupStep
 
 log = logging.getLogger("backup_agent")
@@ -59,6 +59,8 @@ def stream(
     stops taking WAL and alerts (so when its disk is full); a lost slot is an alarm, then a
     new slot and a new base backup once S3 takes WAL again.
     """
+    set_stop_note("what S3 holds stays; what it does not waits in WAL_SPOOL_DIR and the "
+                  "slot, for the next run")
     with reported("wal stream", as_json=as_json):
         settings = resolve(ctx)
         from backup_agent.actions.wal import run_wal_stream
@@ -136,11 +138,11 @@ def setup_text(steps: list[SetupStep], *, applied: bool) -> str:
         if step.human:
             mark = "HUMAN"
         elif not step.needed:
-            mark = "ok" if step.sql or not step.hint else "check"
+            mark = "ok" if step.seen else "check"
         else:
             mark = "done" if applied else "to do"
         lines.append(f"[{mark:>5}] {step.what}")
-        if step.needed or (step.hint and not step.sql):
+        if step.needed or not step.seen:
             lines += [f"        {text}" for text in (step.sql or (step.hint or "",))]
     if not applied and any(step.needed and step.sql for step in steps):
         lines.append("Nothing was changed: run again with --yes to apply the SQL above.")

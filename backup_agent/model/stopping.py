@@ -13,11 +13,18 @@ import signal
 from backup_agent.model.errors import InterruptedRunError
 
 _stopped_by: list[int] = []  # the signal, once one came
+# What a stopped run leaves, for its one line: a command that is not all-or-nothing says
+# its own (set_stop_note).
+_left = ["temporary files removed, nothing published"]
+
+
+def set_stop_note(text: str) -> None:
+    _left[:] = [text]
 
 
 def interrupted(signal_number: int) -> InterruptedRunError:
     return InterruptedRunError(f"stopped by signal {signal.Signals(signal_number).name}: "
-                               "temporary files removed, nothing published")
+                               f"{_left[0]}")
 
 
 def request_stop(signal_number: int) -> None:

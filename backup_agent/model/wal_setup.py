@@ -13,6 +13,7 @@ class SetupStep:
     needed: bool  # False: the server already has it
     sql: tuple[str, ...] = ()  # what --yes runs; empty: a human must act (see `hint`)
     hint: str | None = None
+    seen: bool = True  # False: the agent cannot see it (pg_hba.conf): a human checks it
 
     @property
     def human(self) -> bool:

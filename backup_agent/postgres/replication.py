@@ -180,12 +180,16 @@ class WalServer:
             self._session.reopen()
             return self._session.query(sql)
 
-    def facts(self) -> tuple[int, int]:
-        """Return (server major version, WAL segment size in bytes)."""
+    def segment_bytes(self) -> int:
+        """Return the WAL segment size in bytes, for a server the stream can follow."""
         number, segment = self._query(
             "SELECT current_setting('server_version_num'), "
             "pg_size_bytes(current_setting('wal_segment_size'));")[0].split("|")
-        return int(number) // 10000, int(segment)
+        if int(number) // 10000 < MINIMUM_SERVER_MAJOR:
+            raise DatabaseError(f"the WAL stream needs PostgreSQL {MINIMUM_SERVER_MAJOR} or "
+                                f"newer (the server is {int(number) // 10000}): "
+                                "pg_receivewal resumes from its slot only from 15 on")
+        return int(segment)
 
     def current_lsn(self) -> str:
         return self._query("SELECT pg_current_wal_lsn();")[0].strip()

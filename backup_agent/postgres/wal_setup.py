@@ -91,5 +91,5 @@ def plan(server: ServerSetup, role: str, slot: str, slot_keep: str,
                    f"{quote_literal(slot)}, true);",)),
         SetupStep(f"pg_hba.conf lets {role} connect for replication from {receiver}",
                   False, hint=f"{hba}   (then SELECT pg_reload_conf();) - `wal stream` "
-                              "says so if it is missing"),
+                              "says so if it is missing", seen=False),
     ]

@@ -24,6 +24,8 @@ from backup_agent.wal.health import (
     lag_limit,
     lag_problem,
     lost_slot,
+    not_reporting,
+    silent,
     stream_health,
 )
 
@@ -94,6 +96,8 @@ def _stream(health: StreamHealth | None, settings: Settings, now: datetime) -> s
     if health is None:
         raise WalProblem(f"`wal stream` has never run here (no state in {spool}): install "
                          "its service, which `backup-agent wal setup` prints")
+    if health.report["receiver"] == "stopped":
+        raise WalProblem(not_reporting(health, settings.wal))
     if health.updated is None or now - health.updated > STALE_STATE:
         since = "never" if health.updated is None else f"{age_text(now - health.updated)} ago"
         raise WalProblem(f"`wal stream` last reported {since} (it does every 10 s; limit "
@@ -105,7 +109,7 @@ def _stream(health: StreamHealth | None, settings: Settings, now: datetime) -> s
 
 
 def _lag(health: StreamHealth | None, settings: Settings, now: datetime) -> str:
-    if health is None or health.updated is None or now - health.updated > STALE_STATE:
+    if health is None or silent(health, now, STALE_STATE):
         raise WalProblem("the WAL lag is unknown while `wal stream` does not report "
                          "(see wal-stream)")
     problem = lag_problem(health, settings.wal)

@@ -65,8 +65,19 @@ def lost_slot() -> str:
 
 
 def not_reporting(health: StreamHealth, wal: WalSettings) -> str:
-    return (f"the WAL stream has not reported since {health.report.get('last_uploaded_at')} "
-            f"({wal.spool_directory}): is `backup-agent wal stream` running?")
+    if health.report["receiver"] == "stopped":  # it said so as it ended: no need to wait
+        return (f"the WAL stream stopped at {health.updated or 'an unknown time'} "
+                f"({wal.spool_directory}): start `backup-agent wal stream` again (its "
+                "service, or the sidecar)")
+    since = health.updated or "it started"
+    return (f"the WAL stream has not reported since {since} ({wal.spool_directory}): is "
+            "`backup-agent wal stream` running?")
+
+
+def silent(health: StreamHealth, now: datetime, limit: timedelta) -> bool:
+    """The stream ended (it records "stopped" as it does) or has not written for `limit`."""
+    return (health.report["receiver"] == "stopped" or health.updated is None
+            or now - health.updated > limit)
 
 
 def lag_problem(health: StreamHealth, wal: WalSettings) -> str | None:
@@ -80,7 +91,7 @@ def lag_problem(health: StreamHealth, wal: WalSettings) -> str | None:
 def _problem(health: StreamHealth, wal: WalSettings, now: datetime) -> str | None:
     if health.report["slot"] == "lost":
         return lost_slot()
-    if health.updated is None or now - health.updated > max(lag_limit(wal), STALE_STATE):
+    if silent(health, now, max(lag_limit(wal), STALE_STATE)):
         return not_reporting(health, wal)
     return lag_problem(health, wal)
 

@@ -158,11 +158,30 @@ class StreamState:
         return asdict(self)
 
 
+# What a restarted stream keeps from the last run on the same server and slot: S3 still
+# holds those segments, and `status` should not say "none" until the next one.
+CARRIED_OVER = ("last_segment", "last_key", "last_uploaded_at", "archived_through",
+                "last_switch_at", "restorable_from")
+
+
+def resumed_state(spool: Path, system_identifier: str, timeline: int, slot: str) -> StreamState:
+    state = StreamState(system_identifier=system_identifier, timeline=timeline, slot=slot,
+                        pid=os.getpid())
+    previous = read_state(spool) or {}
+    if (previous.get("system_identifier"), previous.get("slot")) == (system_identifier, slot):
+        for name in CARRIED_OVER:
+            if isinstance(previous.get(name), str):
+                setattr(state, name, previous[name])
+    return state
+
+
 def write_state(spool: Path, state: Mapping[str, Any]) -> None:
     """Replace `.backup-agent/state.json` atomically (status reads it while we run)."""
     directory = agent_directory(spool)
     temporary = directory / f".{STATE_FILE}.tmp"
-    temporary.write_text(json.dumps(dict(state), indent=2, sort_keys=True) + "\n")
+    descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(descriptor, "w") as file:
+        file.write(json.dumps(dict(state), indent=2, sort_keys=True) + "\n")
     temporary.replace(directory / STATE_FILE)
 
 

@@ -20,11 +20,10 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from backup_agent.model.errors import BackupAgentError, ConfigurationError, DatabaseError, S3Error
+from backup_agent.model import errors
 from backup_agent.model.settings import PostgresSettings
 from backup_agent.model.wal_settings import WalSettings
 from backup_agent.postgres.replication import (
-    MINIMUM_SERVER_MAJOR,
     SlotState,
     WalServer,
     identify_system,
@@ -81,19 +80,15 @@ class Stream:
 
     def _prepare(self) -> None:
         if not self._spool.is_dir() or not os.access(self._spool, os.W_OK):
-            raise ConfigurationError(f"WAL_SPOOL_DIR {self._spool} is not a writable "
-                                     "directory: create it for the agent's user (mode 700)")
+            raise errors.ConfigurationError(
+                f"WAL_SPOOL_DIR {self._spool} is not a writable directory: create it for the "
+                "agent's user (mode 700)")
         identity = identify_system(self._postgres)
         self._server = WalServer(self._postgres)
-        major, self._segment_bytes = self._server.facts()
-        if major < MINIMUM_SERVER_MAJOR:
-            raise DatabaseError(f"the WAL stream needs PostgreSQL {MINIMUM_SERVER_MAJOR} or "
-                                f"newer (the server is {major}): pg_receivewal resumes from "
-                                "its slot only from 15 on")
+        self._segment_bytes = self._server.segment_bytes()
         self._encoder = self._encoder_for(identity.system_identifier)
-        self.state = StreamState(system_identifier=identity.system_identifier,
-                                 timeline=identity.timeline, slot=self._wal.slot,
-                                 pid=os.getpid())
+        self.state = spooling.resumed_state(self._spool, identity.system_identifier,
+                                            identity.timeline, self._wal.slot)
         self._slots = SlotWatch(self._server, self._wal.slot)
         slot = self._slots.read(lost_too=True)
         self._start_from(slot)
@@ -135,6 +130,8 @@ class Stream:
             self._receiver.stop()
             self._server.close()
             self.state.receiver = "stopped"
+            if self.state.slot_state == "active":  # nothing reads from it now
+                self.state.slot_state = "inactive"
             self._record()
         return self.state
 
@@ -182,7 +179,9 @@ class Stream:
             self._start_from(made)  # the lag's clock: S3 holds all it can before the new slot
         try:
             ended = self._rebase()
-        except BackupAgentError as error:
+        except errors.InterruptedRunError:
+            raise  # SIGTERM during the base backup: the run stops, no alarm of a failure
+        except errors.BackupAgentError as error:
             self._rebase_at = now + S3_ALARM_REPEAT_SECONDS
             self._alarm(f"ALARM: the base backup after the lost slot {self._wal.slot!r} "
                         f"failed ({error}): tried again in {S3_ALARM_REPEAT_SECONDS}s")
@@ -235,7 +234,7 @@ class Stream:
             if error.errno != errno.ENOSPC:
                 raise
             self._fill(now, str(error))
-        except S3Error as error:  # S3 down or refusing: WAL waits in the spool, loudly
+        except errors.S3Error as error:  # S3 down or refusing: WAL waits in the spool, loudly
             if self._s3_alarm_at is None or now - self._s3_alarm_at >= S3_ALARM_REPEAT_SECONDS:
                 self._s3_alarm_at = now
                 self._alarm(f"WAL cannot reach S3 ({error}); it waits in {self._spool}, "

@@ -75,6 +75,11 @@ def test_setup_prints_each_change_then_applies_them_with_yes(
     again = run_agent(["wal", "setup", "--for-role", agent_role], environment)
     assert again.returncode == 0 and "to do" not in again.stdout
     assert "Nothing was changed" not in again.stdout
+    # What the server already has is "ok", with no restart to do; only pg_hba.conf, which
+    # the agent cannot see, is left for a human to check.
+    assert "[   ok] wal_level is replica" in again.stdout, again.stdout
+    assert "restart PostgreSQL" not in again.stdout
+    assert "[check] pg_hba.conf lets" in again.stdout
 
 
 ROLE_PASSWORD = "agent-secret-pw"

@@ -160,6 +160,18 @@ def test_a_small_write_reaches_s3_within_the_max_delay_signed_and_provable(
     assert wal["receiver"] == "running" and wal["last_segment"] and wal["problem"] is None
     assert wal["lag_seconds"] >= 0 and wal["lag_bytes"] >= 0
 
+    # Stopped, it says so at once (not after minutes of silence) and frees its slot...
+    stream.process.send_signal(signal.SIGTERM)
+    assert stream.process.wait(timeout=30) == 130, stream.stderr()
+    last = state(spool)["last_segment"]
+    stopped = json.loads(run_agent(["status", "--json"], wal_env).stdout)["wal"]
+    assert (stopped["receiver"], stopped["slot"]) == ("stopped", "inactive"), stopped
+    assert "the WAL stream stopped at" in stopped["problem"]
+    # ...and started again, it still names the last segment S3 holds, before any new one.
+    again = streaming()
+    wait_for("the restarted stream's state", lambda: state(spool).get("pid") == again.process.pid)
+    assert state(spool)["last_segment"] >= last
+
 
 def test_sigterm_stops_it_cleanly_with_its_receiver(
         streaming: Callable[..., Streaming], pg_server: PostgresServer, slot: str) -> None:
@@ -170,6 +182,7 @@ def test_sigterm_stops_it_cleanly_with_its_receiver(
     assert stream.process.wait(timeout=30) == 130, stream.stderr()
     assert receivers(slot) == []
     assert "stopped by signal SIGTERM" in stream.stderr()
+    assert "waits in WAL_SPOOL_DIR" in stream.stderr()  # not a backup's "nothing published"
     assert "Traceback" not in stream.stderr()
 
 

@@ -129,3 +129,27 @@ def test_status_reads_the_stream_s_state_from_the_spool(tmp_path: Path) -> None:
     write_state(tmp_path, {**state, "updated_at": "2026-12-02T20:50:00+00:00"})
     silent = wal_status(settings, now)
     assert silent is not None and "is `backup-agent wal stream` running?" in silent["problem"]
+    assert "since 2026-12-02 20:50:00+00:00" in silent["problem"]
+
+    # A stream that ended says so as it does: flagged at once, not after minutes of silence.
+    write_state(tmp_path, {**state, "receiver": "stopped", "slot_state": "inactive"})
+    stopped = wal_status(settings, now)
+    assert stopped is not None and "the WAL stream stopped at" in stopped["problem"]
+    assert "start `backup-agent wal stream` again" in stopped["problem"]
+
+
+def test_a_restarted_stream_keeps_what_s3_holds_from_the_last_run(tmp_path: Path) -> None:
+    from backup_agent.wal.spool import resumed_state, write_state
+
+    write_state(tmp_path, {"system_identifier": "7", "slot": "backup_agent",
+                           "last_segment": "000000010000000000000003",
+                           "archived_through": "0/4000000", "receiver": "stopped",
+                           "last_uploaded_at": "2026-12-02T20:59:00+00:00", "alarm": "old"})
+    assert (tmp_path / ".backup-agent" / "state.json").stat().st_mode & 0o077 == 0
+    state = resumed_state(tmp_path, "7", 1, "backup_agent")
+    assert (state.last_segment, state.archived_through, state.last_uploaded_at) == \
+        ("000000010000000000000003", "0/4000000", "2026-12-02T20:59:00+00:00")
+    assert (state.receiver, state.alarm) == ("starting", None)
+    # Another server or slot: nothing carried over (its segments are not this archive's).
+    assert resumed_state(tmp_path, "8", 1, "backup_agent").last_segment is None
+    assert resumed_state(tmp_path, "7", 1, "other").last_segment is None
