@@ -32,6 +32,7 @@ class Archived:
     scratch: Path
     commits: dict[int, datetime]  # each order's id and its transaction's commit time
     window_start: datetime  # no earlier T is restorable (the base backup's end)
+    stream: subprocess.Popen[bytes]  # `wal stream`, running
 
     def committed_by(self, moment: datetime) -> set[int]:
         return {id_ for id_, at in self.commits.items() if at <= moment}
@@ -88,7 +89,8 @@ def streamed_archive(server: PostgresServer, s3_endpoint: S3Endpoint, work: Path
     """Stream `server`'s WAL into `bucket` while an insert loop writes for a few seconds
     after a base backup; yield the archive (the stream still running)."""
     s3_endpoint.create_bucket(bucket)
-    server.psql("postgres", "ALTER SYSTEM SET track_commit_timestamp = on;")
+    server.psql("postgres", "ALTER SYSTEM SET track_commit_timestamp = on; "
+                            "ALTER SYSTEM SET max_prepared_transactions = 5;")  # 2PC too
     server.restart()
     server.psql("postgres", f"CREATE DATABASE {DATABASE};")
     server.psql(DATABASE, "CREATE TABLE orders (id bigserial PRIMARY KEY, "
@@ -110,7 +112,7 @@ def streamed_archive(server: PostgresServer, s3_endpoint: S3Endpoint, work: Path
                    (line.split("|") for line in rows.split("\n") if line)}
         yield Archived(server=server, environment=environment,
                        scratch=owned_directory(server, "scratch"), commits=commits,
-                       window_start=window_start)
+                       window_start=window_start, stream=stream)
     finally:
         stop(stream, work / "stream.log")
 

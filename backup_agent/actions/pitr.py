@@ -19,7 +19,7 @@ from backup_agent.model.settings import Settings
 from backup_agent.model.targets import parse_target
 from backup_agent.physical.server import owner_of
 from backup_agent.restoring.archive_now import archive_now
-from backup_agent.restoring.cluster import recover_cluster
+from backup_agent.restoring.cluster import recover_cluster, require_trusted_keys
 
 
 @dataclass
@@ -59,9 +59,13 @@ def run_restore_cluster(settings: Settings, *, to_time: str, pgdata: Path,
     BackupAgentError on any failure (`pgdata` is emptied again)."""
     started = time.monotonic()
     target = parse_target(to_time)
+    settings = with_own_key(settings)
+    # Everything that can be refused is, before the live server is asked for anything.
+    require_trusted_keys(settings, allow_unsigned=allow_unsigned)
     pgdata = _empty_directory(pgdata)
+    owner = owner_of(pgdata)
     late_wal = archive_now(settings, target, datetime.now(UTC), required=False)
-    recovered = recover_cluster(with_own_key(settings), target, pgdata, owner_of(pgdata),
+    recovered = recover_cluster(settings, target, pgdata, owner,
                                 base_backup=base_backup, system_identifier=system_identifier,
                                 allow_unsigned=allow_unsigned)
     reached = recovered.reached
@@ -71,4 +75,5 @@ def run_restore_cluster(settings: Settings, *, to_time: str, pgdata: Path,
         last_commit=reached.last_commit.isoformat() if reached.last_commit else None,
         lsn=reached.lsn, timeline=reached.timeline, trusted=recovered.trusted,
         duration_seconds=round(time.monotonic() - started, 3),
-        warnings=[*recovered.warnings, *filter(None, [late_wal])])
+        warnings=[*recovered.warnings, *([f"{late_wal}: the cluster was restored only as far as "
+                                          "the archive reaches"] if late_wal else [])])

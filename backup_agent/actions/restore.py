@@ -169,7 +169,7 @@ def run_restore(settings: Settings, given: str, *, from_s3: bool = False,
                     f"(base backup and WAL proven first; window {recovered.window}), dump "
                     f"{settings.postgres.database} from it, remove the rest", *result.steps]
     result.warnings = [*recovered.warnings, *([] if made.trusted_key else [UNPROVEN]),
-                       *filter(None, [made.late_wal]), *result.warnings]
+                       *result.warnings]
     result.duration_seconds = round(time.monotonic() - started, 3)
     return result
 

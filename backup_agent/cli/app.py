@@ -73,7 +73,7 @@ from backup_agent.cli.options import (
     YesOption,
     reads_s3,
 )
-from backup_agent.cli.prompts import confirm_prune, confirm_restore
+from backup_agent.cli.prompts import confirm_prune, confirm_restore, require_a_way_to_confirm
 from backup_agent.model.backup import Place, Where
 
 # Each command imports its action when it runs: `--version` and `--help` load neither
@@ -190,7 +190,7 @@ def prune(
 
 @app.command(cls=TidyCommand)
 def restore(
-    ctx: typer.Context, source: RestoreSourceArgument = "latest",
+    ctx: typer.Context, source: RestoreSourceArgument = None,
     from_where: SourceFromOption = Place.LOCAL,
     target_db: TargetDatabaseOption = None, dry_run: RestoreDryRunOption = False,
     yes: YesOption = False, no_verify: NoVerifyOption = False, no_owner: NoOwnerOption = False,
@@ -213,13 +213,20 @@ def restore(
     """
     with reported("restore", as_json=as_json):
         from_s3 = reads_s3(from_where)
+        if to_time is not None and source is not None:
+            from backup_agent.model.errors import ConfigurationError
+
+            raise ConfigurationError(f"--to-time restores from the WAL archive, not from "
+                                     f"{source!r}: give --to-time or a backup, not both")
+        require_a_way_to_confirm(yes=yes or dry_run)  # before hours of download, not after
         settings = resolve(ctx)
         from backup_agent.actions.restore import run_restore
+        from backup_agent.catalog.backups import LATEST
 
         # The bars start with the first transfer, after the question (if any) was answered.
         with progress_display() as progress:
             result = run_restore(
-                settings, source, from_s3=from_s3, target_db=target_db, dry_run=dry_run,
+                settings, source or LATEST, from_s3=from_s3, target_db=target_db, dry_run=dry_run,
                 no_verify=no_verify, no_owner=no_owner, drop_previous=drop_previous,
                 allow_unsigned=allow_unsigned, verbose=verbose, progress=progress,
                 to_time=to_time, scratch=scratch,

@@ -14,13 +14,13 @@ from backup_agent.cli.app import app
 from backup_agent.cli.boundary import exit_code_for, finish, log, notified, reported, resolve, say
 from backup_agent.cli.help import TidyCommand
 from backup_agent.cli.options import (
-    BinDirectoryOption,
     BucketOption,
     EnvFileOption,
     IdentityOption,
     JsonOption,
     MetricsFileOption,
     PrefixOption,
+    ServerBinDirectoryOption,
 )
 from backup_agent.cli.pitr import SystemIdentifierOption
 from backup_agent.model.errors import BackupAgentError
@@ -64,7 +64,7 @@ def drill_metrics(settings: Settings) -> Iterator[dict[str, int]]:
 def drill(
     ctx: typer.Context, targets: TargetsOption = 3, run_as: RunAsOption = None,
     system_identifier: SystemIdentifierOption = None, seed: SeedOption = None,
-    env_file: EnvFileOption = None, pg_bindir: BinDirectoryOption = None,
+    env_file: EnvFileOption = None, pg_bindir: ServerBinDirectoryOption = None,
     s3_bucket: BucketOption = None, s3_prefix: PrefixOption = None,
     identity: IdentityOption = None, metrics_file: MetricsFileOption = None,
     as_json: JsonOption = False,

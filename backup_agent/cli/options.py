@@ -61,6 +61,10 @@ BinDirectoryOption = Annotated[str | None, setting_option(
     "PG_BINDIR", metavar="DIR", panel=CONNECTION,
     text="Directory holding pg_dump and psql (default: found on {default}); the client must "
          "not be older than the server.")]
+ServerBinDirectoryOption = Annotated[str | None, setting_option(
+    "PG_BINDIR", metavar="DIR", panel=CONNECTION,
+    text="Directory holding the server's programs (postgres, pg_ctl, pg_waldump) of the "
+         "archived cluster's major version (default: found on {default}).")]
 BackupDirectoryOption = Annotated[str | None, setting_option(
     "BACKUP_DIR", metavar="DIR", panel=STORAGE,
     text="Local backup directory (default: {default}).")]
@@ -125,9 +129,10 @@ MinAgeOption = Annotated[str | None, setting_option(
 DropDatabaseOption = Annotated[list[str] | None, typer.Option(
     "--drop", metavar="NAME", help="Drop this leftover database whatever its age "
                                    "(repeatable; implies --databases).")]
-RestoreSourceArgument = Annotated[str, typer.Argument(
-    metavar="SOURCE", help="latest, a name as `list` prints it (from BACKUP_DIR, or the bucket "
-                           "with --from s3), a file in BACKUP_DIR, or s3://BUCKET/KEY.")]
+RestoreSourceArgument = Annotated[str | None, typer.Argument(
+    metavar="SOURCE", show_default=False,
+    help="latest (the default), a name as `list` prints it (from BACKUP_DIR, or the bucket "
+         "with --from s3), a file in BACKUP_DIR, or s3://BUCKET/KEY; none with --to-time.")]
 TargetDatabaseOption = Annotated[str | None, typer.Option(
     "--target-db", metavar="NAME",
     help="Restore into this new database instead (no swap, no container stops), e.g. a staging "

@@ -12,12 +12,12 @@ from backup_agent.cli.boundary import finish, reported, resolve, say
 from backup_agent.cli.help import TidyCommand
 from backup_agent.cli.options import (
     AllowUnsignedOption,
-    BinDirectoryOption,
     BucketOption,
     EnvFileOption,
     IdentityOption,
     JsonOption,
     PrefixOption,
+    ServerBinDirectoryOption,
     ToTimeOption,
 )
 
@@ -38,7 +38,7 @@ def restore_cluster(
     ctx: typer.Context, to_time: ToTimeOption, pgdata: PgdataOption,
     base_backup: BaseBackupOption = None,
     system_identifier: SystemIdentifierOption = None, allow_unsigned: AllowUnsignedOption = False,
-    env_file: EnvFileOption = None, pg_bindir: BinDirectoryOption = None,
+    env_file: EnvFileOption = None, pg_bindir: ServerBinDirectoryOption = None,
     s3_bucket: BucketOption = None, s3_prefix: PrefixOption = None,
     identity: IdentityOption = None, as_json: JsonOption = False,
 ) -> None:
@@ -54,5 +54,19 @@ def restore_cluster(
                                      allow_unsigned=allow_unsigned)
         say(f"restored the cluster into {result.pgdata} as of {result.to_time}: last commit "
             f"replayed {result.last_commit or 'none'}, now on timeline {result.timeline} at "
-            f"{result.lsn}; start it with pg_ctl -D {result.pgdata} start")
+            f"{result.lsn}")
+        say(start_hint(Path(result.pgdata), settings.postgres.bin_directory))
         finish("restore-cluster", result, as_json=as_json)
+
+
+def start_hint(pgdata: Path, bin_directory: Path | None) -> str:
+    """How to start it: as the directory's owner, with the server's own major version."""
+    import pwd
+
+    try:
+        owner = pwd.getpwuid(pgdata.stat().st_uid).pw_name
+    except (KeyError, OSError):
+        owner = "its owner"
+    pg_ctl = bin_directory / "pg_ctl" if bin_directory else "pg_ctl (of the same major version)"
+    return (f"start it as {owner}: {pg_ctl} -D {pgdata} start (its postgresql.conf is the "
+            "old server's: check port and listen_addresses first if that one still runs)")

@@ -24,6 +24,12 @@ def _no_terminal(what: str) -> ConfigurationError:
                               "--dry-run to see the plan)")
 
 
+def require_a_way_to_confirm(*, yes: bool) -> None:
+    """Refuse up front what confirm_restore would refuse only after the download."""
+    if not yes and not sys.stdin.isatty():
+        raise _no_terminal("restore changes a database")
+
+
 def confirm_restore(plan: RestorePlan, *, yes: bool) -> bool:
     """Ask on a terminal; without one, only --yes may restore."""
     if yes:

@@ -149,6 +149,7 @@ def restore_summary(result: RestoreResult) -> str:
         lines = [f"restore success: {result.source_name} is now database "
                  f"{result.target_database} (checksum {result.checksum}) in "
                  f"{result.duration_seconds:.1f}s"]
+    if not result.dry_run:  # a dump or a moment: the same swap, the same way back
         if result.roles_created:
             lines.append(f"  created role(s): {', '.join(result.roles_created)}")
         if result.previous_database:

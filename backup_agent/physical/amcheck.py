@@ -17,8 +17,6 @@ TIMEOUT_SECONDS = 6 * 3600
 # The databases pg_amcheck --all checks.
 DATABASES_SQL = ("SELECT array_agg(datname::text) FROM pg_database "
                  "WHERE datallowconn AND datconnlimit <> -2")
-# Transactions left prepared in this database (rolled back: see _prepare_databases).
-PREPARED_SQL = "SELECT gid FROM pg_prepared_xacts WHERE database = current_database()"
 # pg_amcheck calls `<amcheck's schema>.bt_index_check(index := c.oid, ...)` as the
 # superuser. amcheck installed where others may create functions (`public`, by a DBA with
 # the default search_path) lets an application's own `bt_index_check(index oid, ...)`
@@ -66,14 +64,11 @@ def _prepare_databases(server: PrivateServer) -> str | None:
     survive recovery with their locks: an ACCESS EXCLUSIVE one would hold pg_amcheck for
     its whole timeout) and move amcheck into pg_catalog; return why not, or None."""
     import psycopg
-    from psycopg import sql
-
     row = server.query(DATABASES_SQL)
     for database in (row[0] if row and row[0] else []):
         try:
             with server.connect_to(database) as connection:
-                for (gid,) in connection.execute(PREPARED_SQL).fetchall():
-                    connection.execute(sql.SQL("ROLLBACK PREPARED {}").format(sql.Literal(gid)))
+                server.rollback_prepared(connection)
                 connection.execute(INTO_CATALOG_SQL)
         except psycopg.Error as error:
             return f"could not ready database {database!r} for pg_amcheck: {error}"

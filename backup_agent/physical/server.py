@@ -47,6 +47,10 @@ def owner_of(directory: Path) -> tuple[int, int]:
     """Return (uid, gid) owning `directory`; raise ConfigurationError when the agent can
     neither be that user nor become it."""
     status = directory.stat()
+    if status.st_uid == 0:
+        raise ConfigurationError(f"{directory} belongs to root, and PostgreSQL refuses to run "
+                                 "as root: chown it to the user the server will run as (e.g. "
+                                 "postgres)")
     if os.geteuid() not in (0, status.st_uid):
         raise ConfigurationError(f"{directory} belongs to uid {status.st_uid}: run the restore "
                                  "as that user (the server must run as its owner) or as root")
@@ -165,6 +169,19 @@ class PrivateServer:
                                connect_timeout=CONNECT_TIMEOUT_SECONDS, autocommit=True,
                                application_name="backup-agent restore",
                                options=session_options(self.major))
+
+    def rollback_prepared(self, connection: psycopg.Connection[Any]) -> int:
+        """Roll back the transactions left prepared in `connection`'s database and return
+        how many. They survive recovery with their locks, and one holding ACCESS EXCLUSIVE
+        would hold up whatever reads that table next (pg_dump, pg_amcheck); at T none of
+        them had committed, so nothing they wrote belongs in what is read."""
+        from psycopg import sql
+
+        prepared = connection.execute("SELECT gid FROM pg_catalog.pg_prepared_xacts WHERE "
+                                      "database = pg_catalog.current_database()").fetchall()
+        for (gid,) in prepared:
+            connection.execute(sql.SQL("ROLLBACK PREPARED {}").format(sql.Literal(gid)))
+        return len(prepared)
 
     def _connect(self) -> psycopg.Connection[Any] | None:
         import psycopg

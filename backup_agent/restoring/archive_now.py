@@ -33,10 +33,10 @@ CLOCK_SKEW = timedelta(seconds=5)
 def archive_now(settings: Settings, target: RecoveryTarget, now: datetime, *,
                 required: bool) -> str | None:
     """For `latest` or a recent T, close the server's current WAL segment and wait until the
-    stream has stored it; return a warning when it did not arrive (the restore goes on to
-    the archive's end as it is, and the window check refuses a T past it). Raise
-    ConfigurationError for a T in the future, a BackupAgentError when (`required`) the
-    server cannot be asked."""
+    stream has stored it. When it did not arrive: (`required`) raise RestoreError, before
+    anything changed; otherwise return a warning (restore-cluster goes on to the archive's
+    end as it is, and the window check refuses a T past it). Raise ConfigurationError for a
+    T in the future, a BackupAgentError when (`required`) the server cannot be asked."""
     if target.moment is not None:
         if target.moment > now + CLOCK_SKEW:
             raise ConfigurationError(f"--to-time {target.describe()} is in the future (it is "
@@ -67,7 +67,10 @@ def archive_now(settings: Settings, target: RecoveryTarget, now: datetime, *,
                  "the end of the archive as it is", describe_server(settings.postgres),
                  identifier)
         return None
-    return _wait_for(store, settings, identifier, name)
+    late = _wait_for(store, settings, identifier, name)
+    if late and required:
+        raise RestoreError(f"{late}; nothing was restored")
+    return late
 
 
 def _wait_for(store: S3Store, settings: Settings, identifier: str, name: str) -> str | None:
@@ -80,7 +83,6 @@ def _wait_for(store: S3Store, settings: Settings, identifier: str, name: str) ->
         if time.monotonic() > deadline:
             return (f"WAL file {name}, which holds what the server committed until now, did "
                     f"not reach s3://{store.bucket}/{key} within {limit:.0f} s (is `backup-agent "
-                    "wal stream` running? `backup-agent status`): the restore went only as far "
-                    "as the archive reaches")
+                    "wal stream` running? `backup-agent status`)")
         time.sleep(0.5)
     return None

@@ -34,14 +34,14 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from backup_agent.catalog.writing import dump_into, write_sidecars
 from backup_agent.keys.signing import public_key_text, sign
-from backup_agent.model.errors import ConfigurationError, LocalStorageError
+from backup_agent.model.errors import ConfigurationError, LocalStorageError, RestoreError
 from backup_agent.model.naming import backup_name
 from backup_agent.model.settings import Settings
 from backup_agent.model.targets import RecoveryTarget
 from backup_agent.physical.commands import session_options
 from backup_agent.physical.server import PrivateServer
 from backup_agent.restoring.archive_now import archive_now
-from backup_agent.restoring.cluster import RecoveredCluster, recover_cluster
+from backup_agent.restoring.cluster import RecoveredCluster, recover_cluster, require_trusted_keys
 from backup_agent.storage import local
 
 log = logging.getLogger(__name__)
@@ -55,7 +55,6 @@ class DatabaseAsOf:
     name: str  # the backup file's name in it
     trusted_key: str | None  # this run's public key, when base backup and WAL were proven
     recovered: RecoveredCluster
-    late_wal: str | None = None  # the server's newest WAL did not reach S3 in time
 
 
 @contextlib.contextmanager
@@ -69,7 +68,8 @@ def database_as_of(settings: Settings, target: RecoveryTarget, *, scratch: Path 
     owner = _server_owner(scratch)
     if scratch is not None:
         _check_scratch(scratch, owner)
-    late_wal = archive_now(settings, target, clock(), required=True)
+    require_trusted_keys(settings, allow_unsigned=allow_unsigned)
+    archive_now(settings, target, clock(), required=True)  # raises before any change
     root = Path(tempfile.mkdtemp(prefix=SCRATCH_PREFIX, dir=scratch))
     try:
         root.chmod(0o711)  # the server's user passes through to its own directory only
@@ -85,6 +85,7 @@ def database_as_of(settings: Settings, target: RecoveryTarget, *, scratch: Path 
         with PrivateServer(settings.postgres.bin_directory, pgdata, {}, owner=owner) as server:
             role = server.wait_until_ready()
             _check_database(server, settings.postgres.database, target)
+            _release_prepared(server, settings.postgres.database)
             # pg_dump and psql connect as the superuser: the cluster's own role and
             # database settings (event_triggers, preload libraries) must not outrank the
             # command line's there, as they would without the client's options.
@@ -103,7 +104,7 @@ def database_as_of(settings: Settings, target: RecoveryTarget, *, scratch: Path 
         shutil.rmtree(pgdata)  # its room is the restore's spool's now
         yield DatabaseAsOf(directory=dumps, name=name,
                            trusted_key=public_key_text(key) if key is not None else None,
-                           recovered=recovered, late_wal=late_wal)
+                           recovered=recovered)
     finally:
         shutil.rmtree(root, ignore_errors=True)
 
@@ -151,3 +152,15 @@ def _check_database(server: PrivateServer, database: str, target: RecoveryTarget
                                  f"{', '.join(sorted(names))}): nothing was restored; set "
                                  "POSTGRES_DB to one of them or choose another time")
 
+
+def _release_prepared(server: PrivateServer, database: str) -> None:
+    import psycopg
+
+    try:
+        with server.connect_to(database) as connection:
+            if rolled_back := server.rollback_prepared(connection):
+                log.info("rolled back %d transaction(s) left prepared at T in the throwaway "
+                         "cluster: their locks would hold up pg_dump", rolled_back)
+    except psycopg.Error as error:
+        raise RestoreError(f"could not roll back the transactions left prepared in "
+                           f"{database} in the throwaway cluster: {error}") from None

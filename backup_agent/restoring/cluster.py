@@ -20,7 +20,7 @@ from pathlib import Path
 from backup_agent.keys.age_identities import configured_identities
 from backup_agent.keys.signing import signer
 from backup_agent.keys.trust import NO_KEY
-from backup_agent.model.errors import ConfigurationError
+from backup_agent.model.errors import ConfigurationError, VerificationError
 from backup_agent.model.settings import Settings
 from backup_agent.model.targets import RecoveryTarget
 from backup_agent.physical.base_source import BaseSource, local_base_backup
@@ -56,11 +56,18 @@ class RecoveredCluster:
     warnings: list[str] = field(default_factory=list)
 
 
+def require_trusted_keys(settings: Settings, *, allow_unsigned: bool) -> None:
+    """Refuse (exit 8, as a dump restore does) before anything is asked of the server or
+    S3 when no key could prove the archive."""
+    if not allow_unsigned and not settings.trusted_signing_keys:
+        raise VerificationError(f"{NO_KEY}: set TRUSTED_SIGNING_KEYS to the public key of "
+                                "the server that archives WAL, or pass --allow-unsigned; "
+                                "nothing was restored")
+
+
 def _archive(settings: Settings, system_identifier: str, *, allow_unsigned: bool) -> WalArchive:
     trusted = settings.trusted_signing_keys
-    if not allow_unsigned and not trusted:
-        raise ConfigurationError(f"{NO_KEY}: set TRUSTED_SIGNING_KEYS to the public key of "
-                                 "the server that archives WAL, or pass --allow-unsigned")
+    require_trusted_keys(settings, allow_unsigned=allow_unsigned)
     identities = configured_identities(settings)
     return WalArchive(store=S3Store(settings.s3), system_identifier=system_identifier,
                       vouch=None if allow_unsigned else

@@ -141,9 +141,11 @@ def newest_before(backups: Sequence[S3BaseBackup], moment: datetime | None,
     """The newest base backup that ended before `moment` (None: the newest of all)."""
     usable = [backup for backup in backups
               if moment is None or (backup.end_time is not None and backup.end_time < moment)]
+    if not usable and backups:  # a base backup taken now would not reach back either
+        raise SourceNotFoundError(f"no base backup in {where} ended before the target; the "
+                                  f"oldest ended at {backups[0].descriptor.end_time}, so "
+                                  "earlier times cannot be restored: choose a later time")
     if not usable:
-        oldest = (f"; the oldest ended at {backups[0].descriptor.end_time}" if backups else "")
-        raise SourceNotFoundError(f"no base backup in {where} ended before the target"
-                                  f"{oldest}: take one with `backup-agent base-backup`, or "
-                                  "choose a later time")
+        raise SourceNotFoundError(f"no base backup in {where}: take one with `backup-agent "
+                                  "base-backup` (times after it become restorable)")
     return usable[-1]

@@ -181,7 +181,10 @@ class Prefetcher:
                     self._ready.add(number)
                 elif self.gap is None or outcome.segment < self.gap.segment:
                     self.gap = outcome
-                    log.info("%s", outcome.describe())
+                    # The archive's end is where every recovery stops: said only with --debug.
+                    plain_end = outcome.error is None and not outcome.hole
+                    log.log(logging.DEBUG if plain_end else logging.INFO, "%s",
+                            outcome.describe())
                 self._changed.notify_all()
 
     def _fetch(self, number: int) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import pwd
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -38,6 +39,10 @@ def test_a_cluster_restores_as_of_a_time_from_the_archive_in_s3(
     assert result.returncode == 0, result.stderr
     report = json.loads(result.stdout)
     assert report["last_commit"] == moment.isoformat() and report["trusted"] is False
+    # How to start it: as the directory's owner, with this major's pg_ctl.
+    owner = pwd.getpwuid(cluster.owner[0]).pw_name
+    assert f"start it as {owner}: " in result.stderr, result.stderr
+    assert f"pg_ctl -D {pgdata} start" in result.stderr
     with PrivateServer(cluster.server.bin_directory, pgdata, {}, owner=cluster.owner) as server:
         import time
 

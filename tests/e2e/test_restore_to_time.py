@@ -10,13 +10,17 @@ from __future__ import annotations
 
 import json
 import secrets
+import signal
+import socket
 import subprocess
 from collections.abc import Iterator
 from datetime import datetime, timedelta
+from pathlib import Path
 
 import psycopg
 import pytest
 
+from backup_agent.model.errors import RestoreError
 from backup_agent.physical.server import PrivateServer
 from testbed.pitr import owned_directory
 from testbed.s3 import S3Endpoint
@@ -84,6 +88,52 @@ def test_latest_closes_the_current_segment_and_brings_back_everything(
     assert archived.orders("shop_latest") == every
     archived.server.psql("postgres", "DROP DATABASE shop_latest;")
     archived.server.psql(DATABASE, f"DELETE FROM orders WHERE id > {max(archived.commits)};")
+
+
+def test_latest_stops_before_any_change_when_the_newest_wal_does_not_reach_s3(
+        archived: Archived, monkeypatch: pytest.MonkeyPatch) -> None:
+    from backup_agent.model.settings import resolve_settings
+    from backup_agent.model.targets import parse_target
+    from backup_agent.restoring import archive_now
+    from backup_agent.restoring.as_of import database_as_of
+
+    for variable, value in archived.environment.items():
+        monkeypatch.setenv(variable, value)  # the S3 client reads the endpoint and keys
+    monkeypatch.setattr(archive_now, "ARCHIVE_WAIT_MINIMUM_SECONDS", 2.0)
+    settings = resolve_settings({}, archived.environment)
+    archived.stream.send_signal(signal.SIGSTOP)  # alive, holding its slot, uploading nothing
+    try:
+        archived.server.psql(DATABASE, "INSERT INTO orders (at) VALUES (clock_timestamp());")
+        with pytest.raises(RestoreError, match=r"did not reach s3://.*nothing was restored"), \
+                database_as_of(settings, parse_target("latest"), scratch=archived.scratch):
+            raise AssertionError("a backup was made from an archive short of now")
+    finally:
+        archived.stream.send_signal(signal.SIGCONT)
+    assert not list(archived.scratch.iterdir())
+    archived.server.psql(DATABASE, f"DELETE FROM orders WHERE id > {max(archived.commits)};")
+
+
+@pytest.mark.parametrize("command", ["restore", "restore-cluster"])
+def test_what_can_be_refused_is_before_the_server_is_asked_anything(
+        archived: Archived, command: str, tmp_path: Path) -> None:
+    # A server that does not answer: asked first, it would be the error.
+    with socket.socket() as unused:
+        unused.bind(("127.0.0.1", 0))
+        silent = {**archived.environment, "POSTGRES_HOST": "127.0.0.1",
+                  "POSTGRES_PORT": str(unused.getsockname()[1])}
+    where = ["--scratch", str(archived.scratch), "--yes"] if command == "restore" else [
+        "--pgdata", str(owned_directory(archived.server, f"refused-{secrets.token_hex(4)}"))]
+    keyless = {name: value for name, value in silent.items()
+               if name not in ("TRUSTED_SIGNING_KEYS", "SIGNING_KEY_FILE")}
+    result = run_agent([command, "--to-time", "latest", *where], keyless)
+    assert result.returncode == 8, result.stderr  # as a dump restore without a key
+    assert "no trusted signing key here" in result.stderr
+    assert "Traceback" not in result.stderr
+    if command == "restore-cluster":  # a data directory no server could run in
+        (tmp_path / "root-owned").mkdir(mode=0o700)
+        result = run_agent([command, "--to-time", "latest", "--pgdata",
+                            str(tmp_path / "root-owned")], silent)
+        assert result.returncode == 2 and "belongs to root" in result.stderr, result.stderr
 
 
 @pytest.mark.parametrize("when", ["future", "before the window", "no offset"])

@@ -115,3 +115,26 @@ def test_the_sources_huge_pages_do_not_stop_the_throwaway_server(archived: Archi
         assert "dry run" in result.stderr
     finally:
         server.psql("postgres", "ALTER SYSTEM RESET huge_pages;")
+
+
+def test_a_transaction_left_prepared_at_t_does_not_hold_up_the_dump(archived: Archived) -> None:
+    """A two-phase transaction prepared and not finished at T survives recovery with its
+    locks: one holding ACCESS EXCLUSIVE (an application's LOCK TABLE, or DDL, before
+    PREPARE TRANSACTION) made pg_dump in the throwaway cluster wait out LOCK_WAIT_TIMEOUT
+    and fail, so no restore to that moment was possible. It had not committed at T, so
+    rolling it back there changes nothing that is restored."""
+    server = archived.server
+    server.psql(DATABASE, "CREATE TABLE parked (id int PRIMARY KEY); "
+                          "INSERT INTO parked VALUES (1);")
+    server.psql(DATABASE, "BEGIN; LOCK TABLE parked IN ACCESS EXCLUSIVE MODE; "
+                          "INSERT INTO parked VALUES (2); PREPARE TRANSACTION 'parked';")
+    try:
+        result = run_agent(["restore", "--to-time", "latest", "--scratch",
+                            str(archived.scratch), "--target-db", "shop_prepared", "--yes"],
+                           {**archived.environment, "LOCK_WAIT_TIMEOUT": "5s"})
+        assert result.returncode == 0, result.stdout + result.stderr
+        assert server.psql("shop_prepared", "SELECT id FROM parked;").split() == ["1"]
+    finally:
+        server.psql(DATABASE, "ROLLBACK PREPARED 'parked';")
+        server.psql(DATABASE, "DROP TABLE parked;")
+        server.psql("postgres", "DROP DATABASE IF EXISTS shop_prepared;")

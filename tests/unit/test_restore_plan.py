@@ -104,3 +104,19 @@ def test_the_rollback_hint_quotes_names_and_never_renames_onto_the_same_name() -
     bad = '"' + "a" * 59 + '_bad"'
     assert hint == (f"to roll back: ALTER DATABASE {quoted} RENAME TO {bad}; "
                     f'ALTER DATABASE "p_pre_restore_1" RENAME TO {quoted};')
+
+
+def test_a_restore_to_a_time_names_the_kept_database_and_the_way_back() -> None:
+    from backup_agent.actions.restore import RestoreResult
+    from backup_agent.cli.render import restore_summary
+
+    result = RestoreResult(dry_run=False, source="base and WAL", source_name="n",
+                           target_database="shop", previous_database="shop_pre_restore_1",
+                           checksum="ok", verified=True, source_size_bytes=1,
+                           source_created="c", duration_seconds=3.0,
+                           to_time="2026-12-02T14:03:00+00:00",
+                           last_commit="2026-12-02T14:02:59+00:00")
+    text = restore_summary(result)
+    assert "is now as of 2026-12-02T14:03:00+00:00" in text
+    assert "previous database kept as shop_pre_restore_1" in text
+    assert 'to roll back: ALTER DATABASE "shop" RENAME TO' in text
