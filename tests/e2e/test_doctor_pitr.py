@@ -83,9 +83,16 @@ def test_doctor_passes_a_streaming_set_up_then_sees_it_stop_and_the_slot_lost(
         assert checks["wal-slot"][1].endswith("(active)")
         assert "max_slot_wal_keep_size is 8GB" in checks["wal-slot-cap"][1]
 
-    # The stream stopped long ago: it is not reporting, and its lag is unknown.
+    # Stopped, the stream said so as it ended: doctor fails at once, naming the fix.
     state = read_state(spool) or {}
-    write_state(spool, {**state, "updated_at": "2026-01-01T00:00:00+00:00"})
+    assert (state["receiver"], state["slot_state"]) == ("stopped", "inactive")
+    checks, text = doctor({**environment, "S3_BUCKET": ""})
+    assert not checks["wal-stream"][0], checks["wal-stream"]
+    assert "start `backup-agent wal stream` again" in checks["wal-stream"][1]
+    assert not checks["wal-lag"][0] and "FAIL  wal-stream" in text
+    # Killed (no last word), it is found by its silence: not reporting, lag unknown.
+    write_state(spool, {**state, "receiver": "running",
+                        "updated_at": "2026-01-01T00:00:00+00:00"})
     checks, text = doctor({**environment, "S3_BUCKET": ""})
     assert not checks["wal-stream"][0] and "is its service running?" in checks["wal-stream"][1]
     assert not checks["wal-lag"][0] and "FAIL  wal-stream" in text
