@@ -67,7 +67,10 @@ def private_settings(*, data_directory: Path, socket_directory: Path, port: int,
             "huge_pages": "off",
             # a server that lives minutes: no ANALYZE of its own running tables' index
             # expressions (their owners' functions) next to the dump and the checks
-            "autovacuum": "off", **untrusted_settings(major)}
+            "autovacuum": "off",
+            # no subscription of the source's starts: its apply worker would take the
+            # publisher's slot (production's) and write what came after T into the cluster
+            "max_logical_replication_workers": "0", **untrusted_settings(major)}
 
 
 def untrusted_settings(major: int) -> dict[str, str]:
