@@ -96,6 +96,9 @@ def _s3_base(settings: Settings, target: RecoveryTarget, system_identifier: str 
     where = f"s3://{store.bucket}/{store.prefix}{BASE_ROOT}"
     if system_identifier is None:
         clusters = system_identifiers(store)
+        if len(clusters) > 1:  # a key planted with the writer's AWS key names one too
+            clusters = [cluster for cluster in clusters if _proven_bases(settings, store,
+                                                                         cluster, allow_unsigned)]
         if len(clusters) != 1:
             raise ConfigurationError(
                 f"{where} holds base backups of {len(clusters)} clusters "
@@ -103,10 +106,15 @@ def _s3_base(settings: Settings, target: RecoveryTarget, system_identifier: str 
                     "pass --system-identifier ID" if clusters else
                     "take one with `backup-agent base-backup`, or pass --base-backup DIR"))
         system_identifier = clusters[0]
+    return newest_before(_proven_bases(settings, store, system_identifier, allow_unsigned),
+                         target.moment, where)
+
+
+def _proven_bases(settings: Settings, store: S3Store, system_identifier: str,
+                  allow_unsigned: bool) -> list[S3BaseBackup]:
     archive = _archive(settings, system_identifier, allow_unsigned=allow_unsigned)
-    backups = base_backups(store, system_identifier, vouch=archive.vouch,
-                           identities=archive.identities)
-    return newest_before(backups, target.moment, where)
+    return base_backups(store, system_identifier, vouch=archive.vouch,
+                        identities=archive.identities)
 
 
 def recover_cluster(settings: Settings, target: RecoveryTarget, pgdata: Path,

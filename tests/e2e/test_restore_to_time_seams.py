@@ -13,6 +13,8 @@ from datetime import UTC, datetime
 
 import pytest
 
+from backup_agent.model.settings import S3Settings
+from backup_agent.storage.s3 import S3Store
 from testbed.postgres import PostgresServer, running_server
 from testbed.s3 import S3Endpoint
 from tests.conftest import run_agent
@@ -34,6 +36,23 @@ def publisher() -> Iterator[PostgresServer]:
         server.psql("postgres", "CREATE TABLE feed (id int PRIMARY KEY); "
                                 "CREATE PUBLICATION feed FOR TABLE feed;")
         yield server
+
+
+def test_a_planted_base_backup_of_another_cluster_does_not_stop_restore_to_time(
+        archived: Archived, s3_endpoint: S3Endpoint, monkeypatch: pytest.MonkeyPatch) -> None:
+    """With the writer's AWS key, one object under `base/<another system identifier>/`
+    (nothing signed it) made the bucket hold "base backups of 2 clusters", and `restore
+    --to-time`, which has no --system-identifier to choose, refused every time: a planted
+    descriptor is passed over everywhere else ("planting one must not stop every
+    restore")."""
+    for variable, value in s3_endpoint.environment().items():
+        monkeypatch.setenv(variable, value)
+    store = S3Store(S3Settings(bucket=archived.environment["S3_BUCKET"]))
+    store.put_bytes(f"{store.prefix}base/7000000000000000001/20240101T000000Z/descriptor.json",
+                    b"{}", action="plant")
+    result = run_agent(["restore", "--to-time", "latest", "--scratch", str(archived.scratch),
+                        "--dry-run"], archived.environment)
+    assert result.returncode == 0, result.stdout + result.stderr
 
 
 def _wait(server: PostgresServer, database: str, sql: str, expected: str) -> None:
