@@ -22,7 +22,14 @@ from pathlib import Path
 from typing import Any
 
 from backup_agent.model.errors import LocalStorageError
-from backup_agent.wal.names import WalFile, WalKind, parse_wal_name
+from backup_agent.wal.names import (
+    WalFile,
+    WalKind,
+    format_lsn,
+    parse_lsn,
+    parse_wal_name,
+    segment_number,
+)
 
 log = logging.getLogger(__name__)
 
@@ -173,6 +180,23 @@ def resumed_state(spool: Path, system_identifier: str, timeline: int, slot: str)
             if isinstance(previous.get(name), str):
                 setattr(state, name, previous[name])
     return state
+
+
+def hole_before(spool: Path, state: StreamState, start: int, segment_bytes: int) -> str | None:
+    """Why the archive has a hole before `start` (where the slot's WAL begins), or None:
+    what the last run archived (carried over) and the spool's complete segments end before
+    it. The slot was made again while no stream ran (dropped to free pg_wal, a failover):
+    the WAL between reached nobody, as with a lost slot."""
+    if state.archived_through is None:
+        return None
+    covered = parse_lsn(state.archived_through)
+    for wal, _path in ready_files(spool):
+        if wal.kind == WalKind.SEGMENT:
+            covered = max(covered, (segment_number(wal.name, segment_bytes) + 1) * segment_bytes)
+    if start <= covered:
+        return None
+    return (f"it reserves WAL from {format_lsn(start)}, the archive ends at "
+            f"{format_lsn(covered)}: it was made again while the stream was stopped")
 
 
 def write_state(spool: Path, state: Mapping[str, Any]) -> None:

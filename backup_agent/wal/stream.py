@@ -96,11 +96,12 @@ class Stream:
         spooling.trim_aside(self._spool)
         self._receiver = Receiver(self._postgres, self._spool, self._wal.slot,
                                   self._segment_bytes)
-        if slot.lost:
-            self._lose(slot_lost(self._wal.slot, f"wal_status {slot.wal_status}"))
+        hole = spooling.hole_before(self._spool, self.state, self._completed_end,
+                                    self._segment_bytes)  # a slot made again meanwhile
+        if slot.lost or hole:
+            self._lose(slot_lost(self._wal.slot, hole or f"wal_status {slot.wal_status}"))
 
-    def _start_from(self, slot: SlotState) -> None:
-        # Everything before the slot's segment is complete: only later WAL can be waiting.
+    def _start_from(self, slot: SlotState) -> None:  # only WAL after its segment can wait
         start = parse_lsn(slot.restart_lsn or slot.current_lsn)
         self._completed_end = start - start % self._segment_bytes
 

@@ -13,7 +13,7 @@ import signal
 import subprocess
 import time
 from collections.abc import Callable, Iterator
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -291,4 +291,44 @@ def test_status_shows_the_restorable_window_from_the_oldest_base_backup(
     window = json.loads(result.stdout)["wal"]["window"]
     assert datetime.fromisoformat(window["start"]) == ended
     assert window["end"] is not None and datetime.fromisoformat(window["end"]) >= ended
+    assert stream.process.poll() is None, stream.stderr()
+
+
+def test_a_slot_made_again_while_the_stream_was_stopped_is_a_hole_it_takes_a_base_backup_after(
+        streaming: Callable[..., Streaming], pg_server: PostgresServer, database: str,
+        wal_env: dict[str, str], slot: str, spool: Path) -> None:
+    """The stream stopped; the slot went while it was (a DBA dropped it to free pg_wal, a
+    failover left it behind) and `wal setup` made it again, reserving WAL from then on. The
+    restarted stream carried over what the last run archived, took WAL from the new slot,
+    and `status` went on saying every moment since the oldest base backup was restorable,
+    across WAL nobody archived. It is a lost slot: a new base backup after the hole."""
+    stream = streaming()
+    wait_for("pg_receivewal", lambda: receivers(slot))
+    assert run_agent(["base-backup"], wal_env).returncode == 0
+    write_some_wal(pg_server, database)
+    wait_for("a segment in S3", lambda: state(spool).get("archived_through"))
+    stream.process.terminate()
+    stream.process.wait(60)
+    wait_for("the slot to be released", lambda: slot_active(pg_server, slot) is False)
+    pg_server.psql("postgres", f"SELECT pg_drop_replication_slot('{slot}');")
+    for _ in range(3):
+        write_some_wal(pg_server, database)
+        pg_server.psql("postgres", "SELECT pg_switch_wal();")
+    pg_server.psql("postgres", "CHECKPOINT;")  # a new physical slot reserves from its redo
+    made = datetime.now(UTC)
+    pg_server.psql("postgres", f"SELECT pg_create_physical_replication_slot('{slot}', true);")
+    stream = streaming()
+    write_some_wal(pg_server, database)
+    wait_for("WAL from the new slot in S3", lambda: (
+        uploaded := state(spool).get("last_uploaded_at")) and
+        datetime.fromisoformat(uploaded) > made)
+    deadline = time.monotonic() + 30
+    while not state(spool).get("restorable_from") and time.monotonic() < deadline:
+        time.sleep(0.2)
+    make_backup(wal_env)
+    result = run_agent(["status", "--json"], wal_env)
+    start = (json.loads(result.stdout).get("wal") or {}).get("window", {}).get("start")
+    assert result.returncode != 0 or (start and datetime.fromisoformat(start) > made), (
+        f"status claims every moment since {start} restorable across the hole: "
+        + result.stdout)
     assert stream.process.poll() is None, stream.stderr()
