@@ -98,7 +98,7 @@ def _stream(health: StreamHealth | None, settings: Settings, now: datetime) -> s
                          "its service, which `backup-agent wal setup` prints")
     if health.report["receiver"] == "stopped":
         raise WalProblem(not_reporting(health, settings.wal))
-    if health.updated is None or now - health.updated > STALE_STATE:
+    if health.updated is None or abs(now - health.updated) > STALE_STATE:
         since = "never" if health.updated is None else f"{age_text(now - health.updated)} ago"
         raise WalProblem(f"`wal stream` last reported {since} (it does every 10 s; limit "
                          f"{human_duration(STALE_STATE)}, state in {spool}): is its service "

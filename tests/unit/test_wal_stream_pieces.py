@@ -130,6 +130,10 @@ def test_status_reads_the_stream_s_state_from_the_spool(tmp_path: Path) -> None:
     silent = wal_status(settings, now)
     assert silent is not None and "is `backup-agent wal stream` running?" in silent["problem"]
     assert "since 2026-12-02 20:50:00+00:00" in silent["problem"]
+    # A heartbeat from the future is a clock's mistake (or a planted file), not a live stream.
+    write_state(tmp_path, {**state, "updated_at": "2099-01-01T00:00:00+00:00"})
+    future = wal_status(settings, now)
+    assert future is not None and "is `backup-agent wal stream` running?" in future["problem"]
 
     # A stream that ended says so as it does: flagged at once, not after minutes of silence.
     write_state(tmp_path, {**state, "receiver": "stopped", "slot_state": "inactive"})
