@@ -21,7 +21,12 @@ from typing import Any
 from backup_agent.keys.age_identities import first_identities
 from backup_agent.keys.trust import NO_KEY, vouch_for, with_own_key
 from backup_agent.model.drill import TargetReport, expected_stop, pick_moments
-from backup_agent.model.errors import BackupAgentError, ConfigurationError, VerificationError
+from backup_agent.model.errors import (
+    BackupAgentError,
+    ConfigurationError,
+    SourceNotFoundError,
+    VerificationError,
+)
 from backup_agent.model.settings import NO_BUCKET, Settings
 from backup_agent.model.wal_report import Finding, Level, plain
 from backup_agent.physical.amcheck import UNAVAILABLE
@@ -67,6 +72,10 @@ class DrillResult:
             return VerificationError(
                 f"drill failed before any restore: the archive has {len(self.findings)} "
                 f"problem(s), first: {self.findings[0].line}", details=self.to_dict())
+        if not self.targets:  # nothing drilled proves nothing: never a success
+            return VerificationError("drill restored no moment: the bucket holds no WAL "
+                                     "archive to drill (is `wal stream` running, into this "
+                                     "S3_BUCKET and S3_PREFIX?)", details=self.to_dict())
         failed = [target for target in self.targets if not target.passed]
         if failed:
             return VerificationError(
@@ -78,11 +87,16 @@ class DrillResult:
 
 def _cluster(clusters: dict[str, ClusterArchive], system_identifier: str | None,
              ) -> ClusterArchive | None:
+    held = ", ".join(sorted(clusters)) or "none"
+    if system_identifier is not None and system_identifier not in clusters:
+        raise SourceNotFoundError(f"the bucket holds no WAL archive of cluster "
+                                  f"{system_identifier} (it holds: {held}): check "
+                                  "--system-identifier (a rebuilt server has a new one)")
     if system_identifier is not None:
-        return clusters.get(system_identifier)
+        return clusters[system_identifier]
     if len(clusters) > 1:
         raise ConfigurationError(f"the bucket holds the WAL of {len(clusters)} clusters "
-                                 f"({', '.join(sorted(clusters))}): pass --system-identifier ID")
+                                 f"({held}): pass --system-identifier ID")
     return next(iter(clusters.values()), None)
 
 

@@ -51,9 +51,10 @@ def run_wal_stream(settings: Settings, *, on_alarm: Callable[[str], None] | None
         raise ConfigurationError(f"{NO_BUCKET}: the WAL archive lives in S3; set S3_BUCKET "
                                  "and AWS credentials")
     from backup_agent.keys.signing import statement_signer
+    from backup_agent.storage.lock import directory_lock
     from backup_agent.storage.s3 import S3Store
     from backup_agent.wal.base_backup import take_base_backup
-    from backup_agent.wal.spool import check_spool
+    from backup_agent.wal.spool import agent_directory, check_spool
     from backup_agent.wal.stream import Stream
 
     check_spool(settings.wal.spool_directory)
@@ -73,5 +74,8 @@ def run_wal_stream(settings: Settings, *, on_alarm: Callable[[str], None] | None
 
     stream = Stream(store, settings.postgres, settings.wal, encoder_factory(settings, sign),
                     on_alarm=on_alarm, rebase=rebase)
-    state = stream.run(should_stop)
+    # One stream per spool: a second one would set the first's live .partial aside before
+    # it found the slot in use, and the first would then fail writing into the spool.
+    with directory_lock(agent_directory(settings.wal.spool_directory), purpose="wal stream"):
+        state = stream.run(should_stop)
     return StreamResult(state=state.to_dict(), warnings=warnings)

@@ -214,3 +214,16 @@ def test_the_runner_reads_the_drill_image_s_major_from_the_newest_signed_base_ba
     assert summarized.returncode == 1
     assert summarized.stdout == ("::error::point-in-time drill failed: drill failed: 1 of 3 "
                                  "target(s) not proven\n")
+
+
+def test_a_drill_that_drills_nothing_is_never_a_success(archive: BucketArchive,
+                                                        s3_endpoint: S3Endpoint) -> None:
+    # A typo or an old identifier (the server rebuilt): named, not "0/0 exact".
+    code, report, stderr = drill(archive, None, "--system-identifier", "123")
+    assert code == 9 and report["status"] == "failure", stderr
+    assert "no WAL archive of cluster 123" in report["error"]
+    assert archive.system_identifier in report["error"]
+    # An empty bucket (the stream writes elsewhere): a finding, so a failure.
+    s3_endpoint.create_bucket("drill-empty")
+    code, report, stderr = drill(archive, {**archive.environment, "S3_BUCKET": "drill-empty"})
+    assert code == 8 and "no WAL archive under" in report["error"], stderr

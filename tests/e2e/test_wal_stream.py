@@ -186,6 +186,20 @@ def test_sigterm_stops_it_cleanly_with_its_receiver(
     assert "Traceback" not in stream.stderr()
 
 
+def test_a_second_stream_on_the_same_spool_touches_nothing(
+        streaming: Callable[..., Streaming], slot: str, spool: Path) -> None:
+    first = streaming()
+    wait_for("pg_receivewal", lambda: receivers(slot))
+    wait_for("its .partial", lambda: list(spool.glob("*.partial")))
+    second = streaming()
+    assert second.process.wait(timeout=30) == 6, second.stderr()
+    assert "holds the lock on" in second.stderr() and "wal stream" in second.stderr()
+    # The first's live .partial was not set aside, and it still streams.
+    aside = spool / ".backup-agent" / "aside"
+    assert not aside.exists() or not list(aside.iterdir())
+    assert first.process.poll() is None, first.stderr()
+
+
 def test_kill_9_leaves_no_orphan_receiver_holding_the_slot(
         streaming: Callable[..., Streaming], pg_server: PostgresServer, slot: str) -> None:
     stream = streaming()
