@@ -43,6 +43,7 @@ class ClusterRestoreResult:
 
 
 def _empty_directory(pgdata: Path) -> Path:
+    pgdata = pgdata.absolute()  # the server runs with / as its working directory
     if not pgdata.is_dir():
         raise ConfigurationError(f"--pgdata {pgdata} does not exist: create it empty, owned "
                                  "by the user the server will run as, mode 0700")

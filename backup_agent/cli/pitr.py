@@ -28,9 +28,17 @@ BaseBackupOption = Annotated[Path | None, typer.Option(
     "--base-backup", metavar="DIR", help="Start from this pg_basebackup output directory (-Fp, "
     "or -Ft's base.tar) instead of the newest base backup in S3 that ended before TIME "
     "(`backup-agent base-backup` makes those).")]
+def _system_identifier(value: str | None) -> str | None:
+    if value is not None and not value.isdigit():
+        raise typer.BadParameter(f"{value!r} is not a system identifier: the number "
+                                 "pg_controldata prints as 'Database system identifier'")
+    return value
+
+
 SystemIdentifierOption = Annotated[str | None, typer.Option(
-    "--system-identifier", metavar="ID", help="The cluster to restore, when the bucket holds "
-    "base backups of several (pg_controldata's 'Database system identifier').")]
+    "--system-identifier", metavar="ID", callback=_system_identifier,
+    help="The cluster to restore, when the bucket holds base backups of several "
+         "(pg_controldata's 'Database system identifier').")]
 
 
 @app.command("restore-cluster", cls=TidyCommand)

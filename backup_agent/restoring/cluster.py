@@ -12,6 +12,7 @@ failure it is emptied again.
 
 from __future__ import annotations
 
+import logging
 import shutil
 import tempfile
 from dataclasses import dataclass, field
@@ -20,7 +21,7 @@ from pathlib import Path
 from backup_agent.keys.age_identities import configured_identities
 from backup_agent.keys.signing import signer
 from backup_agent.keys.trust import NO_KEY
-from backup_agent.model.errors import ConfigurationError, VerificationError
+from backup_agent.model.errors import ConfigurationError, SourceNotFoundError, VerificationError
 from backup_agent.model.settings import Settings
 from backup_agent.model.targets import RecoveryTarget
 from backup_agent.physical.base_source import BaseSource, local_base_backup
@@ -31,14 +32,16 @@ from backup_agent.storage.s3 import S3Store
 from backup_agent.wal.base_backups import (
     S3BaseBackup,
     base_backups,
-    newest_before,
     system_identifiers,
+    usable_before,
 )
 from backup_agent.wal.fetch import Prefetcher
 from backup_agent.wal.history import WalArchive, follow, last_segment
 from backup_agent.wal.names import BASE_ROOT
 from backup_agent.wal.prove import fetch_proven
 from backup_agent.wal.timelines import TimelinePlan
+
+log = logging.getLogger(__name__)
 
 # How many of the archive's last segments are read to find its last commit.
 TAIL_SEGMENTS = 3
@@ -89,13 +92,14 @@ def _tail(archive: WalArchive, plan: TimelinePlan, directory: Path) -> list[str]
     return names
 
 
-def _s3_base(settings: Settings, target: RecoveryTarget, system_identifier: str | None, *,
-             allow_unsigned: bool) -> S3BaseBackup:
-    """The newest base backup in S3 that ended before the target, its descriptor proven."""
+def _s3_bases(settings: Settings, target: RecoveryTarget, system_identifier: str | None, *,
+              allow_unsigned: bool) -> list[S3BaseBackup]:
+    """The base backups in S3 that ended before the target, newest first, descriptors
+    proven."""
     store = S3Store(settings.s3)
     where = f"s3://{store.bucket}/{store.prefix}{BASE_ROOT}"
+    clusters = system_identifiers(store)
     if system_identifier is None:
-        clusters = system_identifiers(store)
         if len(clusters) > 1:  # a key planted with the writer's AWS key names one too
             clusters = [cluster for cluster in clusters if _proven_bases(settings, store,
                                                                          cluster, allow_unsigned)]
@@ -106,8 +110,12 @@ def _s3_base(settings: Settings, target: RecoveryTarget, system_identifier: str 
                     "pass --system-identifier ID" if clusters else
                     "take one with `backup-agent base-backup`, or pass --base-backup DIR"))
         system_identifier = clusters[0]
-    return newest_before(_proven_bases(settings, store, system_identifier, allow_unsigned),
-                         target.moment, where)
+    proven = _proven_bases(settings, store, system_identifier, allow_unsigned)
+    if not proven and system_identifier in clusters:
+        raise VerificationError(f"{where}{system_identifier}/ holds base backups, but none is "
+                                "signed by a trusted key: check TRUSTED_SIGNING_KEYS (the "
+                                "public key of the server that took them); nothing was restored")
+    return usable_before(proven, target.moment, where)
 
 
 def _proven_bases(settings: Settings, store: S3Store, system_identifier: str,
@@ -124,14 +132,34 @@ def recover_cluster(settings: Settings, target: RecoveryTarget, pgdata: Path,
     """Recover into empty `pgdata` (run as `owner`) as of `target` from a base backup (the
     newest in S3 that ended before it, or `base_backup`, a local pg_basebackup output) and the
     WAL archive; raise a BackupAgentError on any failure (`pgdata` is emptied again)."""
-    base: BaseSource
     if base_backup is not None:
-        base = local_base_backup(base_backup)
-        warnings = ["the base backup is a local directory: nothing proves it is your "
-                    "server's (base backups from S3 are signed)"]
-    else:
-        base = _s3_base(settings, target, system_identifier, allow_unsigned=allow_unsigned)
-        warnings = []
+        return _recover_from(settings, target, pgdata, owner, local_base_backup(base_backup),
+                             ["the base backup is a local directory: nothing proves it is "
+                              "your server's (base backups from S3 are signed)"],
+                             allow_unsigned=allow_unsigned)
+    bases = _s3_bases(settings, target, system_identifier, allow_unsigned=allow_unsigned)
+    skipped: list[str] = []
+    for base in bases:
+        try:
+            return _recover_from(settings, target, pgdata, owner, base, skipped,
+                                 allow_unsigned=allow_unsigned)
+        except BaseWalMissingError as error:
+            if base is bases[-1]:
+                raise
+            # Taken while the stream was down, or its WAL not uploaded yet: an older base
+            # backup whose WAL is there reaches as far.
+            skipped.append(f"base backup {base.describe()} was passed over: {error}")
+            log.warning("%s; trying the one before it", skipped[-1])
+    raise AssertionError("unreachable: usable_before returns at least one")
+
+
+class BaseWalMissingError(SourceNotFoundError):
+    """The archive lacks WAL the base backup itself needs to be consistent."""
+
+
+def _recover_from(settings: Settings, target: RecoveryTarget, pgdata: Path,
+                  owner: tuple[int, int], base: BaseSource, warnings: list[str], *,
+                  allow_unsigned: bool) -> RecoveredCluster:
     binaries = settings.postgres.bin_directory
     scratch = Path(tempfile.mkdtemp(prefix="backup-agent-pitr-"))
     try:
@@ -152,7 +180,10 @@ def recover_cluster(settings: Settings, target: RecoveryTarget, pgdata: Path,
         last = base.end_lsn // facts.segment_bytes
         with Prefetcher(archive, plan, wal_directory, first, owner=owner) as prefetcher:
             for number in range(first, last + 1):
-                prefetcher.wait_for(number, timeout=BASE_WAL_WAIT_SECONDS)
+                try:
+                    prefetcher.wait_for(number, timeout=BASE_WAL_WAIT_SECONDS)
+                except SourceNotFoundError as error:
+                    raise BaseWalMissingError(f"{error} (the base backup's own WAL)") from None
             window = restorable_window(
                 binaries, base, base_wal=wal_directory,
                 base_segments=(plan.name_of(first), plan.name_of(last)),
@@ -168,7 +199,7 @@ def recover_cluster(settings: Settings, target: RecoveryTarget, pgdata: Path,
         shutil.rmtree(scratch, ignore_errors=True)
     return RecoveredCluster(base_backup=base.describe(), window=window.describe(),
                             reached=reached, trusted=base.trusted and archive.vouch is not None,
-                            warnings=warnings)
+                            warnings=list(warnings))
 
 
 def empty(directory: Path) -> None:

@@ -136,9 +136,10 @@ def _descriptor(store: S3Store, key: str, system_identifier: str, vouch: Vouch |
     return descriptor
 
 
-def newest_before(backups: Sequence[S3BaseBackup], moment: datetime | None,
-                  where: str) -> S3BaseBackup:
-    """The newest base backup that ended before `moment` (None: the newest of all)."""
+def usable_before(backups: Sequence[S3BaseBackup], moment: datetime | None,
+                  where: str) -> list[S3BaseBackup]:
+    """The base backups that ended before `moment` (None: all), newest first; raise
+    SourceNotFoundError when there is none."""
     usable = [backup for backup in backups
               if moment is None or (backup.end_time is not None and backup.end_time < moment)]
     if not usable and backups:  # a base backup taken now would not reach back either
@@ -148,4 +149,4 @@ def newest_before(backups: Sequence[S3BaseBackup], moment: datetime | None,
     if not usable:
         raise SourceNotFoundError(f"no base backup in {where}: take one with `backup-agent "
                                   "base-backup` (times after it become restorable)")
-    return usable[-1]
+    return usable[::-1]

@@ -91,7 +91,7 @@ def lag_problem(health: StreamHealth, wal: WalSettings) -> str | None:
 def _problem(health: StreamHealth, wal: WalSettings, now: datetime) -> str | None:
     if health.report["slot"] == "lost":
         return lost_slot()
-    if silent(health, now, max(lag_limit(wal), STALE_STATE)):
+    if silent(health, now, STALE_STATE):  # the heartbeat is every 10 s, whatever the RPO
         return not_reporting(health, wal)
     return lag_problem(health, wal)
 

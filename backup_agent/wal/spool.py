@@ -168,7 +168,7 @@ class StreamState:
 # What a restarted stream keeps from the last run on the same server and slot: S3 still
 # holds those segments, and `status` should not say "none" until the next one.
 CARRIED_OVER = ("last_segment", "last_key", "last_uploaded_at", "archived_through",
-                "last_switch_at", "restorable_from")
+                "last_switch_at", "restorable_from", "unarchived_since", "current_lsn")
 
 
 def resumed_state(spool: Path, system_identifier: str, timeline: int, slot: str) -> StreamState:
@@ -197,6 +197,17 @@ def hole_before(spool: Path, state: StreamState, start: int, segment_bytes: int)
         return None
     return (f"it reserves WAL from {format_lsn(start)}, the archive ends at "
             f"{format_lsn(covered)}: it was made again while the stream was stopped")
+
+
+def still_waiting(state: StreamState) -> list[tuple[str, int]]:
+    """The lag's first sample from the last run: WAL up to its server position had
+    waited since `unarchived_since` (none: S3 held everything then)."""
+    if state.unarchived_since is None or state.current_lsn is None:
+        return []
+    try:
+        return [(state.unarchived_since, parse_lsn(state.current_lsn))]
+    except ValueError:
+        return []
 
 
 def write_state(spool: Path, state: Mapping[str, Any]) -> None:

@@ -74,8 +74,6 @@ class Stream:
         self._unrecorded = False  # the state could not be written (said once)
         self._pending_since: float | None = None
         self._s3_alarm_at: float | None = None
-        # (when first seen, LSN) as the server's position moves: the lag's clock.
-        self._written: list[tuple[str, int]] = []
         self._recorded_at = clock()
 
     def _prepare(self) -> None:
@@ -89,6 +87,8 @@ class Stream:
         self._encoder = self._encoder_for(identity.system_identifier)
         self.state = spooling.resumed_state(self._spool, identity.system_identifier,
                                             identity.timeline, self._wal.slot)
+        # (first seen, LSN) of the server's position: the lag's clock, kept over a restart
+        self._written: list[tuple[str, int]] = spooling.still_waiting(self.state)
         self._slots = SlotWatch(self._server, self._wal.slot)
         slot = self._slots.read(lost_too=True)
         self._start_from(slot)

@@ -34,8 +34,10 @@ def test_a_cluster_restores_as_of_a_time_from_the_archive_in_s3(
         cluster: ArchivedCluster, environment: dict[str, str]) -> None:
     ident, moment = cluster.commits[-6]
     pgdata = owned_directory(cluster.server, "pgdata")
+    # --pgdata relative to where the command runs (the server itself runs from /)
     result = run_agent(["restore-cluster", "--to-time", moment.isoformat(), "--pgdata",
-                        str(pgdata), "--base-backup", str(cluster.base), "--json"], environment)
+                        pgdata.name, "--base-backup", str(cluster.base), "--json"], environment,
+                       cwd=pgdata.parent)
     assert result.returncode == 0, result.stderr
     report = json.loads(result.stdout)
     assert report["last_commit"] == moment.isoformat() and report["trusted"] is False
@@ -52,6 +54,12 @@ def test_a_cluster_restores_as_of_a_time_from_the_archive_in_s3(
             time.sleep(0.1)
         server.stop()
     assert row == (False, ident)
+
+
+def test_a_system_identifier_that_is_not_a_number_is_a_usage_error(tmp_path: Path) -> None:
+    result = run_agent(["restore-cluster", "--to-time", "latest", "--pgdata", str(tmp_path),
+                        "--system-identifier", "abc"], clean_environment())
+    assert result.returncode == 2 and "is not a system identifier" in result.stderr
 
 
 @pytest.mark.parametrize(("to_time", "message"), [

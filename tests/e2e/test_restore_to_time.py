@@ -167,3 +167,44 @@ def test_restore_cluster_to_latest_closes_the_live_servers_segment_too(
         server.stop()
     assert restored == every
     archived.server.psql(DATABASE, f"DELETE FROM orders WHERE id > {max(archived.commits)};")
+
+
+def test_a_base_backup_whose_wal_is_not_archived_is_passed_over_for_an_older_one(
+        archived: Archived) -> None:
+    """A base backup taken while the stream was down has no WAL in S3 yet: the newest
+    one then cannot be recovered at all, and every moment after the older base backup,
+    which the archive does cover, must still be restorable from it."""
+    archived.stream.send_signal(signal.SIGSTOP)  # alive, holding its slot, uploading nothing
+    try:
+        based = run_agent(["base-backup", "--json"], archived.environment)
+        assert based.returncode == 0, based.stderr
+        newest = json.loads(based.stdout)
+        with socket.socket() as unused:  # the server lost: restore the archive as it is
+            unused.bind(("127.0.0.1", 0))
+            lost = {**archived.environment, "POSTGRES_HOST": "127.0.0.1",
+                    "POSTGRES_PORT": str(unused.getsockname()[1])}
+        pgdata = owned_directory(archived.server, f"older-base-{secrets.token_hex(4)}")
+        result = run_agent(["restore-cluster", "--to-time", "latest", "--pgdata",
+                            str(pgdata), "--json"], lost)
+    finally:
+        archived.stream.send_signal(signal.SIGCONT)
+    assert result.returncode == 0, result.stdout + result.stderr
+    report = json.loads(result.stdout)
+    assert "was passed over" in " ".join(report["warnings"]), report
+    assert newest["end_time"] not in report["base_backup"]
+    # Replayed past the older base backup, as far as the archive reached when it stopped.
+    assert datetime.fromisoformat(report["last_commit"]) > archived.window_start
+
+
+def test_another_server_s_key_is_named_not_a_missing_base_backup(archived: Archived,
+                                                                  tmp_path: Path) -> None:
+    from backup_agent.keys.key_files import create_key_file
+
+    public, _note = create_key_file(tmp_path / "other.pem", signing=True)
+    other = {**{name: value for name, value in archived.environment.items()
+                if name != "SIGNING_KEY_FILE"}, "TRUSTED_SIGNING_KEYS": public}
+    result = run_agent(["restore", "--to-time", "latest", "--scratch", str(archived.scratch),
+                        "--dry-run"], other)
+    assert result.returncode == 8, result.stderr
+    assert "none is signed by a trusted key: check TRUSTED_SIGNING_KEYS" in result.stderr
+    assert not list(archived.scratch.iterdir())

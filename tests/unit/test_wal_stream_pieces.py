@@ -131,6 +131,10 @@ def test_status_reads_the_stream_s_state_from_the_spool(tmp_path: Path) -> None:
     assert silent is not None and "is `backup-agent wal stream` running?" in silent["problem"]
     assert "since 2026-12-02 20:50:00+00:00" in silent["problem"]
     # A heartbeat from the future is a clock's mistake (or a planted file), not a live stream.
+    # Killed, it cannot say so: a minute of silence is enough, whatever WAL_MAX_DELAY.
+    write_state(tmp_path, {**state, "updated_at": "2026-12-02T20:59:25+00:00"})
+    killed = wal_status(settings, now)
+    assert killed is not None and "has not reported since" in killed["problem"]
     write_state(tmp_path, {**state, "updated_at": "2099-01-01T00:00:00+00:00"})
     future = wal_status(settings, now)
     assert future is not None and "is `backup-agent wal stream` running?" in future["problem"]
@@ -157,3 +161,17 @@ def test_a_restarted_stream_keeps_what_s3_holds_from_the_last_run(tmp_path: Path
     # Another server or slot: nothing carried over (its segments are not this archive's).
     assert resumed_state(tmp_path, "8", 1, "backup_agent").last_segment is None
     assert resumed_state(tmp_path, "7", 1, "other").last_segment is None
+
+
+def test_a_restart_does_not_make_old_wal_young(tmp_path: Path) -> None:
+    from backup_agent.wal.spool import resumed_state, still_waiting, write_state
+
+    write_state(tmp_path, {"system_identifier": "7", "slot": "backup_agent",
+                           "unarchived_since": "2026-12-02T20:59:00+00:00",
+                           "current_lsn": "0/5000100", "archived_through": "0/5000000"})
+    state = resumed_state(tmp_path, "7", 1, "backup_agent")
+    # The lag's clock starts from when the last run first saw that WAL waiting.
+    assert still_waiting(state) == [("2026-12-02T20:59:00+00:00", 0x5000100)]
+    write_state(tmp_path, {"system_identifier": "7", "slot": "backup_agent",
+                           "unarchived_since": None, "current_lsn": "0/5000100"})
+    assert still_waiting(resumed_state(tmp_path, "7", 1, "backup_agent")) == []
