@@ -37,7 +37,8 @@ def _missing_program(command: Sequence[str]) -> ToolMissingError:
     program = command[0]
     if program == "docker":
         return ToolMissingError("docker not found on PATH: install the docker CLI, or unset "
-                                "POSTGRES_CONTAINER to run the PostgreSQL clients directly")
+                                "POSTGRES_CONTAINER (the database's container) and "
+                                "APP_CONTAINERS (the ones a restore stops), whichever is set")
     return ToolMissingError(
         f"{program} not found: install the PostgreSQL client (the same major version as the "
         "server or newer), set PG_BINDIR to its bin directory, or set POSTGRES_CONTAINER to "

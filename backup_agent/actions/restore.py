@@ -37,6 +37,7 @@ from backup_agent.postgres.admin import DatabaseAdmin, quote_identifier
 from backup_agent.restoring import containers
 from backup_agent.restoring.as_of import database_as_of
 from backup_agent.restoring.build import Request, build, reachable
+from backup_agent.restoring.cluster import require_trusted_keys
 from backup_agent.restoring.plan import RestorePlan, make_plan
 from backup_agent.restoring.proof import Proof, proven, spool_directory
 from backup_agent.restoring.rebuild import NO_GLOBALS, Rebuild, proven_globals
@@ -130,6 +131,17 @@ def _build(settings: Settings, plan: RestorePlan, rebuild: Rebuild, proof: Proof
     warnings += built.notes
 
 
+def _check_target(settings: Settings, admin: DatabaseAdmin, target_db: str | None,
+                  stop: list[str]) -> None:
+    """Refuse what would fail at the end: --target-db taken, an app container missing."""
+    if target_db is not None and admin.exists(target_db):
+        replace_it = (" (leave out --target-db to replace it, the current one kept for "
+                      "rollback)" if target_db == settings.postgres.database else "")
+        raise ConfigurationError(f"database {target_db} already exists: --target-db makes "
+                                 f"a new database, so choose another name{replace_it}")
+    containers.check_reachable(stop)
+
+
 def run_restore(settings: Settings, given: str, *, from_s3: bool = False,
                 target_db: str | None = None, dry_run: bool = False, no_verify: bool = False,
                 no_owner: bool = False, drop_previous: bool = False, verbose: bool = False,
@@ -151,6 +163,10 @@ def run_restore(settings: Settings, given: str, *, from_s3: bool = False,
                                  "--from or --no-verify with it")
     target = parse_target(to_time)
     started = time.monotonic()
+    require_trusted_keys(with_own_key(settings), allow_unsigned=allow_unsigned)
+    with DatabaseAdmin(settings.postgres) as admin:  # before the recovery, not after it
+        _check_target(settings, admin, target_db, [] if target_db or settings.skip_app_stop
+                      else list(settings.app_containers))
     with database_as_of(with_own_key(settings), target, scratch=scratch, clock=clock,
                         allow_unsigned=allow_unsigned) as made:
         # The made backup is trusted through this run's key alone, and only when the base
@@ -158,8 +174,13 @@ def run_restore(settings: Settings, given: str, *, from_s3: bool = False,
         made_settings = replace(settings, backup_directory=made.directory,
                                 signing_key_file=None,
                                 trusted_signing_keys=tuple(filter(None, [made.trusted_key])))
+        last = made.recovered.reached.last_commit
+        moment = (f"{settings.postgres.database} as of {target.describe()} (last commit "
+                  f"{last.isoformat() if last else 'none'})")  # not the dump's scratch path
         result = restore(made_settings, made.name, from_s3=False, no_verify=False,
-                         allow_unsigned=made.trusted_key is None)
+                         allow_unsigned=made.trusted_key is None,
+                         confirm=lambda plan: confirm(replace(
+                             plan, source=replace(plan.source, location=moment))))
     recovered = made.recovered
     reached = recovered.reached.last_commit
     result.source = f"{recovered.base_backup} and the WAL archive, as of {target.describe()}"
@@ -203,10 +224,7 @@ def _restore_backup(settings: Settings, given: str, *, from_s3: bool,
                      no_owner=no_owner, moment=clock())
     with DatabaseAdmin(settings.postgres) as admin:
         plan.target_missing = plan.swap and not admin.exists(plan.target)
-        if target_db is not None and admin.exists(target_db):
-            raise ConfigurationError(f"database {target_db} already exists: drop it first or "
-                                     "choose another --target-db")
-        containers.check_reachable(plan.stop_containers)
+        _check_target(settings, admin, target_db, plan.stop_containers)
         if not dry_run and not confirm(plan):
             raise CancelledError("restore cancelled: nothing was changed")
         rebuild = Rebuild(admin, cluster, server_major=admin.server_major(),

@@ -208,3 +208,35 @@ def test_another_server_s_key_is_named_not_a_missing_base_backup(archived: Archi
     assert result.returncode == 8, result.stderr
     assert "none is signed by a trusted key: check TRUSTED_SIGNING_KEYS" in result.stderr
     assert not list(archived.scratch.iterdir())
+
+
+def test_a_target_db_that_exists_is_refused_before_the_recovery(archived: Archived) -> None:
+    result = _to_time(archived, "latest", "--target-db", DATABASE)
+    assert result.returncode == 2, result.stdout
+    error = json.loads(result.stdout)["error"]
+    assert f"database {DATABASE} already exists" in error and "leave out --target-db" in error
+    assert "recover" not in result.stderr  # refused before the throwaway cluster was made
+    assert not list(archived.scratch.iterdir())
+
+
+def test_the_question_names_the_moment_and_its_last_commit(
+        archived: Archived, monkeypatch: pytest.MonkeyPatch) -> None:
+    from backup_agent.actions.restore import run_restore
+    from backup_agent.model.errors import CancelledError
+    from backup_agent.model.settings import resolve_settings
+
+    for variable, value in archived.environment.items():
+        monkeypatch.setenv(variable, value)
+    asked: list[str] = []
+
+    def answer_no(plan: object) -> bool:
+        asked.append(plan.source.location)  # type: ignore[attr-defined]
+        return False
+
+    target = sorted(archived.commits.values())[len(archived.commits) // 2]
+    with pytest.raises(CancelledError):
+        run_restore(resolve_settings({}, archived.environment), "latest",
+                    to_time=target.isoformat(), scratch=archived.scratch, confirm=answer_no)
+    assert asked == [f"{DATABASE} as of {target.isoformat()} (last commit "
+                     f"{target.isoformat()})"]
+    assert archived.orders(DATABASE) == set(archived.commits)
