@@ -164,7 +164,8 @@ def _drill(settings: Settings, store: S3Store, cluster: ClusterArchive, vouch: A
     if latest is None or latest <= earliest:
         result.findings.append(Finding(level=Level.NAMES, kind="window", message=(
             f"no transaction after base backup {result.base_backup} ended: there is no moment "
-            "to drill yet (write something, or wait for the next segment)")))
+            "to drill yet in the archive: is `wal stream` running (`backup-agent status`)? "
+            "On a quiet database, wait for the next write and WAL_MAX_DELAY")))
     if result.findings:
         return
     assert latest is not None

@@ -264,8 +264,9 @@ def verify(
             if not wal or source or all_backups or restore_test:
                 from backup_agent.model.errors import ConfigurationError
 
-                raise ConfigurationError("--deep needs --wal, which takes no SOURCE, --all "
-                                         "or --restore-test")
+                raise ConfigurationError(
+                    "--deep needs --wal" if not wal else "--wal checks the whole WAL "
+                    "archive: give it no SOURCE, --all or --restore-test (those verify dumps)")
             result_wal = run_verify_wal(settings, deep=deep)
             say(render.wal_verify_summary(result_wal))
             finish("verify", result_wal, as_json=as_json)

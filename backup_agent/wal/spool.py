@@ -125,9 +125,11 @@ def set_partials_aside(spool: Path, segment_bytes: int | None, *,
         target = agent_directory(spool, "aside") / f"{path.name}.{stamp}"
         path.rename(target)
         odd = segment_bytes is not None and size != segment_bytes
-        log.warning("moved %s (%d bytes%s), left by an earlier run, to %s: the stream "
-                    "resumes from the server's slot", path.name, size,
-                    ", not a whole segment" if odd else "", target)
+        # Every stop leaves the segment being written; only a cut one is worth a warning.
+        log.log(logging.WARNING if odd else logging.INFO, "moved %s (%d bytes%s), the "
+                "segment the last run was writing, to %s: the stream resumes from the "
+                "server's slot", path.name, size, ", not a whole segment" if odd else "",
+                target)
         moved.append(target)
     return moved
 
