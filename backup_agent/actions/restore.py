@@ -164,7 +164,8 @@ def run_restore(settings: Settings, given: str, *, from_s3: bool = False,
     target = parse_target(to_time)
     started = time.monotonic()
     require_trusted_keys(with_own_key(settings), allow_unsigned=allow_unsigned)
-    with DatabaseAdmin(settings.postgres) as admin:  # before the recovery, not after it
+    reachable(settings.postgres)  # docker mode needs POSTGRES_HOST: said before the recovery
+    with DatabaseAdmin(settings.postgres) as admin:
         _check_target(settings, admin, target_db, [] if target_db or settings.skip_app_stop
                       else list(settings.app_containers))
     with database_as_of(with_own_key(settings), target, scratch=scratch, clock=clock,
@@ -174,15 +175,13 @@ def run_restore(settings: Settings, given: str, *, from_s3: bool = False,
         made_settings = replace(settings, backup_directory=made.directory,
                                 signing_key_file=None,
                                 trusted_signing_keys=tuple(filter(None, [made.trusted_key])))
-        last = made.recovered.reached.last_commit
+        recovered, reached = made.recovered, made.recovered.reached.last_commit
         moment = (f"{settings.postgres.database} as of {target.describe()} (last commit "
-                  f"{last.isoformat() if last else 'none'})")  # not the dump's scratch path
+                  f"{reached.isoformat() if reached else 'none'})")  # not the scratch path
         result = restore(made_settings, made.name, from_s3=False, no_verify=False,
                          allow_unsigned=made.trusted_key is None,
                          confirm=lambda plan: confirm(replace(
                              plan, source=replace(plan.source, location=moment))))
-    recovered = made.recovered
-    reached = recovered.reached.last_commit
     result.source = f"{recovered.base_backup} and the WAL archive, as of {target.describe()}"
     result.to_time, result.last_commit = target.describe(), reached.isoformat() if reached \
         else None

@@ -29,7 +29,7 @@ BaseBackupOption = Annotated[Path | None, typer.Option(
     "or -Ft's base.tar) instead of the newest base backup in S3 that ended before TIME "
     "(`backup-agent base-backup` makes those).")]
 def _system_identifier(value: str | None) -> str | None:
-    if value is not None and not value.isdigit():
+    if value is not None and not (value.isascii() and value.isdigit()):
         raise typer.BadParameter(f"{value!r} is not a system identifier: the number "
                                  "pg_controldata prints as 'Database system identifier'")
     return value

@@ -100,9 +100,12 @@ def _s3_bases(settings: Settings, target: RecoveryTarget, system_identifier: str
     where = f"s3://{store.bucket}/{store.prefix}{BASE_ROOT}"
     clusters = system_identifiers(store)
     if system_identifier is None:
+        named = clusters
         if len(clusters) > 1:  # a key planted with the writer's AWS key names one too
             clusters = [cluster for cluster in clusters if _proven_bases(settings, store,
                                                                          cluster, allow_unsigned)]
+        if named and not clusters:
+            raise _none_trusted(f"{where} holds base backups of {', '.join(named)}")
         if len(clusters) != 1:
             raise ConfigurationError(
                 f"{where} holds base backups of {len(clusters)} clusters "
@@ -112,10 +115,14 @@ def _s3_bases(settings: Settings, target: RecoveryTarget, system_identifier: str
         system_identifier = clusters[0]
     proven = _proven_bases(settings, store, system_identifier, allow_unsigned)
     if not proven and system_identifier in clusters:
-        raise VerificationError(f"{where}{system_identifier}/ holds base backups, but none is "
-                                "signed by a trusted key: check TRUSTED_SIGNING_KEYS (the "
-                                "public key of the server that took them); nothing was restored")
+        raise _none_trusted(f"{where}{system_identifier}/ holds base backups")
     return usable_before(proven, target.moment, where)
+
+
+def _none_trusted(what: str) -> VerificationError:
+    return VerificationError(f"{what}, but none is signed by a trusted key: check "
+                             "TRUSTED_SIGNING_KEYS (the public key of the server that took "
+                             "them); nothing was restored")
 
 
 def _proven_bases(settings: Settings, store: S3Store, system_identifier: str,
@@ -139,22 +146,29 @@ def recover_cluster(settings: Settings, target: RecoveryTarget, pgdata: Path,
                              allow_unsigned=allow_unsigned)
     bases = _s3_bases(settings, target, system_identifier, allow_unsigned=allow_unsigned)
     skipped: list[str] = []
-    for base in bases:
+    while True:
+        base = bases.pop(0)
         try:
             return _recover_from(settings, target, pgdata, owner, base, skipped,
                                  allow_unsigned=allow_unsigned)
         except BaseWalMissingError as error:
-            if base is bases[-1]:
+            # Taken while the stream was down, or its WAL not uploaded yet: for `latest`, an
+            # older base backup that ended before the archive does reaches as far. (For a T,
+            # the older one's replay would need the same missing WAL; after a hole, too.)
+            bases = [older for older in bases if older.end_lsn < error.archive_end]
+            if not target.latest or error.hole or not bases:
                 raise
-            # Taken while the stream was down, or its WAL not uploaded yet: an older base
-            # backup whose WAL is there reaches as far.
             skipped.append(f"base backup {base.describe()} was passed over: {error}")
-            log.warning("%s; trying the one before it", skipped[-1])
-    raise AssertionError("unreachable: usable_before returns at least one")
+            log.warning("%s; recovering from an older one", skipped[-1])
 
 
 class BaseWalMissingError(SourceNotFoundError):
     """The archive lacks WAL the base backup itself needs to be consistent."""
+
+    def __init__(self, message: str, *, archive_end: int, hole: bool) -> None:
+        super().__init__(message)
+        self.archive_end = archive_end  # the LSN where the archive's WAL stops
+        self.hole = hole  # WAL exists after the missing segment: nothing older helps
 
 
 def _recover_from(settings: Settings, target: RecoveryTarget, pgdata: Path,
@@ -183,7 +197,11 @@ def _recover_from(settings: Settings, target: RecoveryTarget, pgdata: Path,
                 try:
                     prefetcher.wait_for(number, timeout=BASE_WAL_WAIT_SECONDS)
                 except SourceNotFoundError as error:
-                    raise BaseWalMissingError(f"{error} (the base backup's own WAL)") from None
+                    gap = prefetcher.gap
+                    raise BaseWalMissingError(
+                        f"{error} (the base backup's own WAL)", hole=gap is None or gap.hole,
+                        archive_end=(gap.segment if gap else number) * facts.segment_bytes,
+                    ) from None
             window = restorable_window(
                 binaries, base, base_wal=wal_directory,
                 base_segments=(plan.name_of(first), plan.name_of(last)),

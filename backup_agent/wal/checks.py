@@ -21,6 +21,7 @@ from backup_agent.postgres.wal_setup import ServerSetup, inspect
 from backup_agent.wal.health import (
     STALE_STATE,
     StreamHealth,
+    ended,
     lag_limit,
     lag_problem,
     lost_slot,
@@ -96,10 +97,11 @@ def _stream(health: StreamHealth | None, settings: Settings, now: datetime) -> s
     if health is None:
         raise WalProblem(f"`wal stream` has never run here (no state in {spool}): install "
                          "its service, which `backup-agent wal setup` prints")
-    if health.report["receiver"] == "stopped":
+    if ended(health):
         raise WalProblem(not_reporting(health, settings.wal))
     if health.updated is None or abs(now - health.updated) > STALE_STATE:
-        since = "never" if health.updated is None else f"{age_text(now - health.updated)} ago"
+        since = ("never" if health.updated is None else "at a time in the future (a clock?)"
+                 if health.updated > now else f"{age_text(now - health.updated)} ago")
         raise WalProblem(f"`wal stream` last reported {since} (it does every 10 s; limit "
                          f"{human_duration(STALE_STATE)}, state in {spool}): is its service "
                          "running? (systemctl status backup-agent-wal, or the sidecar's "

@@ -65,7 +65,7 @@ def lost_slot() -> str:
 
 
 def not_reporting(health: StreamHealth, wal: WalSettings) -> str:
-    if health.report["receiver"] == "stopped":  # it said so as it ended: no need to wait
+    if ended(health):  # it said so as it ended: no need to wait
         return (f"the WAL stream stopped at {health.updated or 'an unknown time'} "
                 f"({wal.spool_directory}): start `backup-agent wal stream` again (its "
                 "service, or the sidecar)")
@@ -74,9 +74,15 @@ def not_reporting(health: StreamHealth, wal: WalSettings) -> str:
             "`backup-agent wal stream` running?")
 
 
+def ended(health: StreamHealth) -> bool:
+    """The stream said it stopped as it ended (while a lost slot is being made again its
+    receiver is stopped too, but the stream runs: its heartbeat says so)."""
+    return bool(health.report["receiver"] == "stopped" and health.report["slot"] != "lost")
+
+
 def silent(health: StreamHealth, now: datetime, limit: timedelta) -> bool:
-    """The stream ended (it records "stopped" as it does) or has not written for `limit`."""
-    return (health.report["receiver"] == "stopped" or health.updated is None
+    """The stream ended or has not written for `limit`."""
+    return (ended(health) or health.updated is None
             or abs(now - health.updated) > limit)  # from the future: a clock, not a heartbeat
 
 

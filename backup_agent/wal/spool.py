@@ -21,7 +21,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from backup_agent.model.errors import LocalStorageError
+from backup_agent.model.errors import ConfigurationError, LocalStorageError
 from backup_agent.wal.names import (
     WalFile,
     WalKind,
@@ -51,10 +51,10 @@ def check_spool(spool: Path) -> None:
     """Raise LocalStorageError unless the spool is this user's and nobody else may write in
     it: every WAL file there is uploaded signed with the server's key, so a file another
     user planted (a segment, a `.history` that redirects `latest`) would be trusted."""
-    try:
-        status = spool.stat()
-    except OSError:
-        return  # missing: the stream's own check says so
+    if not spool.is_dir() or not os.access(spool, os.W_OK):  # never made for it here
+        raise ConfigurationError(f"WAL_SPOOL_DIR {spool} is not a writable directory: create "
+                                 "it for the agent's user (install -d -m 700 DIR)")
+    status = spool.stat()
     if stat.S_ISDIR(status.st_mode) and status.st_uid != os.geteuid():
         raise LocalStorageError(f"WAL_SPOOL_DIR {spool} belongs to another user: chown it to "
                                 "this one (what is in it is uploaded signed)")
@@ -179,9 +179,21 @@ def resumed_state(spool: Path, system_identifier: str, timeline: int, slot: str)
     previous = read_state(spool) or {}
     if (previous.get("system_identifier"), previous.get("slot")) == (system_identifier, slot):
         for name in CARRIED_OVER:
-            if isinstance(previous.get(name), str):
+            if isinstance(previous.get(name), str) and _readable(name, previous[name]):
                 setattr(state, name, previous[name])
+        if previous.get("slot_state") == "lost":  # stopped before its base backup was taken
+            state.slot_state = "lost"
     return state
+
+
+def _readable(name: str, value: str) -> bool:
+    if name not in ("archived_through", "current_lsn"):
+        return True
+    try:
+        parse_lsn(value)
+    except ValueError:
+        return False
+    return True
 
 
 def hole_before(spool: Path, state: StreamState, start: int, segment_bytes: int) -> str | None:
@@ -192,13 +204,27 @@ def hole_before(spool: Path, state: StreamState, start: int, segment_bytes: int)
     if state.archived_through is None:
         return None
     covered = parse_lsn(state.archived_through)
-    for wal, _path in ready_files(spool):
-        if wal.kind == WalKind.SEGMENT:
-            covered = max(covered, (segment_number(wal.name, segment_bytes) + 1) * segment_bytes)
+    for number in sorted(segment_number(wal.name, segment_bytes)
+                         for wal, _path in ready_files(spool) if wal.kind == WalKind.SEGMENT):
+        if number * segment_bytes <= covered:  # only what continues the archive, no hole
+            covered = max(covered, (number + 1) * segment_bytes)
     if start <= covered:
         return None
     return (f"it reserves WAL from {format_lsn(start)}, the archive ends at "
             f"{format_lsn(covered)}: it was made again while the stream was stopped")
+
+
+def lag_samples(written: list[tuple[str, int]], current: int,
+                archived: int) -> tuple[list[tuple[str, int]], str | None]:
+    """Add the server's position `current` (first seen now) to the samples `written`; keep
+    the first past what S3 holds (`archived`) and the newest. Return them and since when
+    WAL has waited for S3 (None: S3 holds all of it)."""
+    if not written or written[-1][1] != current:
+        written = [*written, (utc_now_text(), current)]
+    kept = [sample for index, sample in enumerate(written)
+            if sample[1] > archived or index == len(written) - 1]
+    waiting = [seen for seen, position in kept if position > archived]
+    return kept, waiting[0] if waiting else None
 
 
 def still_waiting(state: StreamState) -> list[tuple[str, int]]:

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import errno
 import logging
-import os
 import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING
@@ -77,10 +76,7 @@ class Stream:
         self._recorded_at = clock()
 
     def _prepare(self) -> None:
-        if not self._spool.is_dir() or not os.access(self._spool, os.W_OK):
-            raise errors.ConfigurationError(
-                f"WAL_SPOOL_DIR {self._spool} is not a writable directory: create it for the "
-                "agent's user (mode 700)")
+        spooling.check_spool(self._spool)
         identity = identify_system(self._postgres)
         self._server = WalServer(self._postgres)
         self._segment_bytes = self._server.segment_bytes()
@@ -98,8 +94,11 @@ class Stream:
                                   self._segment_bytes)
         hole = spooling.hole_before(self._spool, self.state, self._completed_end,
                                     self._segment_bytes)  # a slot made again meanwhile
+        if self.state.slot_state == "lost":  # the last run stopped before its base backup
+            hole = "the last run lost it and stopped before taking the base backup after it"
         if slot.lost or hole:
-            self._lose(slot_lost(self._wal.slot, hole or f"wal_status {slot.wal_status}"))
+            self._lose(slot_lost(self._wal.slot, f"wal_status {slot.wal_status}" if slot.lost
+                                 else str(hole)))
 
     def _start_from(self, slot: SlotState) -> None:  # only WAL after its segment can wait
         start = parse_lsn(slot.restart_lsn or slot.current_lsn)
@@ -137,6 +136,8 @@ class Stream:
         return self.state
 
     def _tick(self, now: float) -> None:
+        if now - self._recorded_at >= HEARTBEAT_SECONDS:
+            self._record()  # alive, also while the server is away or the slot lost
         try:
             self._receiver.check(now)
         except SpoolFullError as error:
@@ -190,6 +191,7 @@ class Stream:
         self._lost, self._paused, self._written = False, False, []
         self.state.receiver, self.state.slot_state, self.state.alarm = "running", "active", None
         self.state.restorable_from = ended
+        self.state.archived_through = format_lsn(self._completed_end)  # no hole on restart
         log.warning("made the replication slot %r again and took a new base backup (ended "
                     "%s): times from then on are restorable; the hole before it stays "
                     "(`verify --wal` names it)", self._wal.slot, ended)
@@ -197,19 +199,13 @@ class Stream:
 
     def _measure_lag(self, now: float, slot: SlotState) -> None:
         """Bytes and age of the WAL the server wrote that S3 does not hold yet."""
-        current = parse_lsn(slot.current_lsn)
-        archived = self._completed_end
-        if not self._written or self._written[-1][1] != current:
-            self._written.append((spooling.utc_now_text(), current))
-        # Keep the first sample past what S3 holds (and the newest): its time is the lag's.
-        self._written = [sample for index, sample in enumerate(self._written)
-                         if sample[1] > archived or index == len(self._written) - 1]
-        waiting = [seen for seen, position in self._written if position > archived]
+        current, archived = parse_lsn(slot.current_lsn), self._completed_end
+        self._written, since = spooling.lag_samples(self._written, current, archived)
         changed = (self.state.current_lsn != slot.current_lsn
                    or self.state.slot_state != ("active" if slot.active else "inactive"))
         self.state.current_lsn = slot.current_lsn
         self.state.lag_bytes = max(0, current - archived)
-        self.state.unarchived_since = waiting[0] if waiting else None
+        self.state.unarchived_since = since
         self.state.slot_state = "active" if slot.active else "inactive"
         if changed or now - self._recorded_at >= HEARTBEAT_SECONDS:
             self._record()

@@ -200,6 +200,14 @@ def test_a_second_stream_on_the_same_spool_touches_nothing(
     assert first.process.poll() is None, first.stderr()
 
 
+def test_a_missing_spool_is_named_not_made(streaming: Callable[..., Streaming],
+                                           tmp_path: Path) -> None:
+    missing = tmp_path / "not-mounted"  # a volume that is not there: never made with umask
+    stream = streaming(WAL_SPOOL_DIR=str(missing))
+    assert stream.process.wait(timeout=60) == 2, stream.stderr()
+    assert "is not a writable directory" in stream.stderr() and not missing.exists()
+
+
 def test_kill_9_leaves_no_orphan_receiver_holding_the_slot(
         streaming: Callable[..., Streaming], pg_server: PostgresServer, slot: str) -> None:
     stream = streaming()

@@ -175,3 +175,22 @@ def test_a_restart_does_not_make_old_wal_young(tmp_path: Path) -> None:
     write_state(tmp_path, {"system_identifier": "7", "slot": "backup_agent",
                            "unarchived_since": None, "current_lsn": "0/5000100"})
     assert still_waiting(resumed_state(tmp_path, "7", 1, "backup_agent")) == []
+
+
+def test_a_hole_is_not_hidden_by_segments_after_it_in_the_spool(tmp_path: Path) -> None:
+    from backup_agent.wal.spool import hole_before, resumed_state, write_state
+
+    size = 16 * 1024 * 1024
+    write_state(tmp_path, {"system_identifier": "7", "slot": "backup_agent",
+                           "archived_through": "0/3000000", "slot_state": "lost"})
+    state = resumed_state(tmp_path, "7", 1, "backup_agent")
+    assert state.slot_state == "lost"  # stopped before the base backup after the hole
+    (tmp_path / "000000010000000000000003").write_bytes(b"")  # continues the archive
+    assert hole_before(tmp_path, state, 4 * size, size) is None
+    # Segments the new slot received after a hole do not bridge it.
+    (tmp_path / "000000010000000000000006").write_bytes(b"")
+    assert hole_before(tmp_path, state, 7 * size, size) is not None
+    # A state.json whose LSN does not parse is not carried over (no crash on restart).
+    write_state(tmp_path, {"system_identifier": "7", "slot": "backup_agent",
+                           "archived_through": "nonsense"})
+    assert resumed_state(tmp_path, "7", 1, "backup_agent").archived_through is None
