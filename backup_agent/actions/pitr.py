@@ -19,7 +19,11 @@ from backup_agent.model.settings import Settings
 from backup_agent.model.targets import parse_target
 from backup_agent.physical.server import owner_of
 from backup_agent.restoring.archive_now import archive_now
-from backup_agent.restoring.cluster import recover_cluster, require_trusted_keys
+from backup_agent.restoring.cluster import (
+    check_base_backups,
+    recover_cluster,
+    require_trusted_keys,
+)
 
 
 @dataclass
@@ -65,6 +69,9 @@ def run_restore_cluster(settings: Settings, *, to_time: str, pgdata: Path,
     require_trusted_keys(settings, allow_unsigned=allow_unsigned)
     pgdata = _empty_directory(pgdata)
     owner = owner_of(pgdata)
+    if base_backup is None:
+        check_base_backups(settings, target, system_identifier=system_identifier,
+                           allow_unsigned=allow_unsigned)
     late_wal = archive_now(settings, target, datetime.now(UTC), required=False)
     recovered = recover_cluster(settings, target, pgdata, owner,
                                 base_backup=base_backup, system_identifier=system_identifier,

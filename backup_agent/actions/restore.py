@@ -168,6 +168,7 @@ def run_restore(settings: Settings, given: str, *, from_s3: bool = False,
     with DatabaseAdmin(settings.postgres) as admin:
         _check_target(settings, admin, target_db, [] if target_db or settings.skip_app_stop
                       else list(settings.app_containers))
+        Rebuild(admin, None, admin.server_major(), no_owner).check()  # owners: a superuser
     with database_as_of(with_own_key(settings), target, scratch=scratch, clock=clock,
                         allow_unsigned=allow_unsigned) as made:
         # The made backup is trusted through this run's key alone, and only when the base

@@ -22,7 +22,7 @@ from backup_agent.cli.options import (
     PrefixOption,
     ServerBinDirectoryOption,
 )
-from backup_agent.cli.pitr import SystemIdentifierOption
+from backup_agent.cli.pitr import SystemIdentifierOption, checked_identifier
 from backup_agent.model.errors import BackupAgentError
 from backup_agent.model.settings import Settings
 
@@ -80,7 +80,8 @@ def drill(
 
         with notified(settings, "drill") as notice, drill_metrics(settings) as counts:
             result = run_drill(settings, targets=targets, run_as=run_as,
-                               system_identifier=system_identifier, seed=seed)
+                               system_identifier=checked_identifier(system_identifier),
+                               seed=seed)
             counts["exact"] = result.exact
             say(drill_summary(result))
             append_step_summary(drill_markdown(result))

@@ -20,6 +20,7 @@ from backup_agent.cli.options import (
     ServerBinDirectoryOption,
     ToTimeOption,
 )
+from backup_agent.model.errors import ConfigurationError
 
 PgdataOption = Annotated[Path, typer.Option(
     "--pgdata", metavar="DIR", help="An existing, empty directory owned by the user the "
@@ -28,15 +29,17 @@ BaseBackupOption = Annotated[Path | None, typer.Option(
     "--base-backup", metavar="DIR", help="Start from this pg_basebackup output directory (-Fp, "
     "or -Ft's base.tar) instead of the newest base backup in S3 that ended before TIME "
     "(`backup-agent base-backup` makes those).")]
-def _system_identifier(value: str | None) -> str | None:
+def checked_identifier(value: str | None) -> str | None:
+    """--system-identifier, checked inside the run (a one-line error, exit 2)."""
     if value is not None and not (value.isascii() and value.isdigit()):
-        raise typer.BadParameter(f"{value!r} is not a system identifier: the number "
-                                 "pg_controldata prints as 'Database system identifier'")
+        raise ConfigurationError(f"--system-identifier {value!r} is not a system identifier: "
+                                 "the number pg_controldata prints as 'Database system "
+                                 "identifier'")
     return value
 
 
 SystemIdentifierOption = Annotated[str | None, typer.Option(
-    "--system-identifier", metavar="ID", callback=_system_identifier,
+    "--system-identifier", metavar="ID",
     help="The cluster to restore, when the bucket holds base backups of several "
          "(pg_controldata's 'Database system identifier').")]
 
@@ -58,11 +61,11 @@ def restore_cluster(
 
         result = run_restore_cluster(settings, to_time=to_time, pgdata=pgdata,
                                      base_backup=base_backup,
-                                     system_identifier=system_identifier,
+                                     system_identifier=checked_identifier(system_identifier),
                                      allow_unsigned=allow_unsigned)
         say(f"restored the cluster into {result.pgdata} as of {result.to_time}: last commit "
             f"replayed {result.last_commit or 'none'}, now on timeline {result.timeline} at "
-            f"{result.lsn}")
+            f"{result.lsn}, from {result.base_backup}")
         say(start_hint(Path(result.pgdata), settings.postgres.bin_directory))
         finish("restore-cluster", result, as_json=as_json)
 

@@ -68,11 +68,13 @@ def plan(server: ServerSetup, role: str, slot: str, slot_keep: str,
     hba = (f"host  replication  {role}  {network}  scram-sha-256" if network
            else f"local  replication  {role}  scram-sha-256")
     return [
-        SetupStep(f"wal_level is {server.wal_level}: it must be replica or logical (a "
-                  "restart)", server.wal_level == "minimal",
+        SetupStep(f"wal_level is {server.wal_level}" + (": it must be replica or logical (a "
+                  "restart)" if server.wal_level == "minimal" else ""),
+                  server.wal_level == "minimal",
                   hint="ALTER SYSTEM SET wal_level = 'replica'; then restart PostgreSQL"),
-        SetupStep(f"max_wal_senders is {server.max_wal_senders}: the stream needs one "
-                  "sender (a restart)", server.max_wal_senders < 1,
+        SetupStep(f"max_wal_senders is {server.max_wal_senders}" + (": the stream needs one "
+                  "sender (a restart)" if server.max_wal_senders < 1 else ""),
+                  server.max_wal_senders < 1,
                   hint="ALTER SYSTEM SET max_wal_senders = 10; then restart PostgreSQL"),
         SetupStep(f"role {role} may open replication connections (REPLICATION)",
                   not server.replication, (f"ALTER ROLE {name} REPLICATION;",)),

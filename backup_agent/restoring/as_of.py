@@ -41,7 +41,12 @@ from backup_agent.model.targets import RecoveryTarget
 from backup_agent.physical.commands import session_options
 from backup_agent.physical.server import PrivateServer
 from backup_agent.restoring.archive_now import archive_now
-from backup_agent.restoring.cluster import RecoveredCluster, recover_cluster, require_trusted_keys
+from backup_agent.restoring.cluster import (
+    RecoveredCluster,
+    check_base_backups,
+    recover_cluster,
+    require_trusted_keys,
+)
 from backup_agent.storage import local
 
 log = logging.getLogger(__name__)
@@ -69,6 +74,7 @@ def database_as_of(settings: Settings, target: RecoveryTarget, *, scratch: Path 
     if scratch is not None:
         _check_scratch(scratch, owner)
     require_trusted_keys(settings, allow_unsigned=allow_unsigned)
+    check_base_backups(settings, target, allow_unsigned=allow_unsigned)
     archive_now(settings, target, clock(), required=True)  # raises before any change
     root = Path(tempfile.mkdtemp(prefix=SCRATCH_PREFIX, dir=scratch))
     try:

@@ -119,6 +119,15 @@ def _s3_bases(settings: Settings, target: RecoveryTarget, system_identifier: str
     return usable_before(proven, target.moment, where)
 
 
+def check_base_backups(settings: Settings, target: RecoveryTarget, *,
+                       system_identifier: str | None = None,
+                       allow_unsigned: bool = False) -> None:
+    """Refuse up front (before the live server is asked to close its segment) what the
+    recovery would refuse first: no proven base backup (another server's key), or none
+    that ended before T."""
+    _s3_bases(settings, target, system_identifier, allow_unsigned=allow_unsigned)
+
+
 def _none_trusted(what: str) -> VerificationError:
     return VerificationError(f"{what}, but none is signed by a trusted key: check "
                              "TRUSTED_SIGNING_KEYS (the public key of the server that took "
@@ -158,8 +167,9 @@ def recover_cluster(settings: Settings, target: RecoveryTarget, pgdata: Path,
             bases = [older for older in bases if older.end_lsn < error.archive_end]
             if not target.latest or error.hole or not bases:
                 raise
-            skipped.append(f"base backup {base.describe()} was passed over: {error}")
-            log.warning("%s; recovering from an older one", skipped[-1])
+            skipped.append(f"{base.describe()} was passed over: {error}; recovered from "
+                           "an older one")
+            log.info("%s", skipped[-1])
 
 
 class BaseWalMissingError(SourceNotFoundError):

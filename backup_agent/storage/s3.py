@@ -165,7 +165,7 @@ class S3Store:
 
     def head(self, key: str) -> dict[str, Any] | None:
         """Return the object's headers, or None if it does not exist."""
-        with self._translated("read the backup"):
+        with self._translated(f"look up {key.removeprefix(self.prefix)}"):
             try:
                 return dict(self.client.head_object(Bucket=self.bucket, Key=key))
             except botocore.exceptions.ClientError as error:

@@ -203,9 +203,13 @@ def test_another_server_s_key_is_named_not_a_missing_base_backup(archived: Archi
     public, _note = create_key_file(tmp_path / "other.pem", signing=True)
     other = {**{name: value for name, value in archived.environment.items()
                 if name != "SIGNING_KEY_FILE"}, "TRUSTED_SIGNING_KEYS": public}
-    result = run_agent(["restore", "--to-time", "latest", "--scratch", str(archived.scratch),
-                        "--dry-run"], other)
-    assert result.returncode == 8, result.stderr
+    archived.stream.send_signal(signal.SIGSTOP)  # asked to close its segment, it would wait
+    try:
+        result = run_agent(["restore", "--to-time", "latest", "--scratch",
+                            str(archived.scratch), "--dry-run"], other)
+    finally:
+        archived.stream.send_signal(signal.SIGCONT)
+    assert result.returncode == 8, result.stderr  # not 10 after a minute's wait for WAL
     assert "none is signed by a trusted key: check TRUSTED_SIGNING_KEYS" in result.stderr
     assert not list(archived.scratch.iterdir())
 
@@ -240,3 +244,21 @@ def test_the_question_names_the_moment_and_its_last_commit(
     assert asked == [f"{DATABASE} as of {target.isoformat()} (last commit "
                      f"{target.isoformat()})"]
     assert archived.orders(DATABASE) == set(archived.commits)
+
+
+def test_a_user_who_cannot_restore_the_owners_is_refused_before_the_recovery(
+        archived: Archived) -> None:
+    archived.server.psql("postgres", "CREATE ROLE not_super LOGIN PASSWORD 'not-super-pw';")
+    try:
+        denied = {**archived.environment, "POSTGRES_USER": "not_super",
+                  "POSTGRES_PASSWORD": "not-super-pw"}
+        result = run_agent(["restore", "--to-time", "latest", "--scratch",
+                            str(archived.scratch), "--target-db", "shop_not_super", "--yes"],
+                           denied)
+        assert result.returncode == 2, result.stderr
+        assert "needs a superuser" in result.stderr and "--no-owner" in result.stderr
+        assert "closed WAL segment" not in result.stderr  # the server was not asked yet
+        assert not list(archived.scratch.iterdir())
+    finally:
+        archived.server.psql("postgres", "DROP DATABASE IF EXISTS shop_not_super; "
+                                         "DROP ROLE not_super;")
