@@ -2,7 +2,7 @@
 
 Once per module: a real archive made under load (archive_command's WAL and one
 `base-backup` taken while a writer inserts), uploaded signed to moto. The drill restores to
-three random moments of its window, exact to the commit; each test that damages the archive
+five random moments of its window, exact to the commit; each test that damages the archive
 copies it into a bucket of its own first, and the drill must fail naming the damage.
 """
 
@@ -54,15 +54,15 @@ def drill(archive: BucketArchive, environment: dict[str, str] | None = None,
     return result.returncode, json.loads(result.stdout), result.stderr
 
 
-def test_the_drill_restores_three_random_moments_exactly(archive: BucketArchive,
+def test_the_drill_restores_five_random_moments_exactly(archive: BucketArchive,
                                                          tmp_path: Path) -> None:
     environment = {**archive.environment, "METRICS_FILE": str(tmp_path / "drill.prom"),
                    "GITHUB_STEP_SUMMARY": str(tmp_path / "summary.md")}
-    code, report, stderr = drill(archive, environment)
+    code, report, stderr = drill(archive, environment, "--targets", "5")  # issue 22: 5 T
     assert code == 0, stderr
     assert report["command"] == "drill" and report["status"] == "success"
     drilled = report["drill"]
-    assert drilled["findings"] == [] and drilled["exact"] == 3
+    assert drilled["findings"] == [] and drilled["exact"] == 5
     start, end = drilled["window"]["start"], drilled["window"]["end"]
     for target in drilled["targets"]:
         assert start <= target["target"] < end
@@ -73,11 +73,11 @@ def test_the_drill_restores_three_random_moments_exactly(archive: BucketArchive,
         assert target["marker"].startswith("committed ") and ", 0/" in target["marker"]
     lines = stderr.splitlines()
     assert sum(line.startswith("target ") and " exact; amcheck passed" in line
-               for line in lines) == 3
-    assert any(line.startswith("drill success: 3/3 target(s) exact") for line in lines)
+               for line in lines) == 5
+    assert any(line.startswith("drill success: 5/5 target(s) exact") for line in lines)
     metrics = (tmp_path / "drill.prom").read_text()
     assert 'backup_agent_drill_last_run_success{database="postgres"} 1' in metrics
-    assert 'backup_agent_drill_last_run_targets_exact{database="postgres"} 3' in metrics
+    assert 'backup_agent_drill_last_run_targets_exact{database="postgres"} 5' in metrics
     assert "Point-in-time drill: success" in (tmp_path / "summary.md").read_text()
 
 

@@ -42,7 +42,7 @@ def _to_time(archived: Archived, moment: str, *extra: str) -> subprocess.Complet
 
 def test_one_database_as_of_random_moments_swapped_in_exactly(archived: Archived) -> None:
     moments = sorted(archived.commits.values())
-    for moment in secrets.SystemRandom().sample(moments[len(moments) // 10:-2], 3):
+    for moment in secrets.SystemRandom().sample(moments[len(moments) // 10:-2], 5):
         target = moment + timedelta(microseconds=secrets.choice([0, 1, 300]))
         result = _to_time(archived, target.isoformat())
         assert result.returncode == 0, result.stdout + result.stderr
