@@ -7,6 +7,7 @@ each row's exact commit time, so a restore's exactness is checked to the commit.
 
 from __future__ import annotations
 
+import atexit
 import os
 import shutil
 import subprocess
@@ -34,7 +35,12 @@ class ArchivedCluster:
 
 def owned_directory(server: PostgresServer, name: str, parent: Path | None = None) -> Path:
     """An empty 0700 directory that belongs to the server's system user."""
-    root = parent or Path(tempfile.mkdtemp(prefix="backup-agent-pitr-"))
+    root = parent
+    if root is None:
+        root = Path(tempfile.mkdtemp(prefix="backup-agent-pitr-"))
+        # Restored clusters, hundreds of MB each: gone when the test process ends (a full
+        # run left about 6 GB in /tmp).
+        atexit.register(shutil.rmtree, root, ignore_errors=True)
     root.chmod(0o755)
     directory = root / name
     directory.mkdir(mode=0o700)
