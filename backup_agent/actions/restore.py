@@ -38,7 +38,7 @@ from backup_agent.restoring import containers
 from backup_agent.restoring.as_of import database_as_of
 from backup_agent.restoring.build import Request, build, reachable
 from backup_agent.restoring.cluster import require_trusted_keys
-from backup_agent.restoring.plan import RestorePlan, make_plan
+from backup_agent.restoring.plan import RestorePlan, containers_to_stop, make_plan
 from backup_agent.restoring.proof import Proof, proven, spool_directory
 from backup_agent.restoring.rebuild import NO_GLOBALS, Rebuild, proven_globals
 from backup_agent.streams.verify import Verdict
@@ -166,8 +166,8 @@ def run_restore(settings: Settings, given: str, *, from_s3: bool = False,
     require_trusted_keys(with_own_key(settings), allow_unsigned=allow_unsigned)
     reachable(settings.postgres)  # docker mode needs POSTGRES_HOST: said before the recovery
     with DatabaseAdmin(settings.postgres) as admin:
-        _check_target(settings, admin, target_db, [] if target_db or settings.skip_app_stop
-                      else list(settings.app_containers))
+        _check_target(settings, admin, target_db,
+                      containers_to_stop(settings, swap=target_db is None))
         Rebuild(admin, None, admin.server_major(), no_owner).check()  # owners: a superuser
     with database_as_of(with_own_key(settings), target, scratch=scratch, clock=clock,
                         allow_unsigned=allow_unsigned) as made:

@@ -29,6 +29,8 @@ BaseBackupOption = Annotated[Path | None, typer.Option(
     "--base-backup", metavar="DIR", help="Start from this pg_basebackup output directory (-Fp, "
     "or -Ft's base.tar) instead of the newest base backup in S3 that ended before TIME "
     "(`backup-agent base-backup` makes those).")]
+
+
 def checked_identifier(value: str | None) -> str | None:
     """--system-identifier, checked inside the run (a one-line error, exit 2)."""
     if value is not None and not (value.isascii() and value.isdigit()):

@@ -45,7 +45,6 @@ from backup_agent.restoring.cluster import (
     RecoveredCluster,
     check_base_backups,
     recover_cluster,
-    require_trusted_keys,
 )
 from backup_agent.storage import local
 
@@ -73,8 +72,7 @@ def database_as_of(settings: Settings, target: RecoveryTarget, *, scratch: Path 
     owner = _server_owner(scratch)
     if scratch is not None:
         _check_scratch(scratch, owner)
-    require_trusted_keys(settings, allow_unsigned=allow_unsigned)
-    check_base_backups(settings, target, allow_unsigned=allow_unsigned)
+    check_base_backups(settings, target, allow_unsigned=allow_unsigned)  # no key: refused
     archive_now(settings, target, clock(), required=True)  # raises before any change
     root = Path(tempfile.mkdtemp(prefix=SCRATCH_PREFIX, dir=scratch))
     try:

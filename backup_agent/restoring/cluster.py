@@ -98,12 +98,16 @@ def _s3_bases(settings: Settings, target: RecoveryTarget, system_identifier: str
     proven."""
     store = S3Store(settings.s3)
     where = f"s3://{store.bucket}/{store.prefix}{BASE_ROOT}"
-    clusters = system_identifiers(store)
-    if system_identifier is None:
-        named = clusters
-        if len(clusters) > 1:  # a key planted with the writer's AWS key names one too
-            clusters = [cluster for cluster in clusters if _proven_bases(settings, store,
-                                                                         cluster, allow_unsigned)]
+    named = system_identifiers(store)
+    if system_identifier is not None:
+        proven = _proven_bases(settings, store, system_identifier, allow_unsigned)
+    else:
+        # A key planted with the writer's AWS key names a cluster too: with several, only
+        # those with a proven base backup count (each proven once).
+        proven_by = {cluster: _proven_bases(settings, store, cluster, allow_unsigned)
+                     for cluster in named}
+        clusters = [cluster for cluster in named if proven_by[cluster]] if len(named) > 1 \
+            else named
         if named and not clusters:
             raise _none_trusted(f"{where} holds base backups of {', '.join(named)}")
         if len(clusters) != 1:
@@ -113,8 +117,8 @@ def _s3_bases(settings: Settings, target: RecoveryTarget, system_identifier: str
                     "pass --system-identifier ID" if clusters else
                     "take one with `backup-agent base-backup`, or pass --base-backup DIR"))
         system_identifier = clusters[0]
-    proven = _proven_bases(settings, store, system_identifier, allow_unsigned)
-    if not proven and system_identifier in clusters:
+        proven = proven_by[system_identifier]
+    if not proven and system_identifier in named:
         raise _none_trusted(f"{where}{system_identifier}/ holds base backups")
     return usable_before(proven, target.moment, where)
 

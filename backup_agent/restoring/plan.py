@@ -68,6 +68,11 @@ class RestorePlan:
 
 
 
+def containers_to_stop(settings: Settings, *, swap: bool) -> list[str]:
+    """APP_CONTAINERS, stopped around a swap (never for --target-db, or with SKIP_APP_STOP)."""
+    return list(settings.app_containers) if swap and not settings.skip_app_stop else []
+
+
 def make_plan(settings: Settings, source: BackupRef, *, target_db: str | None,
               drop_previous: bool, no_owner: bool, moment: datetime) -> RestorePlan:
     target = target_db or settings.postgres.database
@@ -75,6 +80,5 @@ def make_plan(settings: Settings, source: BackupRef, *, target_db: str | None,
     return RestorePlan(
         source=source, target=target, build=made_name(target, BUILDING, moment),
         previous=made_name(target, ROLLBACK, moment) if swap else None,
-        stop_containers=list(settings.app_containers)
-        if swap and not settings.skip_app_stop else [],
+        stop_containers=containers_to_stop(settings, swap=swap),
         drop_previous=drop_previous and swap, no_owner=no_owner)

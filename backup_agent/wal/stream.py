@@ -76,7 +76,6 @@ class Stream:
         self._recorded_at = clock()
 
     def _prepare(self) -> None:
-        spooling.check_spool(self._spool)
         identity = identify_system(self._postgres)
         self._server = WalServer(self._postgres)
         self._segment_bytes = self._server.segment_bytes()
