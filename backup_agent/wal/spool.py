@@ -169,8 +169,11 @@ class StreamState:
 
 # What a restarted stream keeps from the last run on the same server and slot: S3 still
 # holds those segments, and `status` should not say "none" until the next one.
-CARRIED_OVER = ("last_segment", "last_key", "last_uploaded_at", "archived_through",
-                "last_switch_at", "restorable_from", "unarchived_since", "current_lsn")
+CARRIED_OVER = ("last_segment", "last_key", "last_uploaded_at", "last_switch_at",
+                "restorable_from")
+# Positions, kept only on the same timeline: after a PITR's switch the old timeline's end
+# says nothing of what S3 holds of the new one.
+POSITIONS = ("archived_through", "current_lsn", "unarchived_since")
 
 
 def resumed_state(spool: Path, system_identifier: str, timeline: int, slot: str) -> StreamState:
@@ -178,7 +181,8 @@ def resumed_state(spool: Path, system_identifier: str, timeline: int, slot: str)
                         pid=os.getpid())
     previous = read_state(spool) or {}
     if (previous.get("system_identifier"), previous.get("slot")) == (system_identifier, slot):
-        for name in CARRIED_OVER:
+        kept = CARRIED_OVER + (POSITIONS if previous.get("timeline") == timeline else ())
+        for name in kept:
             if isinstance(previous.get(name), str) and _readable(name, previous[name]):
                 setattr(state, name, previous[name])
         if previous.get("slot_state") == "lost":  # stopped before its base backup was taken

@@ -10,6 +10,7 @@ import subprocess
 import time
 from pathlib import Path
 
+from backup_agent.model.wal_positions import parse_lsn
 from backup_agent.physical.server import PrivateServer
 from testbed.pitr import owned_directory
 from testbed.postgres import PostgresServer, running_server
@@ -24,17 +25,19 @@ def _stream(environment: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
                                 stdout=subprocess.DEVNULL, stderr=handle)
 
 
-def _wait_until_archived(environment: dict[str, str]) -> None:
-    """Until the stream's state says S3 holds everything the server wrote on timeline 2
-    (WAL_MAX_DELAY is 1 s)."""
+def _wait_until_archived(environment: dict[str, str], written: str) -> None:
+    """Until the stream's state says S3 holds timeline 2's WAL up to LSN `written`
+    (WAL_MAX_DELAY is 1 s). Not "lag 0 and last file 00000002…": the .history is uploaded
+    first, before the stream has measured anything."""
     state_file = Path(environment["WAL_SPOOL_DIR"]) / ".backup-agent" / "state.json"
     deadline = time.monotonic() + 60
     state: dict[str, object] = {}
     while time.monotonic() < deadline:
         if state_file.exists():
             state = json.loads(state_file.read_text())
-            if state.get("lag_bytes") == 0 and \
-                    str(state.get("last_segment", "")).startswith("00000002"):
+            through = state.get("archived_through")
+            if state.get("timeline") == 2 and isinstance(through, str) and \
+                    parse_lsn(through) >= parse_lsn(written):
                 return
         time.sleep(0.5)
     raise AssertionError(f"timeline 2's WAL did not reach S3 within 60 s: {state}")
@@ -87,7 +90,8 @@ def _switch_and_follow(server: PostgresServer, s3_endpoint: S3Endpoint, tmp_path
         server.psql(DATABASE, "INSERT INTO orders (id, at) SELECT 100000 + g, clock_timestamp()"
                               " FROM generate_series(1, 5) AS g;")
         after = archived.orders(DATABASE)
-        _wait_until_archived(environment)
+        _wait_until_archived(environment, server.psql(
+            "postgres", "SELECT pg_current_wal_lsn();").strip())
     finally:
         stop(stream, tmp_path / "second-stream.log")
     listing = run_agent(["verify", "--wal", "--json"], environment)

@@ -148,7 +148,7 @@ def test_status_reads_the_stream_s_state_from_the_spool(tmp_path: Path) -> None:
 def test_a_restarted_stream_keeps_what_s3_holds_from_the_last_run(tmp_path: Path) -> None:
     from backup_agent.wal.spool import resumed_state, write_state
 
-    write_state(tmp_path, {"system_identifier": "7", "slot": "backup_agent",
+    write_state(tmp_path, {"system_identifier": "7", "slot": "backup_agent", "timeline": 1,
                            "last_segment": "000000010000000000000003",
                            "archived_through": "0/4000000", "receiver": "stopped",
                            "last_uploaded_at": "2026-12-02T20:59:00+00:00", "alarm": "old"})
@@ -160,18 +160,22 @@ def test_a_restarted_stream_keeps_what_s3_holds_from_the_last_run(tmp_path: Path
     # Another server or slot: nothing carried over (its segments are not this archive's).
     assert resumed_state(tmp_path, "8", 1, "backup_agent").last_segment is None
     assert resumed_state(tmp_path, "7", 1, "other").last_segment is None
+    # After a PITR's timeline switch: the last segment is still S3's, positions are not.
+    switched = resumed_state(tmp_path, "7", 2, "backup_agent")
+    assert (switched.last_segment, switched.archived_through) == \
+        ("000000010000000000000003", None)
 
 
 def test_a_restart_does_not_make_old_wal_young(tmp_path: Path) -> None:
     from backup_agent.wal.spool import resumed_state, still_waiting, write_state
 
-    write_state(tmp_path, {"system_identifier": "7", "slot": "backup_agent",
+    write_state(tmp_path, {"system_identifier": "7", "slot": "backup_agent", "timeline": 1,
                            "unarchived_since": "2026-12-02T20:59:00+00:00",
                            "current_lsn": "0/5000100", "archived_through": "0/5000000"})
     state = resumed_state(tmp_path, "7", 1, "backup_agent")
     # The lag's clock starts from when the last run first saw that WAL waiting.
     assert still_waiting(state) == [("2026-12-02T20:59:00+00:00", 0x5000100)]
-    write_state(tmp_path, {"system_identifier": "7", "slot": "backup_agent",
+    write_state(tmp_path, {"system_identifier": "7", "slot": "backup_agent", "timeline": 1,
                            "unarchived_since": None, "current_lsn": "0/5000100"})
     assert still_waiting(resumed_state(tmp_path, "7", 1, "backup_agent")) == []
 
@@ -180,7 +184,7 @@ def test_a_hole_is_not_hidden_by_segments_after_it_in_the_spool(tmp_path: Path) 
     from backup_agent.wal.spool import hole_before, resumed_state, write_state
 
     size = 16 * 1024 * 1024
-    write_state(tmp_path, {"system_identifier": "7", "slot": "backup_agent",
+    write_state(tmp_path, {"system_identifier": "7", "slot": "backup_agent", "timeline": 1,
                            "archived_through": "0/3000000", "slot_state": "lost"})
     state = resumed_state(tmp_path, "7", 1, "backup_agent")
     assert state.slot_state == "lost"  # stopped before the base backup after the hole
@@ -190,6 +194,6 @@ def test_a_hole_is_not_hidden_by_segments_after_it_in_the_spool(tmp_path: Path) 
     (tmp_path / "000000010000000000000006").write_bytes(b"")
     assert hole_before(tmp_path, state, 7 * size, size) is not None
     # A state.json whose LSN does not parse is not carried over (no crash on restart).
-    write_state(tmp_path, {"system_identifier": "7", "slot": "backup_agent",
+    write_state(tmp_path, {"system_identifier": "7", "slot": "backup_agent", "timeline": 1,
                            "archived_through": "nonsense"})
     assert resumed_state(tmp_path, "7", 1, "backup_agent").archived_through is None
