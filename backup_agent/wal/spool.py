@@ -90,6 +90,13 @@ def ready_files(spool: Path) -> list[tuple[WalFile, Path]]:
                                            item[0].kind != WalKind.HISTORY, item[0].name))
 
 
+def complete_segments(spool: Path, timeline: int, segment_bytes: int) -> list[int]:
+    """The numbers of the complete segments of `timeline` waiting in the spool, in order
+    (an older timeline's, left by the run before a PITR, say nothing of this one's)."""
+    return sorted(segment_number(wal.name, segment_bytes) for wal, _path in ready_files(spool)
+                  if wal.kind == WalKind.SEGMENT and wal.timeline == timeline)
+
+
 def spool_bytes(spool: Path) -> int:
     """Return the bytes the spool holds on disk, the agent's own files included."""
     total = 0
@@ -208,8 +215,7 @@ def hole_before(spool: Path, state: StreamState, start: int, segment_bytes: int)
     if state.archived_through is None:
         return None
     covered = parse_lsn(state.archived_through)
-    for number in sorted(segment_number(wal.name, segment_bytes)
-                         for wal, _path in ready_files(spool) if wal.kind == WalKind.SEGMENT):
+    for number in complete_segments(spool, state.timeline, segment_bytes):
         if number * segment_bytes <= covered:  # only what continues the archive, no hole
             covered = max(covered, (number + 1) * segment_bytes)
     if start <= covered:

@@ -212,7 +212,9 @@ class Stream:
     def _upload(self, now: float) -> None:
         try:
             for uploaded in upload_ready(self._store, self._spool, self._encoder):
-                if uploaded.wal.kind == WalKind.SEGMENT:
+                # an older timeline's segment (left before a PITR) ends nothing of this one
+                if uploaded.wal.kind == WalKind.SEGMENT and \
+                        uploaded.wal.timeline == self.state.timeline:
                     end = (segment_number(uploaded.wal.name, self._segment_bytes) + 1) \
                         * self._segment_bytes
                     self._completed_end = max(self._completed_end, end)
@@ -277,10 +279,9 @@ class Stream:
     def _force_switch(self, now: float, slot: SlotState) -> None:
         """pg_switch_wal() when WAL written has sat outside a complete segment too long."""
         completed = self._completed_end
-        ready = [wal for wal, _path in ready_files(self._spool) if wal.kind == WalKind.SEGMENT]
-        if ready:
-            completed = max(completed, (segment_number(ready[-1].name, self._segment_bytes)
-                                        + 1) * self._segment_bytes)
+        if ready := spooling.complete_segments(self._spool, self.state.timeline,
+                                               self._segment_bytes):
+            completed = max(completed, (ready[-1] + 1) * self._segment_bytes)
         if parse_lsn(slot.current_lsn) <= completed or not self._receiver.running:
             self._pending_since = None
             return

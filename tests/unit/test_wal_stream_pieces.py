@@ -193,6 +193,12 @@ def test_a_hole_is_not_hidden_by_segments_after_it_in_the_spool(tmp_path: Path) 
     # Segments the new slot received after a hole do not bridge it.
     (tmp_path / "000000010000000000000006").write_bytes(b"")
     assert hole_before(tmp_path, state, 7 * size, size) is not None
+    # Nor does an older timeline's segment, left in the spool before a PITR's switch.
+    from backup_agent.wal.spool import StreamState
+
+    on_two = StreamState(system_identifier="7", timeline=2, slot="backup_agent", pid=1,
+                         archived_through="0/3000000")
+    assert hole_before(tmp_path, on_two, 4 * size, size) is not None  # 1's 03 is no bridge
     # A state.json whose LSN does not parse is not carried over (no crash on restart).
     write_state(tmp_path, {"system_identifier": "7", "slot": "backup_agent", "timeline": 1,
                            "archived_through": "nonsense"})
