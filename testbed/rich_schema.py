@@ -977,8 +977,15 @@ def comparable(dump: bytes) -> bytes:
     \\restrict key lines and the version comments; and a policy's roles in one order
     (pg_dump lists them as pg_authid's heap holds them, with no ORDER BY: two clusters with
     the same roles can differ there once a role's row was updated or a dropped one's slot
-    reused)."""
-    return _POLICY_ROLES.sub(_sorted_roles, _UNSTABLE_LINE.sub(b"", dump))
+    reused); and the per-role database settings in one order (pg_dump reads
+    pg_db_role_setting with no ORDER BY either)."""
+    stable = _POLICY_ROLES.sub(_sorted_roles, _UNSTABLE_LINE.sub(b"", dump))
+    return _ROLE_SETTINGS.sub(lambda block: b"\n".join(sorted(block.group(0).split(b"\n"))),
+                              stable)
+
+
+_ROLE_SETTINGS = re.compile(rb"^ALTER ROLE \S+ IN DATABASE .*(?:\nALTER ROLE \S+ IN DATABASE .*)*$",
+                            re.MULTILINE)
 
 
 _POLICY_ROLES = re.compile(rb"^(CREATE POLICY .*? TO )(.+?)((?: USING \(| WITH CHECK \(|;).*)$",
